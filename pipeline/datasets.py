@@ -1,0 +1,135 @@
+"""Datasets on disk: where each layout keeps its videos, classes and groups, scanned into a clip table.
+
+The clip table is the pipeline's unit of bookkeeping: one row per video with columns
+clip_id (path relative to the video root, as the official split lists write it), path, label,
+group, and after probing frames, fps, width, height, readable and reason.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from pipeline.errors import ActrecError
+from pipeline.params import DatasetParams
+from pipeline.video import VIDEO_EXTENSIONS, VideoError, probe
+
+logger = logging.getLogger(__name__)
+
+UCF_GROUP = r"_g(\d+)_c\d+"
+HMDB_SPLITS_DIR = "testTrainMulti_7030_splits"
+UCF_SPLITS_DIR = "ucfTrainTestlist"
+
+
+class DatasetError(ActrecError):
+    """The dataset root or its selection cannot give a usable clip table."""
+
+
+def video_root(params: DatasetParams) -> Path:
+    """The folder whose sub-folders are the classes."""
+    root = Path(params.root)
+    if not root.is_dir():
+        raise DatasetError(f"dataset.root {str(root)!r} does not exist or is not a folder "
+                           f"(dataset.name is {params.name!r})")
+    if params.name == "ucf101" and (root / "UCF-101").is_dir():
+        return root / "UCF-101"
+    return root
+
+
+def splits_dir(params: DatasetParams) -> Path | None:
+    """Where the official split lists are, if this dataset has them and they are present."""
+    if params.splits_dir:
+        path = Path(params.splits_dir)
+        if not path.is_dir():
+            raise DatasetError(f"dataset.splits_dir {str(path)!r} does not exist")
+        return path
+    name = {"ucf101": UCF_SPLITS_DIR, "hmdb51": HMDB_SPLITS_DIR}.get(params.name)
+    if name is None:
+        return None
+    for candidate in (Path(params.root) / name, Path(params.root).parent / name):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def group_of(clip_id: str, params: DatasetParams) -> str:
+    """The group a clip belongs to: clips of one group come from one source and stay in one part."""
+    stem = Path(clip_id).stem
+    if params.name == "ucf101":
+        match = re.search(UCF_GROUP, stem)
+        return f"g{int(match.group(1)):02d}" if match else stem
+    if params.name == "hmdb51":
+        # HMDB names clips <source video>_<n>; clips cut from one source video form a group.
+        return re.sub(r"_\d+$", "", stem)
+    if params.group_pattern:
+        match = re.search(params.group_pattern, stem)
+        if match:
+            return f"g{int(match.group(1)):02d}" if match.group(1).isdigit() else match.group(1)
+    return clip_id
+
+
+def scan(params: DatasetParams) -> pd.DataFrame:
+    """List every video under the dataset root as (clip_id, path, label, group), classes sorted."""
+    root = video_root(params)
+    skip = {UCF_SPLITS_DIR, HMDB_SPLITS_DIR}
+    rows = []
+    for class_dir in sorted((d for d in root.iterdir() if d.is_dir() and d.name not in skip),
+                            key=lambda d: d.name.lower()):
+        for path in sorted(class_dir.rglob("*")):
+            if path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file():
+                clip_id = path.relative_to(root).as_posix()
+                rows.append({"clip_id": clip_id, "path": str(path), "label": class_dir.name,
+                             "group": group_of(clip_id, params)})
+    if not rows:
+        raise DatasetError(f"no videos ({', '.join(VIDEO_EXTENSIONS)}) in class folders under {root}")
+    return pd.DataFrame(rows)
+
+
+def select_classes(table: pd.DataFrame, classes: str | int | list[str]) -> list[str]:
+    """Resolve dataset.classes ("all", first N, or names) against the classes present."""
+    present = sorted(table["label"].unique(), key=str.lower)
+    if classes == "all":
+        return present
+    if isinstance(classes, int):
+        if classes > len(present):
+            logger.warning("dataset.classes asks for %d classes; only %d are present", classes, len(present))
+        return present[:classes]
+    by_lower = {c.lower(): c for c in present}
+    missing = [c for c in classes if c.lower() not in by_lower]
+    if missing:
+        hints = {c: difflib.get_close_matches(c, present, n=1) for c in missing}
+        said = ", ".join(f"{c!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for c, h in hints.items())
+        raise DatasetError(f"dataset.classes names classes not found under the dataset root: {said}")
+    return [by_lower[c.lower()] for c in classes]
+
+
+def probe_table(table: pd.DataFrame, workers: int = 4) -> pd.DataFrame:
+    """Add frames, fps, width, height, readable and reason; unreadable clips are kept and marked."""
+
+    def one(path: str) -> dict:
+        try:
+            info = probe(path)
+        except VideoError as err:
+            return {"frames": 0, "fps": 0.0, "width": 0, "height": 0, "readable": False, "reason": str(err)}
+        return {"frames": info.frames, "fps": round(info.fps, 3), "width": info.width,
+                "height": info.height, "readable": True, "reason": ""}
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(tqdm(pool.map(one, table["path"]), total=len(table), desc="probe", unit="clip"))
+    return pd.concat([table.reset_index(drop=True), pd.DataFrame(results)], axis=1)
+
+
+def limit_per_class(table: pd.DataFrame, max_clips: int | None, seed: int) -> pd.DataFrame:
+    """At most max_clips readable clips per class, drawn with the seed; unreadable rows stay listed."""
+    if max_clips is None:
+        return table
+    readable = table[table["readable"]]
+    kept = (readable.groupby("label", group_keys=False)
+            .apply(lambda g: g.sample(n=min(len(g), max_clips), random_state=seed)))
+    return table[~table["readable"] | table.index.isin(kept.index)]

@@ -1,0 +1,51 @@
+"""Stage 5: evaluate the trained head on the test split.
+
+python -m pipeline.evaluate  →  reports/metrics.json (DVC metrics), reports/predictions.csv
+(DVC confusion plot), reports/per_class.csv (DVC bar plot of per-class accuracy)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from pipeline.errors import run_main
+from pipeline.extract import FEATURES
+from pipeline.features import FeatureStoreError, load_features
+from pipeline.inference import load_model
+from pipeline.metrics import per_class_table, summary_metrics
+from pipeline.reports import write_json
+from pipeline.train import MODEL
+from pipeline.training import predict_proba
+
+logger = logging.getLogger("pipeline.evaluate")
+
+REPORTS = Path("reports")
+
+
+def main() -> None:
+    model, checkpoint = load_model(MODEL)
+    test = load_features(FEATURES, parts=("test",))
+    if not len(test.labels):
+        raise FeatureStoreError(f"{FEATURES} has no test clips")
+    if test.classes != checkpoint["classes"]:
+        raise FeatureStoreError(f"{MODEL} was trained on other classes than {FEATURES} holds; run train again")
+    probs = predict_proba(model, test.features)
+    metrics = summary_metrics(test.labels, probs)
+    skipped = json.loads((REPORTS / "extract.json").read_text()).get("failed", 0) + \
+        json.loads((REPORTS / "subset.json").read_text()).get("unreadable", 0)
+    write_json(REPORTS / "metrics.json", {**metrics, "skipped_clips": skipped})
+    names = test.classes
+    pd.DataFrame({"clip_id": test.clip_ids, "actual": [names[i] for i in test.labels],
+                  "predicted": [names[i] for i in probs.argmax(1)],
+                  "confidence": probs.max(1).round(4)}).to_csv(REPORTS / "predictions.csv", index=False)
+    per_class_table(test.labels, probs, names).round(4).to_csv(REPORTS / "per_class.csv", index=False)
+    logger.info("test: top-1 %.3f, top-5 %.3f, macro-F1 %.3f on %d clips",
+                metrics["top1"], metrics["top5"], metrics["macro_f1"], metrics["test_clips"])
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,196 @@
+"""The feature store: extracted clip features, cached so that no clip is ever paid for twice.
+
+Two layers:
+- the cache, `<cache_dir>/<backbone>-<settings key>/shard-*.h5`: immutable shards of clips
+  extracted with one set of extraction settings, keyed by each video's content fingerprint.
+  A shard is written under a temporary name and renamed into place, so a killed run leaves no
+  half-written shard, and a run again skips every clip already in a shard. Changing any setting
+  that changes features (backbone, weights, T, K, image size, precision) selects another folder;
+  growing the subset only adds shards.
+- the feature file (`features/features.h5`), assembled from the cache for exactly the clips of
+  the current split: features (N, K, T, D) float16, labels, clip_ids, split, frame_indices, with
+  attributes recording how the features were made. Training reads only this file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import ActrecError
+
+FORMAT_VERSION = 1
+
+
+class FeatureStoreError(ActrecError):
+    """A feature file or cache that does not match what the pipeline needs."""
+
+
+@dataclass(frozen=True)
+class ExtractionSettings:
+    """Everything that changes the numbers a backbone produces for a clip."""
+
+    backbone: str
+    weights: str | None
+    frames: int
+    clips: int
+    image_size: int
+    precision: str
+    seed: int
+
+    def key(self) -> str:
+        blob = json.dumps({**asdict(self), "format": FORMAT_VERSION}, sort_keys=True)
+        return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def fingerprint(path: str | Path, block: int = 1 << 16) -> str:
+    """Content identity of a video: size plus hashes of its head and tail (cheap on large files).
+
+    Keys the cache on content, not on names, so moving or re-listing a dataset reuses features.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    digest = hashlib.sha1(str(size).encode())
+    with path.open("rb") as handle:
+        digest.update(handle.read(block))
+        if size > block:
+            handle.seek(max(block, size - block))
+            digest.update(handle.read(block))
+    return digest.hexdigest()[:20]
+
+
+def _atomic_h5(path: Path) -> tuple[Path, h5py.File]:
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    return tmp, h5py.File(tmp, "w")
+
+
+class FeatureCache:
+    """A folder of immutable shards for one ExtractionSettings."""
+
+    def __init__(self, cache_dir: str | Path, settings: ExtractionSettings) -> None:
+        self.settings = settings
+        self.dir = Path(cache_dir) / f"{settings.backbone}-{settings.key()}"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        meta = self.dir / "settings.json"
+        if not meta.exists():
+            meta.write_text(json.dumps(asdict(settings), indent=2) + "\n")
+
+    def shards(self) -> list[Path]:
+        return sorted(self.dir.glob("shard-*.h5"))
+
+    def index(self) -> dict[str, tuple[Path, int]]:
+        """fingerprint → (shard, row) for every clip completely written to the cache."""
+        found: dict[str, tuple[Path, int]] = {}
+        for shard in self.shards():
+            with h5py.File(shard, "r") as f:
+                for row, fp in enumerate(f["fingerprints"].asstr()[:]):
+                    found.setdefault(fp, (shard, row))
+        return found
+
+    def write_shard(self, fingerprints: list[str], features: np.ndarray, frame_indices: np.ndarray,
+                    tag: str = "") -> Path:
+        """Write one shard; it appears under its final name only once complete."""
+        final = self.dir / f"shard-{tag}{uuid.uuid4().hex[:12]}.h5"
+        tmp, f = _atomic_h5(final)
+        try:
+            with f:
+                f.create_dataset("fingerprints", data=np.array(fingerprints, dtype=object),
+                                 dtype=h5py.string_dtype())
+                f.create_dataset("features", data=features.astype(np.float16))
+                f.create_dataset("frame_indices", data=frame_indices.astype(np.int32))
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return final
+
+
+def assemble(cache: FeatureCache, table: pd.DataFrame, classes: list[str], out_path: str | Path,
+             attrs: dict) -> int:
+    """Write the feature file for the rows of `table` (clip_id, label, split, fingerprint).
+
+    Rows missing from the cache are left out; returns how many rows were written. Streams one
+    shard at a time, so memory stays flat however many clips there are.
+    """
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    index = cache.index()
+    table = table[table["fingerprint"].isin(index)].reset_index(drop=True)
+    n, s = len(table), cache.settings
+    if n == 0:
+        raise FeatureStoreError("no clip of the split has features in the cache: nothing to assemble")
+    label_ids = {c: i for i, c in enumerate(classes)}
+    tmp, f = _atomic_h5(out_path)
+    try:
+        with f:
+            for shard, group in table.groupby(table["fingerprint"].map(lambda fp: index[fp][0])):
+                rows = [index[fp][1] for fp in group["fingerprint"]]
+                with h5py.File(shard, "r") as src:
+                    order = np.argsort(rows)
+                    feats = src["features"][np.array(rows)[order]]
+                    idx = src["frame_indices"][np.array(rows)[order]]
+                if "features" not in f:
+                    dim = feats.shape[-1]
+                    f.create_dataset("features", (n, s.clips, s.frames, dim), dtype=np.float16,
+                                     chunks=(1, s.clips, s.frames, dim))
+                    f.create_dataset("frame_indices", (n, s.clips, s.frames), dtype=np.int32)
+                targets = group.index.to_numpy()[order]
+                # h5py wants increasing indices for point writes: write row by row in target order.
+                for j in np.argsort(targets):
+                    f["features"][targets[j]] = feats[j]
+                    f["frame_indices"][targets[j]] = idx[j]
+            f.create_dataset("labels", data=table["label"].map(label_ids).to_numpy(np.int64))
+            f.create_dataset("clip_ids", data=table["clip_id"].to_numpy(object), dtype=h5py.string_dtype())
+            f.create_dataset("split", data=table["split"].to_numpy(object), dtype=h5py.string_dtype())
+            f.attrs.update({**{k: ("" if v is None else v) for k, v in asdict(s).items()},
+                            "feature_dim": f["features"].shape[-1], "classes": json.dumps(classes),
+                            "settings_key": s.key(), "format": FORMAT_VERSION, **attrs})
+        os.replace(tmp, out_path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return n
+
+
+@dataclass
+class FeatureSet:
+    """A feature file in memory: features (N, K, T, D) float16 and what each row is."""
+
+    features: np.ndarray
+    labels: np.ndarray
+    clip_ids: np.ndarray
+    split: np.ndarray
+    classes: list[str]
+    attrs: dict
+
+    def part(self, name: str) -> FeatureSet:
+        mask = self.split == name
+        return FeatureSet(self.features[mask], self.labels[mask], self.clip_ids[mask], self.split[mask],
+                          self.classes, self.attrs)
+
+
+def load_features(path: str | Path, parts: Iterable[str] | None = None) -> FeatureSet:
+    """Read the feature file (optionally only some split parts) into memory."""
+    path = Path(path)
+    if not path.is_file():
+        raise FeatureStoreError(f"feature file {path} not found; run the extract stage first")
+    with h5py.File(path, "r") as f:
+        if f.attrs.get("format") != FORMAT_VERSION or "features" not in f:
+            raise FeatureStoreError(f"{path} is not an actrec feature file (format {FORMAT_VERSION})")
+        split = f["split"].asstr()[:]
+        mask = np.isin(split, list(parts)) if parts is not None else np.ones(len(split), dtype=bool)
+        return FeatureSet(
+            features=f["features"][:][mask],  # one contiguous read beats h5py's point selection
+            labels=f["labels"][:][mask],
+            clip_ids=f["clip_ids"].asstr()[:][mask],
+            split=split[mask],
+            classes=json.loads(f.attrs["classes"]),
+            attrs=dict(f.attrs),
+        )

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from pipeline.errors import ActrecError
 from pipeline.params import DatasetParams
-from pipeline.video import VIDEO_EXTENSIONS, VideoError, probe
+from pipeline.video import VIDEO_EXTENSIONS, VideoError, fingerprint, probe
 
 logger = logging.getLogger(__name__)
 
@@ -110,15 +110,16 @@ def select_classes(table: pd.DataFrame, classes: str | int | list[str]) -> list[
 
 
 def probe_table(table: pd.DataFrame, workers: int = 4) -> pd.DataFrame:
-    """Add frames, fps, width, height, readable and reason; unreadable clips are kept and marked."""
+    """Add fingerprint, frames, fps, width, height, readable and reason; unreadable clips stay, marked."""
 
     def one(path: str) -> dict:
         try:
             info = probe(path)
         except VideoError as err:
-            return {"frames": 0, "fps": 0.0, "width": 0, "height": 0, "readable": False, "reason": str(err)}
-        return {"frames": info.frames, "fps": round(info.fps, 3), "width": info.width,
-                "height": info.height, "readable": True, "reason": ""}
+            return {"fingerprint": "", "frames": 0, "fps": 0.0, "width": 0, "height": 0, "readable": False,
+                    "reason": str(err)}
+        return {"fingerprint": fingerprint(path), "frames": info.frames, "fps": round(info.fps, 3),
+                "width": info.width, "height": info.height, "readable": True, "reason": ""}
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(tqdm(pool.map(one, table["path"]), total=len(table), desc="probe", unit="clip"))

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from pipeline.backbones import load_backbone
 from pipeline.errors import run_main
 from pipeline.extraction import extract_features, resolve_batch_size, resolve_device, resolve_precision
-from pipeline.features import ExtractionSettings, FeatureCache, assemble, fingerprint
+from pipeline.features import ExtractionSettings, FeatureCache, assemble
 from pipeline.params import ExtractParams, load_params
 from pipeline.reports import write_json
 from pipeline.split import SPLIT
@@ -81,7 +81,6 @@ def main() -> None:
                                   image_size=cfg.image_size, precision=resolve_precision(cfg.precision, device),
                                   seed=params.seed if cfg.clips > 1 else 0)
     table = pd.read_csv(SPLIT, keep_default_na=False)
-    table["fingerprint"] = [fingerprint(p) for p in table["path"]]
     cache = FeatureCache(cfg.cache_dir, settings)
     reused = int(table["fingerprint"].isin(cache.index()).sum())
     failed = fill_cache(cache, table, cfg, device)

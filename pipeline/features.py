@@ -52,22 +52,6 @@ class ExtractionSettings:
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
-def fingerprint(path: str | Path, block: int = 1 << 16) -> str:
-    """Content identity of a video: size plus hashes of its head and tail (cheap on large files).
-
-    Keys the cache on content, not on names, so moving or re-listing a dataset reuses features.
-    """
-    path = Path(path)
-    size = path.stat().st_size
-    digest = hashlib.sha1(str(size).encode())
-    with path.open("rb") as handle:
-        digest.update(handle.read(block))
-        if size > block:
-            handle.seek(max(block, size - block))
-            digest.update(handle.read(block))
-    return digest.hexdigest()[:20]
-
-
 def _atomic_h5(path: Path) -> tuple[Path, h5py.File]:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     return tmp, h5py.File(tmp, "w")

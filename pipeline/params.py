@@ -74,8 +74,8 @@ class DatasetParams:
 
 @dataclass(frozen=True)
 class DemoParams:
-    clips_per_class: int = 24
-    groups: int = 6
+    clips_per_class: int = 30
+    groups: int = 10
     fps: int = 25
     width: int = 160
     height: int = 120

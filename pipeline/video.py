@@ -7,6 +7,7 @@ or decode surfaces as VideoError, which the stages report and skip instead of cr
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,23 @@ class VideoInfo:
     fps: float
     width: int
     height: int
+
+
+def fingerprint(path: str | Path, block: int = 1 << 16) -> str:
+    """Content identity of a video: its size and a hash of its head and tail (cheap on large files).
+
+    The clip table records it, so a changed video changes the table, and the feature cache is
+    keyed on it rather than on names, so moving or re-listing a dataset reuses features.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    digest = hashlib.sha1(str(size).encode())
+    with path.open("rb") as handle:
+        digest.update(handle.read(block))
+        if size > block:
+            handle.seek(max(block, size - block))
+            digest.update(handle.read(block))
+    return digest.hexdigest()[:20]
 
 
 def sample_indices(num_frames: int, frames: int, clips: int = 1, seed: int | None = None) -> np.ndarray:

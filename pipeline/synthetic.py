@@ -49,7 +49,7 @@ def _scene(seed: int, pair: int, group: int) -> dict:
     """Scene shared by a group (both classes of a pair): background style and colour family."""
     rng = np.random.default_rng([seed, 0, pair, group, 0])
     hue = rng.uniform()
-    return {
+    scene = {
         "style": _BG_STYLES[rng.integers(len(_BG_STYLES))],
         # Muted background colours so the bright object always stands out.
         "c0": _hsv(hue + rng.uniform(.2, .8), rng.uniform(.1, .3), rng.uniform(.2, .35)),
@@ -57,6 +57,13 @@ def _scene(seed: int, pair: int, group: int) -> dict:
         "angle": rng.uniform(0, np.pi),
         "blobs": rng.uniform(0, 1, size=(4, 3)),
     }
+    if pair == 0:
+        # Pooled CNN features barely see where an object is; a stage lit dark on the left and bright
+        # on the right (as a side-lit scene) turns position into contrast, which they do see.
+        scene.update(style="gradient", angle=0.0,
+                     c0=_hsv(hue, rng.uniform(.1, .3), rng.uniform(.05, .15)),
+                     c1=_hsv(hue + rng.uniform(.2, .8), rng.uniform(.1, .3), rng.uniform(.6, .75)))
+    return scene
 
 
 def _background(scene: dict, rng: np.random.Generator, width: int, height: int) -> np.ndarray:

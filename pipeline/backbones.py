@@ -106,6 +106,13 @@ def _efficientnet_lite0(pretrained: bool) -> nn.Module:
 def load_backbone(name: str, weights: str | None, image_size: int = 224) -> Backbone:
     """The named backbone in eval mode; weights 'imagenet' or None (random init, tests only)."""
     pretrained = weights == "imagenet"
+    # Random init is seeded, so extraction, a resumed extraction and predict all get the same network.
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        return _build(name, pretrained, image_size)
+
+
+def _build(name: str, pretrained: bool, image_size: int) -> Backbone:
     if name == "resnet50":
         # torchvision's IMAGENET1K_V2 recipe: resize to 232, crop 224 (kept proportional).
         model, dim, resize, mean, std = (_resnet50(pretrained), 2048, round(image_size * 232 / 224),

@@ -78,17 +78,28 @@ def scan(params: DatasetParams) -> pd.DataFrame:
     """List every video under the dataset root as (clip_id, path, label, group), classes sorted."""
     root = video_root(params)
     skip = {UCF_SPLITS_DIR, HMDB_SPLITS_DIR}
-    rows = []
+    rows, empty = [], []
     for class_dir in sorted((d for d in root.iterdir() if d.is_dir() and d.name not in skip),
                             key=lambda d: d.name.lower()):
-        for path in sorted(class_dir.rglob("*")):
-            if path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file():
-                clip_id = path.relative_to(root).as_posix()
-                rows.append({"clip_id": clip_id, "path": str(path), "label": class_dir.name,
-                             "group": group_of(clip_id, params)})
+        videos = [p for p in sorted(class_dir.rglob("*")) if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()]
+        if not videos:
+            empty.append(class_dir.name)
+        for path in videos:
+            clip_id = path.relative_to(root).as_posix()
+            rows.append({"clip_id": clip_id, "path": str(path), "label": class_dir.name,
+                         "group": group_of(clip_id, params)})
     if not rows:
         raise DatasetError(f"no videos ({', '.join(VIDEO_EXTENSIONS)}) in class folders under {root}")
+    if empty:
+        logger.warning("skipping %d class folder(s) without videos under %s: %s", len(empty), root, ", ".join(empty))
     return pd.DataFrame(rows)
+
+
+def read_table(path: Path, made_by: str) -> pd.DataFrame:
+    """A clip table an earlier stage wrote, or a clear error naming the stage to run first."""
+    if not path.is_file():
+        raise DatasetError(f"{path} not found; run the {made_by} stage first (dvc repro runs every stage)")
+    return pd.read_csv(path, keep_default_na=False)
 
 
 def select_classes(table: pd.DataFrame, classes: str | int | list[str]) -> list[str]:
@@ -105,7 +116,7 @@ def select_classes(table: pd.DataFrame, classes: str | int | list[str]) -> list[
     if missing:
         hints = {c: difflib.get_close_matches(c, present, n=1) for c in missing}
         said = ", ".join(f"{c!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for c, h in hints.items())
-        raise DatasetError(f"dataset.classes names classes not found under the dataset root: {said}")
+        raise DatasetError(f"dataset.classes names classes without videos under the dataset root: {said}")
     return [by_lower[c.lower()] for c in classes]
 
 
@@ -115,11 +126,16 @@ def probe_table(table: pd.DataFrame, workers: int = 4) -> pd.DataFrame:
     def one(path: str) -> dict:
         try:
             info = probe(path)
-        except VideoError as err:
-            return {"fingerprint": "", "frames": 0, "fps": 0.0, "width": 0, "height": 0, "readable": False,
-                    "reason": str(err)}
-        return {"fingerprint": fingerprint(path), "frames": info.frames, "fps": round(info.fps, 3),
-                "width": info.width, "height": info.height, "readable": True, "reason": ""}
+            key = fingerprint(path)
+        except (VideoError, OSError) as err:
+            reason = str(err) if isinstance(err, VideoError) else f"cannot read: {err.strerror or err}"
+        except Exception as err:  # a decoder bug on one odd file must not end the run
+            reason = f"unexpected {type(err).__name__}: {err}"
+        else:
+            return {"fingerprint": key, "frames": info.frames, "fps": round(info.fps, 3),
+                    "width": info.width, "height": info.height, "readable": True, "reason": ""}
+        return {"fingerprint": "", "frames": 0, "fps": 0.0, "width": 0, "height": 0, "readable": False,
+                "reason": reason}
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(tqdm(pool.map(one, table["path"]), total=len(table), desc="probe", unit="clip"))

@@ -5,6 +5,9 @@ python -m pipeline.extract  →  features/features.h5, reports/extract.json, rep
 Only clips missing from the feature cache (features/cache, keyed by the extraction settings and
 each video's content) are decoded and run; everything else is reused. So an interrupted run,
 run again, computes only what is missing, and growing the subset extracts only the new clips.
+Under `torchrun --nproc-per-node N -m pipeline.extract` each rank extracts its share of the clips
+on its own GPU into the shared cache, and rank 0 assembles the feature file (see distributed.py).
+A clip that cannot be decoded is listed in reports/extract_failed.csv with its reason and left out.
 """
 
 from __future__ import annotations
@@ -15,10 +18,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from tqdm import tqdm
 
 from pipeline.backbones import load_backbone
-from pipeline.errors import run_main
+from pipeline.datasets import read_table
+from pipeline.distributed import SINGLE, World, barrier, gather, shutdown
+from pipeline.distributed import init as init_distributed
+from pipeline.errors import output_dir, output_file, remove_leftovers, run_main
 from pipeline.extraction import extract_features, resolve_batch_size, resolve_device, resolve_precision
 from pipeline.features import ExtractionSettings, FeatureCache, assemble
 from pipeline.params import ExtractParams, load_params
@@ -28,14 +35,23 @@ from pipeline.split import SPLIT
 logger = logging.getLogger("pipeline.extract")
 
 FEATURES = Path("features/features.h5")
+REPORTS = Path("reports")
 
 
-def fill_cache(cache: FeatureCache, table: pd.DataFrame, cfg: ExtractParams, device) -> pd.DataFrame:
-    """Extract every clip of `table` not yet in the cache; return the clips that failed, with reasons."""
+def fill_cache(cache: FeatureCache, table: pd.DataFrame, cfg: ExtractParams, device: torch.device,
+               world: World = SINGLE) -> pd.DataFrame:
+    """Extract every clip of `table` not yet in the cache; return the clips that failed, with reasons.
+
+    With several ranks, each takes the clips whose fingerprint falls to it, so the shares do not
+    depend on what other ranks have already written.
+    """
     done = cache.index()
-    todo = table[~table["fingerprint"].isin(done)].drop_duplicates("fingerprint").reset_index(drop=True)
-    logger.info("%d clips in the split, %d already in the cache (%s), %d to extract",
-                len(table), len(table) - len(todo), cache.dir, len(todo))
+    todo = table[~table["fingerprint"].isin(done)].drop_duplicates("fingerprint")
+    mine = todo["fingerprint"].map(lambda fp: int(fp[:8], 16) % world.size == world.rank)
+    todo = todo[mine].reset_index(drop=True)
+    logger.info("%d clips in the split, %d already in the cache (%s), %d to extract%s",
+                len(table), len(table) - int(mine.size), cache.dir, len(todo),
+                f" on rank {world.rank} of {world.size}" if world.size > 1 else "")
     failed: list[dict] = []
     if todo.empty:
         return pd.DataFrame(failed, columns=["clip_id", "reason"])
@@ -45,7 +61,7 @@ def fill_cache(cache: FeatureCache, table: pd.DataFrame, cfg: ExtractParams, dev
 
     def flush() -> None:
         if pending[0]:
-            cache.write_shard(pending[0], np.stack(pending[1]), np.stack(pending[2]))
+            cache.write_shard(pending[0], np.stack(pending[1]), np.stack(pending[2]), tag=f"r{world.rank}-")
             for part in pending:
                 part.clear()
 
@@ -54,7 +70,8 @@ def fill_cache(cache: FeatureCache, table: pd.DataFrame, cfg: ExtractParams, dev
                                frames=s.frames, clips=s.clips, seed=s.seed,
                                batch_size=resolve_batch_size(cfg.batch_size, device),
                                num_workers=cfg.num_workers, device=device, precision=s.precision)
-    for i, feats, indices, error in tqdm(results, total=len(todo), desc="extract", unit="clip"):
+    for i, feats, indices, error in tqdm(results, total=len(todo), desc=f"extract (rank {world.rank})"
+                                         if world.size > 1 else "extract", unit="clip", position=world.rank):
         if error:
             logger.warning("skipping %s: %s", todo.at[i, "clip_id"], error)
             failed.append({"clip_id": todo.at[i, "clip_id"], "reason": error})
@@ -76,21 +93,38 @@ def main() -> None:
     params = load_params()
     cfg = params.extract
     device = resolve_device(cfg.device)
+    world = init_distributed(device.type)
+    if device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)
     # The seed only moves jittered clips (K > 1); with K = 1 sampling is fixed and the cache ignores it.
     settings = ExtractionSettings(backbone=cfg.backbone, weights=cfg.weights, frames=cfg.frames, clips=cfg.clips,
                                   image_size=cfg.image_size, precision=resolve_precision(cfg.precision, device),
                                   seed=params.seed if cfg.clips > 1 else 0)
-    table = pd.read_csv(SPLIT, keep_default_na=False)
+    table = read_table(SPLIT, "split")
+    output_dir(REPORTS)
+    remove_leftovers(output_dir(FEATURES.parent))
     cache = FeatureCache(cfg.cache_dir, settings)
+    barrier(world)  # every rank has cleared dead runs' leftovers before any rank writes a shard
     reused = int(table["fingerprint"].isin(cache.index()).sum())
-    failed = fill_cache(cache, table, cfg, device)
+    failed = pd.concat(gather(world, fill_cache(cache, table, cfg, device, world)), ignore_index=True)
+    barrier(world)
+    if world.is_main:
+        write_outputs(cache, table, failed, reused, params.dataset.name, cfg, device)
+    shutdown(world)
+
+
+def write_outputs(cache: FeatureCache, table: pd.DataFrame, failed: pd.DataFrame, reused: int, dataset: str,
+                  cfg: ExtractParams, device: torch.device) -> None:
+    """The feature file for the split, assembled from the cache, and the extraction reports."""
+    with output_file(REPORTS / "extract_failed.csv") as tmp:
+        failed.to_csv(tmp, index=False)
     classes = sorted(table["label"].unique(), key=str.lower)
-    written = assemble(cache, table, classes, FEATURES, attrs={"dataset": params.dataset.name})
-    failed.to_csv("reports/extract_failed.csv", index=False)
-    write_json("reports/extract.json", {"clips": written, "reused_from_cache": reused,
-                                        "extracted": written - reused, "failed": len(failed),
-                                        "backbone": cfg.backbone, "frames": cfg.frames, "clips_per_video": cfg.clips,
-                                        "precision": settings.precision, "device": device.type})
+    written = assemble(cache, table, classes, FEATURES, attrs={"dataset": dataset})
+    with output_file(REPORTS / "extract.json") as tmp:
+        write_json(tmp, {"clips": written, "reused_from_cache": reused, "extracted": written - reused,
+                         "failed": len(failed), "backbone": cfg.backbone, "frames": cfg.frames,
+                         "clips_per_video": cfg.clips, "precision": cache.settings.precision,
+                         "device": device.type})
     logger.info("wrote %s: %d clips (%d reused, %d failed)", FEATURES, written, reused, len(failed))
 
 

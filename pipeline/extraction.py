@@ -27,7 +27,7 @@ logger = logging.getLogger(__name__)
 def resolve_device(device: str) -> torch.device:
     """'auto' takes the GPU when there is one."""
     if device == "cuda" and not torch.cuda.is_available():
-        raise ActrecError("extract.device is 'cuda' but no CUDA GPU is available; use 'auto' or 'cpu'")
+        raise ActrecError("device 'cuda' was asked for but no CUDA GPU is available; use 'auto' or 'cpu'")
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(device)

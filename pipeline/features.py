@@ -4,19 +4,21 @@ Two layers:
 - the cache, `<cache_dir>/<backbone>-<settings key>/shard-*.h5`: immutable shards of clips
   extracted with one set of extraction settings, keyed by each video's content fingerprint.
   A shard is written under a temporary name and renamed into place, so a killed run leaves no
-  half-written shard, and a run again skips every clip already in a shard. Changing any setting
+  half-written shard, and a run again skips every clip already in a shard (a shard that cannot
+  be read is ignored with a warning, and its clips are extracted again). Changing any setting
   that changes features (backbone, weights, T, K, image size, precision) selects another folder;
   growing the subset only adds shards.
 - the feature file (`features/features.h5`), assembled from the cache for exactly the clips of
   the current split: features (N, K, T, D) float16, labels, clip_ids, split, frame_indices, with
-  attributes recording how the features were made. Training reads only this file.
+  attributes recording how the features were made. Training reads only this file, and refuses it
+  when those attributes disagree with params.extract (`differing_settings`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
+import logging
 import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
@@ -26,9 +28,14 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from pipeline.errors import ActrecError
+from pipeline.errors import ActrecError, output_dir, output_file, remove_leftovers
+
+logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+# How features were made, as recorded in the feature file: features differing in any of these
+# are other features, never to be mixed with or swapped for the ones params.extract asks for.
+MATCHED_SETTINGS = ("backbone", "weights", "frames", "clips", "image_size")
 
 
 class FeatureStoreError(ActrecError):
@@ -52,9 +59,19 @@ class ExtractionSettings:
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 
-def _atomic_h5(path: Path) -> tuple[Path, h5py.File]:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    return tmp, h5py.File(tmp, "w")
+def differing_settings(made: dict, wanted: dict, keys: tuple[str, ...] = MATCHED_SETTINGS) -> str:
+    """The keys on which two records differ, as "key: made ≠ wanted, ..."; "" when they agree.
+
+    Records are feature-file attributes, a checkpoint's copy of them, or params.extract (the
+    feature file stores null weights as "").
+    """
+
+    def value(record: dict, key: str) -> object:
+        v = record.get(key)
+        v = v.item() if hasattr(v, "item") else v
+        return None if v == "" else v
+
+    return ", ".join(f"{k}: {value(made, k)} ≠ {value(wanted, k)}" for k in keys if value(made, k) != value(wanted, k))
 
 
 class FeatureCache:
@@ -62,11 +79,12 @@ class FeatureCache:
 
     def __init__(self, cache_dir: str | Path, settings: ExtractionSettings) -> None:
         self.settings = settings
-        self.dir = Path(cache_dir) / f"{settings.backbone}-{settings.key()}"
-        self.dir.mkdir(parents=True, exist_ok=True)
+        self.dir = output_dir(Path(cache_dir) / f"{settings.backbone}-{settings.key()}")
+        remove_leftovers(self.dir)
         meta = self.dir / "settings.json"
         if not meta.exists():
-            meta.write_text(json.dumps(asdict(settings), indent=2) + "\n")
+            with output_file(meta) as tmp:
+                tmp.write_text(json.dumps(asdict(settings), indent=2) + "\n")
 
     def shards(self) -> list[Path]:
         return sorted(self.dir.glob("shard-*.h5"))
@@ -75,25 +93,25 @@ class FeatureCache:
         """fingerprint → (shard, row) for every clip completely written to the cache."""
         found: dict[str, tuple[Path, int]] = {}
         for shard in self.shards():
-            with h5py.File(shard, "r") as f:
-                for row, fp in enumerate(f["fingerprints"].asstr()[:]):
-                    found.setdefault(fp, (shard, row))
+            try:
+                with h5py.File(shard, "r") as f:
+                    fingerprints = f["fingerprints"].asstr()[:]
+            except (OSError, KeyError) as err:
+                logger.warning("ignoring unreadable cache shard %s (%s); its clips will be extracted again",
+                               shard, err)
+                continue
+            for row, fp in enumerate(fingerprints):
+                found.setdefault(fp, (shard, row))
         return found
 
     def write_shard(self, fingerprints: list[str], features: np.ndarray, frame_indices: np.ndarray,
                     tag: str = "") -> Path:
         """Write one shard; it appears under its final name only once complete."""
         final = self.dir / f"shard-{tag}{uuid.uuid4().hex[:12]}.h5"
-        tmp, f = _atomic_h5(final)
-        try:
-            with f:
-                f.create_dataset("fingerprints", data=np.array(fingerprints, dtype=object),
-                                 dtype=h5py.string_dtype())
-                f.create_dataset("features", data=features.astype(np.float16))
-                f.create_dataset("frame_indices", data=frame_indices.astype(np.int32))
-            os.replace(tmp, final)
-        finally:
-            tmp.unlink(missing_ok=True)
+        with output_file(final) as tmp, h5py.File(tmp, "w") as f:
+            f.create_dataset("fingerprints", data=np.array(fingerprints, dtype=object), dtype=h5py.string_dtype())
+            f.create_dataset("features", data=features.astype(np.float16))
+            f.create_dataset("frame_indices", data=frame_indices.astype(np.int32))
         return final
 
 
@@ -105,41 +123,34 @@ def assemble(cache: FeatureCache, table: pd.DataFrame, classes: list[str], out_p
     shard at a time, so memory stays flat however many clips there are.
     """
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     index = cache.index()
     table = table[table["fingerprint"].isin(index)].reset_index(drop=True)
     n, s = len(table), cache.settings
     if n == 0:
         raise FeatureStoreError("no clip of the split has features in the cache: nothing to assemble")
     label_ids = {c: i for i, c in enumerate(classes)}
-    tmp, f = _atomic_h5(out_path)
-    try:
-        with f:
-            for shard, group in table.groupby(table["fingerprint"].map(lambda fp: index[fp][0])):
-                rows = [index[fp][1] for fp in group["fingerprint"]]
-                with h5py.File(shard, "r") as src:
-                    order = np.argsort(rows)
-                    feats = src["features"][np.array(rows)[order]]
-                    idx = src["frame_indices"][np.array(rows)[order]]
-                if "features" not in f:
-                    dim = feats.shape[-1]
-                    f.create_dataset("features", (n, s.clips, s.frames, dim), dtype=np.float16,
-                                     chunks=(1, s.clips, s.frames, dim))
-                    f.create_dataset("frame_indices", (n, s.clips, s.frames), dtype=np.int32)
-                targets = group.index.to_numpy()[order]
-                # h5py wants increasing indices for point writes: write row by row in target order.
-                for j in np.argsort(targets):
-                    f["features"][targets[j]] = feats[j]
-                    f["frame_indices"][targets[j]] = idx[j]
-            f.create_dataset("labels", data=table["label"].map(label_ids).to_numpy(np.int64))
-            f.create_dataset("clip_ids", data=table["clip_id"].to_numpy(object), dtype=h5py.string_dtype())
-            f.create_dataset("split", data=table["split"].to_numpy(object), dtype=h5py.string_dtype())
-            f.attrs.update({**{k: ("" if v is None else v) for k, v in asdict(s).items()},
-                            "feature_dim": f["features"].shape[-1], "classes": json.dumps(classes),
-                            "settings_key": s.key(), "format": FORMAT_VERSION, **attrs})
-        os.replace(tmp, out_path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with output_file(out_path) as tmp, h5py.File(tmp, "w") as f:
+        for shard, group in table.groupby(table["fingerprint"].map(lambda fp: index[fp][0])):
+            rows = np.array([index[fp][1] for fp in group["fingerprint"]])
+            # h5py reads only increasing, unique rows; identical videos share one cached row.
+            unique, inverse = np.unique(rows, return_inverse=True)
+            with h5py.File(shard, "r") as src:
+                feats = src["features"][unique][inverse]  # now aligned with the group's rows
+                idx = src["frame_indices"][unique][inverse]
+            if "features" not in f:
+                dim = feats.shape[-1]
+                f.create_dataset("features", (n, s.clips, s.frames, dim), dtype=np.float16,
+                                 chunks=(1, s.clips, s.frames, dim))
+                f.create_dataset("frame_indices", (n, s.clips, s.frames), dtype=np.int32)
+            for target, feat, ind in zip(group.index, feats, idx, strict=True):
+                f["features"][target] = feat
+                f["frame_indices"][target] = ind
+        f.create_dataset("labels", data=table["label"].map(label_ids).to_numpy(np.int64))
+        f.create_dataset("clip_ids", data=table["clip_id"].to_numpy(object), dtype=h5py.string_dtype())
+        f.create_dataset("split", data=table["split"].to_numpy(object), dtype=h5py.string_dtype())
+        f.attrs.update({**{k: ("" if v is None else v) for k, v in asdict(s).items()},
+                        "feature_dim": f["features"].shape[-1], "classes": json.dumps(classes),
+                        "settings_key": s.key(), "format": FORMAT_VERSION, **attrs})
     return n
 
 
@@ -165,7 +176,11 @@ def load_features(path: str | Path, parts: Iterable[str] | None = None) -> Featu
     path = Path(path)
     if not path.is_file():
         raise FeatureStoreError(f"feature file {path} not found; run the extract stage first")
-    with h5py.File(path, "r") as f:
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise FeatureStoreError(f"{path} cannot be read as HDF5 ({err}); run the extract stage again") from err
+    with f:
         if f.attrs.get("format") != FORMAT_VERSION or "features" not in f:
             raise FeatureStoreError(f"{path} is not an actrec feature file (format {FORMAT_VERSION})")
         split = f["split"].asstr()[:]

@@ -8,7 +8,9 @@ one message that names the key, the value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -21,7 +23,7 @@ from pipeline.errors import ActrecError
 
 DATASETS = ("demo", "ucf101", "hmdb51", "folder")
 BACKBONES = ("resnet50", "efficientnet_lite0")
-HEADS = ("lstm", "gru")
+HEADS = ("lstm", "gru", "attention", "transformer", "mean")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
@@ -38,10 +40,10 @@ def _check_range(key: str, value: float | None, lo: float | None = None, hi: flo
                  lo_open: bool = False) -> None:
     if value is None:
         return
-    if lo is not None and (value <= lo if lo_open else value < lo):
-        _fail(key, value, f"a number {'>' if lo_open else '>='} {lo}" + (f" and <= {hi}" if hi else ""))
-    if hi is not None and value > hi:
-        _fail(key, value, f"a number <= {hi}")
+    if (lo is not None and (value <= lo if lo_open else value < lo)) or (hi is not None and value > hi):
+        bounds = [f"{'>' if lo_open else '>='} {lo}"] if lo is not None else []
+        bounds += [f"<= {hi}"] if hi is not None else []
+        _fail(key, value, f"{'an integer' if isinstance(value, int) else 'a number'} {' and '.join(bounds)}")
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,10 @@ class SplitParams:
             _fail(f"{key}.official", self.official, "1, 2, 3 or null")
         _check_range(f"{key}.test_fraction", self.test_fraction, 0, 0.9, lo_open=True)
         _check_range(f"{key}.val_fraction", self.val_fraction, 0, 0.9)
+        if round((1 - self.test_fraction) * (1 - self.val_fraction), 9) < 0.1:
+            _fail(f"{key}.val_fraction", self.val_fraction,
+                  f"a share that leaves at least 10% of the clips to train on after test_fraction "
+                  f"{self.test_fraction}: (1 - test_fraction) * (1 - val_fraction) >= 0.1")
 
 
 @dataclass(frozen=True)
@@ -130,31 +136,44 @@ class ExtractParams:
 
 @dataclass(frozen=True)
 class ModelParams:
-    head: Literal["lstm", "gru"] = "lstm"
-    hidden_size: int = 256
-    num_layers: int = 1
-    bidirectional: bool = False
-    dropout: float = 0.3
+    # Flat on purpose (one place to sweep from); each head takes the keys it uses and ignores the rest.
+    head: Literal["lstm", "gru", "attention", "transformer", "mean"] = "lstm"
+    hidden_size: int = 256  # lstm, gru, attention, transformer (model width)
+    num_layers: int = 1  # lstm, gru, attention (recurrent encoder), transformer
+    bidirectional: bool = False  # lstm, gru, attention (recurrent encoder)
+    dropout: float = 0.3  # every head: on the input features and before the classifier
+    encoder: Literal["lstm", "gru", "linear"] = "gru"  # attention: what encodes each step before pooling
+    num_heads: int = 4  # transformer: attention heads (must divide hidden_size)
 
     def check(self, key: str) -> None:
-        _check_range(f"{key}.hidden_size", self.hidden_size, 1)
-        _check_range(f"{key}.num_layers", self.num_layers, 1)
+        for name in ("hidden_size", "num_layers", "num_heads"):
+            _check_range(f"{key}.{name}", getattr(self, name), 1)
         _check_range(f"{key}.dropout", self.dropout, 0, 0.95)
+        if self.head == "transformer" and self.hidden_size % self.num_heads:
+            _fail(f"{key}.num_heads", self.num_heads, f"a divisor of hidden_size ({self.hidden_size})")
 
 
 @dataclass(frozen=True)
 class TrainParams:
     epochs: int = 60
     batch_size: int = 32
-    lr: float = 1e-3
-    weight_decay: float = 1e-4
-    patience: int = 15  # epochs without a better validation loss before stopping
+    lr: float = 1e-3  # peak learning rate of AdamW, reached after the warm-up
+    weight_decay: float = 1e-2  # AdamW's decoupled weight decay
+    label_smoothing: float = 0.1
+    warmup_epochs: float = 3.0  # linear warm-up, then cosine decay to zero at `epochs`
+    grad_clip: float = 1.0  # max gradient norm; 0 turns clipping off
+    patience: int = 15  # epochs without a better validation score before stopping
+    balanced: bool = False  # draw each class equally often per epoch (for imbalanced datasets)
+    feature_dropout: float = 0.1  # share of whole frames zeroed per training clip
 
     def check(self, key: str) -> None:
         for name in ("epochs", "batch_size", "patience"):
             _check_range(f"{key}.{name}", getattr(self, name), 1)
         _check_range(f"{key}.lr", self.lr, 0, lo_open=True)
-        _check_range(f"{key}.weight_decay", self.weight_decay, 0)
+        for name in ("weight_decay", "warmup_epochs", "grad_clip"):
+            _check_range(f"{key}.{name}", getattr(self, name), 0)
+        _check_range(f"{key}.label_smoothing", self.label_smoothing, 0, 0.9)
+        _check_range(f"{key}.feature_dropout", self.feature_dropout, 0, 0.9)
 
 
 @dataclass(frozen=True)
@@ -206,8 +225,10 @@ def _build(cls: type, data: Any, key: str) -> Any:
     unknown = sorted(set(data) - fields)
     if unknown:
         name = f"{key}.{unknown[0]}" if key else unknown[0]
-        raise ParamsError(f"params: unknown key {name!r}; allowed keys{' in ' + key if key else ''}: "
-                          f"{', '.join(sorted(fields))}")
+        close = difflib.get_close_matches(unknown[0], fields, n=1)
+        raise ParamsError(f"params: unknown key {name!r} (= {reprlib.repr(data[unknown[0]])}); "
+                          + (f"did you mean {close[0]!r}? " if close else "")
+                          + f"allowed keys{' in ' + key if key else ''}: {', '.join(sorted(fields))}")
     values = {}
     for name, value in data.items():
         path = f"{key}.{name}" if key else name
@@ -237,5 +258,5 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise ParamsError(f"params: {path} is not valid YAML: {err}") from err
+        raise ParamsError(f"params: {path} is not valid YAML: {' '.join(str(err).split())}") from err
     return parse_params(data)

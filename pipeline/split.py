@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.datasets import splits_dir
-from pipeline.errors import run_main
+from pipeline.datasets import read_table, splits_dir
+from pipeline.errors import output_dir, output_file, run_main
 from pipeline.params import Params, load_params
 from pipeline.reports import write_json
 from pipeline.splits import (
@@ -27,7 +27,7 @@ from pipeline.splits import (
     read_hmdb51_split,
     read_ucf101_split,
 )
-from pipeline.subset import CLIPS
+from pipeline.subset import CLIPS, REPORTS
 
 logger = logging.getLogger("pipeline.split")
 
@@ -41,6 +41,11 @@ def assign(table: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, dict]:
     if lists is not None:
         reader = read_ucf101_split if params.dataset.name == "ucf101" else read_hmdb51_split
         official = reader(lists, params.split.official, table["clip_id"].tolist())
+        if not official.parts:
+            raise SplitError(f"the official split {params.split.official} lists in {lists} have {official.listed} "
+                             f"entries and none matches any of the {len(table)} clips under {params.dataset.root}; "
+                             f"check dataset.root and dataset.splits_dir, or set split.official: null for a "
+                             f"group-aware split")
         info = {"source": f"official split {params.split.official}", "listed": official.listed,
                 "listed_missing": official.listed_missing, "unlisted": official.unlisted}
         logger.info("official split %d: %d clips listed, %d of them absent here; %d clips present "
@@ -64,7 +69,9 @@ def assign(table: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, dict]:
 
 def main() -> None:
     params = load_params()
-    clips = pd.read_csv(CLIPS, keep_default_na=False)
+    clips = read_table(CLIPS, "subset")
+    for folder in (SPLIT.parent, REPORTS):
+        output_dir(folder)
     table, info = assign(clips[clips["readable"]], params)
     leaks = leakage(table)
     if leaks:
@@ -73,9 +80,10 @@ def main() -> None:
     lonely = [c for c, parts in table.groupby("label")["split"].agg(set).items() if not {"train", "test"} <= parts]
     if lonely:
         logger.warning("class(es) without clips in both train and test: %s", ", ".join(lonely))
-    SPLIT.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(SPLIT, index=False)
-    write_json("reports/split.json", {**info, **counts, "groups_in_two_parts": leaks})
+    with output_file(SPLIT) as tmp:
+        table.to_csv(tmp, index=False)
+    with output_file(REPORTS / "split.json") as tmp:
+        write_json(tmp, {**info, **counts, "groups_in_two_parts": leaks})
     logger.info("split: %s", ", ".join(f"{p} {n}" for p, n in counts.items()))
 
 

@@ -15,12 +15,12 @@ from pathlib import Path
 import torch
 from dvclive import Live
 
-from pipeline.errors import run_main
+from pipeline.errors import output_dir, output_file, run_main
 from pipeline.extract import FEATURES
-from pipeline.features import FeatureStoreError, load_features
+from pipeline.features import FeatureStoreError, differing_settings, load_features
 from pipeline.models import build_head
 from pipeline.params import load_params
-from pipeline.training import fit
+from pipeline.training import fit, seed_everything
 
 logger = logging.getLogger("pipeline.train")
 
@@ -30,13 +30,20 @@ LIVE_DIR = "reports/train"
 
 def main() -> None:
     params = load_params()
+    for folder in (MODEL.parent, LIVE_DIR):
+        output_dir(folder)
     data = load_features(FEATURES, parts=("train", "val"))
+    stale = differing_settings(data.attrs, dataclasses.asdict(params.extract))
+    if stale:
+        raise FeatureStoreError(f"{FEATURES} was extracted otherwise than params.yaml says (extracted ≠ "
+                                f"extract params: {stale}); run the extract stage first (dvc repro)")
     train, val = data.part("train"), data.part("val")
     if not len(train.labels):
         raise FeatureStoreError(f"{FEATURES} has no train clips")
     if not len(val.labels):
         logger.warning("no validation clips: early stopping watches the training loss")
     options = {k: v for k, v in dataclasses.asdict(params.model).items() if k != "head"}
+    seed_everything(params.seed)  # the initial weights are part of what the seed fixes
     model = build_head(params.model.head, data.features.shape[-1], len(data.classes), **options)
     logger.info("training %s head on %d train / %d val clips, features %s",
                 params.model.head, len(train.labels), len(val.labels), data.features.shape[1:])
@@ -44,15 +51,15 @@ def main() -> None:
         result = fit(model, train, val, params.train, params.seed, live)
         live.summary = {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
                         "best_val_accuracy": result.best_val_accuracy, "best_val_loss": result.best_val_loss}
-    MODEL.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({
-        "state_dict": result.state_dict,
-        "head": params.model.head,
-        "head_options": options,
-        "input_dim": int(data.features.shape[-1]),
-        "classes": data.classes,
-        "features": {k: (v.item() if hasattr(v, "item") else v) for k, v in data.attrs.items()},
-    }, MODEL)
+    with output_file(MODEL) as tmp:
+        torch.save({
+            "state_dict": result.state_dict,
+            "head": params.model.head,
+            "head_options": options,
+            "input_dim": int(data.features.shape[-1]),
+            "classes": data.classes,
+            "features": {k: (v.item() if hasattr(v, "item") else v) for k, v in data.attrs.items()},
+        }, tmp)
     logger.info("best epoch %d: val accuracy %.3f; saved %s", result.best_epoch, result.best_val_accuracy, MODEL)
 
 

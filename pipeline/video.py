@@ -1,14 +1,17 @@
 """Video decoding and frame sampling.
 
 decord seeks straight to the sampled frames and is the fast path; it ships wheels for x86-64
-only, so elsewhere PyAV decodes the same frames by reading the stream once. Any failure to open
-or decode surfaces as VideoError, which the stages report and skip instead of crashing on.
+only, so elsewhere PyAV decodes the same frames by reading the stream once. PyAV also takes over
+from decord on any file decord fails on, since decord rejects some valid videos (frame widths
+such as 48 or 72 pixels fail its buffer copy). Any failure to open or decode surfaces as
+VideoError with a short reason, which the stages report and skip instead of crashing on.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +25,9 @@ except ImportError:  # pragma: no cover - depends on the platform's wheels
     decord = None
 
 logger = logging.getLogger(__name__)
+
+# decord starts its messages with "[hh:mm:ss] /its/build/path/file.cc:NN: ".
+_DECORD_PREFIX = re.compile(r"^\[[0-9:]+\] \S+: ")
 
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v")
 
@@ -90,14 +96,23 @@ def _open_decord(path: Path) -> tuple[decord.VideoReader, VideoInfo]:
         raise VideoError(_decord_reason(err)) from err
 
 
+def _checked(info: VideoInfo) -> VideoInfo:
+    if info.frames < 1 or info.width < 1 or info.height < 1:
+        raise VideoError(f"no decodable video frames (cut off or corrupt: {info.frames} frames, "
+                         f"{info.width}x{info.height})")
+    return info
+
+
 def probe(path: str | Path) -> VideoInfo:
     """Frame count, frame rate and size of a video, or VideoError if it cannot be opened."""
     path = Path(path)
     _check_file(path)
-    info = _open_decord(path)[1] if decord is not None else _probe_av(path)
-    if info.frames < 1 or info.width < 1 or info.height < 1:
-        raise VideoError(f"no decodable video frames ({info})")
-    return info
+    if decord is not None:
+        try:
+            return _checked(_open_decord(path)[1])
+        except VideoError as err:
+            logger.debug("decord cannot open %s (%s); trying PyAV", path, err)
+    return _checked(_probe_av(path))
 
 
 def read_clip(path: str | Path, frames: int, clips: int = 1, seed: int | None = None
@@ -108,15 +123,34 @@ def read_clip(path: str | Path, frames: int, clips: int = 1, seed: int | None = 
     """
     path = Path(path)
     _check_file(path)
-    if decord is None:
-        info = _probe_av(path)
-        indices = sample_indices(info.frames, frames, clips, seed)
-        return _read_av(path, indices.ravel()), indices
-    reader, info = _open_decord(path)
-    indices = sample_indices(info.frames, frames, clips, seed)
+    if decord is not None:
+        try:
+            reader, info = _open_decord(path)
+            indices = sample_indices(_checked(info).frames, frames, clips, seed)
+            return _decord_batch(reader, indices.ravel()), indices
+        except VideoError as err:
+            logger.debug("decord cannot decode %s (%s); trying PyAV", path, err)
+    indices = sample_indices(_checked(_probe_av(path)).frames, frames, clips, seed)
+    return _read_av(path, indices.ravel()), indices
+
+
+def read_frames(path: str | Path, indices: np.ndarray) -> np.ndarray:
+    """uint8 frames (n, H, W, 3) at `indices` (decord, else PyAV), for callers that choose their own frames."""
+    path = Path(path)
+    _check_file(path)
+    indices = np.asarray(indices, dtype=np.int64).ravel()
+    if decord is not None:
+        try:
+            return _decord_batch(_open_decord(path)[0], indices)
+        except VideoError as err:
+            logger.debug("decord cannot decode %s (%s); trying PyAV", path, err)
+    return _read_av(path, indices)
+
+
+def _decord_batch(reader: decord.VideoReader, indices: np.ndarray) -> np.ndarray:
     try:
-        return reader.get_batch(indices.ravel()).asnumpy(), indices
-    except Exception as err:
+        return reader.get_batch(indices).asnumpy()
+    except Exception as err:  # decord raises bare RuntimeError/DECORDError subclasses
         raise VideoError(_decord_reason(err)) from err
 
 
@@ -126,7 +160,12 @@ def _decord_reason(err: Exception) -> str:
         return "no video stream (audio-only or not a video)"
     if text.startswith("Error reading"):
         return "cannot open: not a video file or corrupt container"
-    return f"decode failed: {text[:160]}"
+    return f"decode failed: {_DECORD_PREFIX.sub('', text)[:160]}"
+
+
+def _av_reason(err: Exception) -> str:
+    """An FFmpeg error without the file name PyAV appends (the reports list the clip already)."""
+    return getattr(err, "strerror", None) or str(err)
 
 
 def _probe_av(path: Path) -> VideoInfo:
@@ -141,7 +180,7 @@ def _probe_av(path: Path) -> VideoInfo:
             fps = float(stream.average_rate or stream.guessed_rate or 0)
             return VideoInfo(int(frames), fps, stream.codec_context.width, stream.codec_context.height)
     except av.FFmpegError as err:
-        raise VideoError(f"cannot open: {err}") from err
+        raise VideoError(f"cannot open: {_av_reason(err)}") from err
 
 
 def _read_av(path: Path, indices: np.ndarray) -> np.ndarray:
@@ -149,17 +188,21 @@ def _read_av(path: Path, indices: np.ndarray) -> np.ndarray:
 
     wanted = {int(i) for i in indices}
     found: dict[int, np.ndarray] = {}
+    decoded = 0
     try:
         with av.open(str(path)) as container:
-            stream = container.streams.video[0]
-            for i, frame in enumerate(container.decode(stream)):
+            if not container.streams.video:
+                raise VideoError("no video stream (audio-only or not a video)")
+            for i, frame in enumerate(container.decode(container.streams.video[0])):
+                decoded = i + 1
                 if i in wanted:
                     found[i] = frame.to_ndarray(format="rgb24")
                 if i >= max(wanted):
                     break
-    except (av.FFmpegError, IndexError) as err:
-        raise VideoError(f"decode failed: {err}") from err
+    except av.FFmpegError as err:
+        raise VideoError(f"decode failed after {decoded} frames: {_av_reason(err)}") from err
     missing = wanted - found.keys()
     if missing:
-        raise VideoError(f"frame {min(missing)} requested, video has {len(found)} decodable frames")
+        raise VideoError(f"frame {min(missing)} requested, but the video ends after {decoded} decodable "
+                         f"frames (cut off?)")
     return np.stack([found[int(i)] for i in indices])

@@ -17,9 +17,10 @@ from pipeline.features import ExtractionSettings, FeatureCache, assemble, load_f
 from pipeline.params import ExtractParams
 from pipeline.video import fingerprint
 
-SETTINGS = ExtractionSettings(backbone="efficientnet_lite0", weights=None, frames=4, clips=1, image_size=64,
+# ImageNet weights (they ship offline): random-init Lite0 features round to zero in float16.
+SETTINGS = ExtractionSettings(backbone="efficientnet_lite0", weights="imagenet", frames=4, clips=1, image_size=64,
                               precision="fp32", seed=0)
-CFG = ExtractParams(backbone="efficientnet_lite0", weights=None, frames=4, image_size=64, batch_size=8,
+CFG = ExtractParams(backbone="efficientnet_lite0", weights="imagenet", frames=4, image_size=64, batch_size=8,
                     num_workers=0, shard_size=2)
 
 
@@ -74,6 +75,7 @@ def test_resume_computes_only_missing_clips(tmp_path, monkeypatch) -> None:
     assemble(cache, table, ["c0", "c1"], a, attrs={})
     assemble(fresh, table, ["c0", "c1"], b, attrs={})
     fa, fb = load_features(a), load_features(b)
+    assert np.abs(fa.features).max() > 0
     np.testing.assert_array_equal(fa.features, fb.features)
     assert list(fa.clip_ids) == list(table["clip_id"])
 
@@ -117,3 +119,19 @@ def test_a_clip_that_fails_to_decode_is_reported_not_fatal(tmp_path) -> None:
     assert failed["clip_id"].tolist() == [table.at[1, "clip_id"]]
     assert "cannot open" in failed.at[0, "reason"]
     assert assemble(cache, table, ["c0", "c1"], tmp_path / "f.h5", attrs={}) == 3
+
+
+def test_identical_videos_share_one_cached_row(tmp_path) -> None:
+    table = _clips(tmp_path / "videos", 4)
+    copy = tmp_path / "videos" / "c1" / "copy_of_v0.avi"
+    copy.write_bytes(Path(table.at[0, "path"]).read_bytes())
+    table.loc[len(table)] = {"clip_id": "c1/copy_of_v0.avi", "path": str(copy), "label": "c1", "split": "train",
+                             "fingerprint": fingerprint(copy)}
+    cache = FeatureCache(tmp_path / "cache", SETTINGS)
+    fill_cache(cache, table, CFG, torch.device("cpu"))
+    assert len(cache.index()) == 4, "the copy is extracted once"
+    out = tmp_path / "features.h5"
+    assert assemble(cache, table, ["c0", "c1"], out, attrs={}) == 5
+    data = load_features(out)
+    np.testing.assert_array_equal(data.features[4], data.features[0])
+    assert data.labels[4] == 1 and data.labels[0] == 0

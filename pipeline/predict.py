@@ -1,0 +1,123 @@
+"""Predictions on videos the dataset never held: one video, many, or windows along a long one.
+
+A Predictor is the trained head plus the backbone its features came from, sampling as the run
+recorded it (T frames, K clips, seed, precision), so a new video is seen exactly as a test clip
+was. Many videos go through extraction.extract_features: decoded ahead by a worker, run through
+the backbone in batches, a video that cannot be read reported instead of raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from pipeline import video
+from pipeline.extraction import extract_features, resolve_batch_size, resolve_device, resolve_precision
+from pipeline.inference import load_model, recorded_backbone
+from pipeline.inputs import Span
+from pipeline.training import predict_proba
+from pipeline.video import VideoError, fingerprint, probe, sample_indices
+
+logger = logging.getLogger(__name__)
+
+# Frames decoded at once for windows: bounds memory on long or large videos (64 HD frames ≈ 400 MB).
+DECODE_CHUNK = 64
+
+
+@dataclass
+class VideoPrediction:
+    path: Path
+    probs: np.ndarray | None  # (C,) class probabilities; None when the video could not be read
+    error: str = ""
+
+
+def _runtime_precision(recorded: str, device: torch.device) -> str:
+    """The precision the features were extracted in, unless this machine cannot run it natively.
+
+    There fp32 (on CPU) or fp16 (on a GPU without bf16) computes the same features at least as
+    exactly, instead of an emulated bf16 several times slower.
+    """
+    if device.type == "cuda":
+        return "fp16" if recorded == "bf16" and not torch.cuda.is_bf16_supported() else recorded
+    return recorded if recorded in ("fp32", resolve_precision("auto", device)) else "fp32"
+
+
+class Predictor:
+    """The trained head and the backbone it was trained on, loaded from the run's checkpoint."""
+
+    def __init__(self, model_path: str | Path, device: str = "auto") -> None:
+        self.model, checkpoint = load_model(model_path)
+        self.backbone = recorded_backbone(checkpoint, model_path)
+        record = checkpoint["features"]
+        self.classes: list[str] = list(checkpoint["classes"])
+        self.frames, self.clips = int(record["frames"]), int(record["clips"])
+        self.seed = int(record.get("seed") or 0)
+        self.device = resolve_device(device)
+        self.precision = _runtime_precision(str(record.get("precision") or "fp32"), self.device)
+        self.batch_size = resolve_batch_size("auto", self.device)
+
+    def top_k(self, probs: np.ndarray, k: int) -> list[tuple[str, float]]:
+        """The k most probable classes with their probabilities, most probable first."""
+        order = np.argsort(-probs, kind="stable")[:k]
+        return [(self.classes[i], float(probs[i])) for i in order]
+
+    def predict(self, paths: Sequence[Path], num_workers: int = 0) -> Iterator[VideoPrediction]:
+        """Class probabilities per video, in order; a video that cannot be read carries its error."""
+        keys = []
+        for path in paths:  # the extract stage seeds jittered clips (K > 1) by content fingerprint
+            try:
+                keys.append(fingerprint(path))
+            except OSError:
+                keys.append(str(path))
+        results = extract_features([str(p) for p in paths], keys, self.backbone, frames=self.frames,
+                                   clips=self.clips, seed=self.seed, batch_size=self.batch_size,
+                                   num_workers=num_workers, device=self.device, precision=self.precision)
+        for i, feats, _, error in results:
+            if error:
+                yield VideoPrediction(paths[i], None, error)
+            else:
+                yield VideoPrediction(paths[i], predict_proba(self.model, feats[None])[0])
+
+    @torch.inference_mode()
+    def embed(self, frames: np.ndarray) -> np.ndarray:
+        """Backbone features (n, D) float16 of uint8 frames (n, H, W, 3), as the extract stage stores them."""
+        model = self.backbone.model.to(self.device).to(memory_format=torch.channels_last)
+        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
+        autocast = torch.autocast(self.device.type, dtype=dtype) if dtype else nullcontext()
+        images = self.backbone.preprocess(torch.from_numpy(frames))
+        out = []
+        for chunk in images.split(self.batch_size):
+            chunk = self.backbone.normalize(chunk.to(self.device)).contiguous(memory_format=torch.channels_last)
+            with autocast:
+                out.append(model(chunk).float().cpu())
+        return torch.cat(out).numpy().astype(np.float16)
+
+    def windows(self, path: Path, window: Span, stride: Span) -> pd.DataFrame:
+        """Probabilities per window along the video: start_s, end_s, predicted, probability, one column per class.
+
+        Each window is sampled as a whole clip was (T frames at the centres of T equal segments),
+        so a window close to the length of the training clips suits the model best. Windows lie
+        wholly inside the video; a video shorter than one window is one window.
+        """
+        info = probe(path)
+        if not info.fps > 0:
+            raise VideoError("the video does not say its frame rate; cannot place windows in time")
+        length, step = min(window.frames(info.fps), info.frames), stride.frames(info.fps)
+        starts = np.arange(0, info.frames - length + 1, step)
+        indices = starts[:, None] + sample_indices(length, self.frames)[0][None, :]  # (windows, T)
+        unique, inverse = np.unique(indices, return_inverse=True)
+        chunks = np.array_split(unique, math.ceil(len(unique) / DECODE_CHUNK))
+        feats = np.concatenate([self.embed(video.read_frames(path, chunk)) for chunk in chunks])
+        probs = predict_proba(self.model, feats[inverse.reshape(indices.shape)][:, None])
+        table = pd.DataFrame({"start_s": (starts / info.fps).round(3), "end_s": ((starts + length) / info.fps).round(3),
+                              "predicted": [self.classes[i] for i in probs.argmax(1)],
+                              "probability": probs.max(1).round(4)})
+        return pd.concat([table, pd.DataFrame(probs.round(4), columns=self.classes)], axis=1)

@@ -4,7 +4,7 @@ python -m pipeline.bench_train [--heads lstm,gru,...] [--clips 9537] [--frames 1
 
 Random float16 features of the given size (default: UCF-101 split-1 train, 9,537 clips × 16 frames
 × 2048-d ResNet-50 features) are held in memory as the train stage holds them; each head trains
-one epoch through the real `fit` loop (recipe from params.yaml's train section, no validation set).
+one epoch through the real training loop (recipe from params.yaml's train section, no validation set).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import torch
 
 from pipeline.errors import run_main
 from pipeline.features import FeatureSet
-from pipeline.models import HEADS, build_head
+from pipeline.models import HEADS
 from pipeline.params import Params, load_params
-from pipeline.training import fit, seed_everything
+from pipeline.training import train_head
 
 
 def random_features(clips: int, frames: int, dim: int, classes: int, seed: int = 0) -> FeatureSet:
@@ -44,22 +44,20 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=2048, help="feature size (resnet50: 2048)")
     parser.add_argument("--classes", type=int, default=101)
     parser.add_argument("--hidden-size", type=int, default=512)
+    parser.add_argument("--batch-size", type=int, help="clips per step (default: train.batch_size of params.yaml)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
     args = parser.parse_args()
     params = load_params() if Path("params.yaml").is_file() else Params()
     torch.set_num_threads(args.threads)
     data = random_features(args.clips, args.frames, args.dim, args.classes)
     empty = data.part("val")
-    cfg = dataclasses.replace(params.train, epochs=1)
+    cfg = dataclasses.replace(params.train, epochs=1, batch_size=args.batch_size or params.train.batch_size)
     print(f"one epoch over {args.clips} clips × {args.frames} frames × {args.dim} (float16 in memory), "
           f"batch {cfg.batch_size}, hidden {args.hidden_size}, {args.threads} threads")
     for head in args.heads.split(","):
-        options = {**dataclasses.asdict(params.model), "hidden_size": args.hidden_size}
-        options.pop("head")
-        seed_everything(0)
-        model = build_head(head, args.dim, args.classes, **options)
+        model = dataclasses.replace(params.model, head=head, hidden_size=args.hidden_size)
         start = time.perf_counter()
-        fit(model, data, empty, cfg, seed=0)
+        train_head(model, cfg, 0, data, empty)
         seconds = time.perf_counter() - start
         print(f"{head:12s} {seconds:7.1f} s/epoch  {args.clips / seconds:8.0f} clips/s", flush=True)
 

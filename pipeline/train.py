@@ -18,9 +18,8 @@ from dvclive import Live
 from pipeline.errors import output_dir, output_file, run_main
 from pipeline.extract import FEATURES
 from pipeline.features import FeatureStoreError, differing_settings, load_features
-from pipeline.models import build_head
 from pipeline.params import load_params
-from pipeline.training import fit, seed_everything
+from pipeline.training import head_options, train_head
 
 logger = logging.getLogger("pipeline.train")
 
@@ -42,20 +41,17 @@ def main() -> None:
         raise FeatureStoreError(f"{FEATURES} has no train clips")
     if not len(val.labels):
         logger.warning("no validation clips: early stopping watches the training loss")
-    options = {k: v for k, v in dataclasses.asdict(params.model).items() if k != "head"}
-    seed_everything(params.seed)  # the initial weights are part of what the seed fixes
-    model = build_head(params.model.head, data.features.shape[-1], len(data.classes), **options)
     logger.info("training %s head on %d train / %d val clips, features %s",
                 params.model.head, len(train.labels), len(val.labels), data.features.shape[1:])
     with Live(LIVE_DIR, dvcyaml=None, save_dvc_exp=False, report=None) as live:
-        result = fit(model, train, val, params.train, params.seed, live)
+        _, result = train_head(params.model, params.train, params.seed, train, val, live)
         live.summary = {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
                         "best_val_accuracy": result.best_val_accuracy, "best_val_loss": result.best_val_loss}
     with output_file(MODEL) as tmp:
         torch.save({
             "state_dict": result.state_dict,
             "head": params.model.head,
-            "head_options": options,
+            "head_options": head_options(params.model),
             "input_dim": int(data.features.shape[-1]),
             "classes": data.classes,
             "features": {k: (v.item() if hasattr(v, "item") else v) for k, v in data.attrs.items()},

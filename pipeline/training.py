@@ -1,13 +1,17 @@
 """Training a temporal head on cached features: a plain loop, in the style of torchvision's references.
 
 Features are loaded once into memory as float16 and cast to float32 per batch, so an epoch costs
-seconds and no video is decoded. Early stopping watches the validation set; the best state (by
-validation accuracy, then loss) is what gets saved.
+seconds and no video is decoded. The recipe (every knob in params.yaml's train section): AdamW,
+label smoothing, linear warm-up then cosine decay per step, gradient clipping, whole-frame
+dropout, optional class-balanced sampling, one of the K clips of each video drawn per epoch, and
+early stopping on validation accuracy. All randomness comes from the seed, so a run on CPU repeats
+exactly.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 import random
@@ -20,7 +24,8 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from pipeline.features import FeatureSet
-from pipeline.params import TrainParams
+from pipeline.models import build_head
+from pipeline.params import ModelParams, TrainParams
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +111,7 @@ def fit(model: nn.Module, train: FeatureSet, val: FeatureSet, cfg: TrainParams, 
     generator = seed_everything(seed)
     features = torch.from_numpy(train.features)  # float16, cast per batch
     labels = torch.from_numpy(train.labels).long()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
     scheduler = _schedule(optimizer, cfg, math.ceil(len(labels) / cfg.batch_size))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     best: float | None = None
@@ -153,3 +158,18 @@ def fit(model: nn.Module, train: FeatureSet, val: FeatureSet, cfg: TrainParams, 
                 logger.info("early stop: no better validation score for %d epochs", cfg.patience)
                 break
     return result
+
+
+def head_options(model: ModelParams) -> dict[str, Any]:
+    """The model section minus the head's name: what build_head takes, and what a checkpoint records."""
+    return {k: v for k, v in dataclasses.asdict(model).items() if k != "head"}
+
+
+def train_head(model_params: ModelParams, cfg: TrainParams, seed: int, train: FeatureSet, val: FeatureSet,
+               live: Any = None) -> tuple[nn.Module, FitResult]:
+    """Build the head params describe (seeded, so the initial weights repeat too), fit it, load its best state."""
+    seed_everything(seed)
+    model = build_head(model_params.head, train.features.shape[-1], len(train.classes), **head_options(model_params))
+    result = fit(model, train, val, cfg, seed, live)
+    model.load_state_dict(result.state_dict)
+    return model, result

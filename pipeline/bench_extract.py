@@ -3,11 +3,15 @@
 python -m pipeline.bench_extract --clips ../shared/data/ucf101-mini [--backbone resnet50] [--limit 30]
 
 Prints, on the same clips: (1) backbone-only frames/s on random tensors with the pipeline's model,
-batch and precision: the bound; (2) pipeline frames/s: decode + preprocess + forward + write,
-through the extract stage's own code; (3) a naive reference: each clip decoded, frames transformed
-one by one with PIL, fp32 forward per clip, written one by one; (4) the ratios and each phase's
-peak memory (RSS, DataLoader workers included). Each phase runs in a fresh process, so one phase's
-memory does not hide another's.
+batch, precision and compilation: the bound; (2) pipeline frames/s: decode + preprocess + forward +
+write, through the extract stage's own code (fill_cache), at the rate it keeps after the first clip,
+with the one-off start-up (model loading, compiling, first decode) shown apart; (3) a naive
+reference: each clip decoded, frames transformed one by one with PIL, fp32 eager forward per clip,
+written one by one; (4) the ratios and each phase's peak memory (RSS, DataLoader workers included).
+With --rss-clips N the pipeline also runs at 64 px, uncompiled, on N/4 and on N clips (the sample repeated, each
+copy counted as a new video) to show that its peak memory does not grow with the number of clips.
+Each phase runs in a fresh process (forked, so DataLoader workers start as they do under `python -m
+pipeline.extract`), so one phase's memory does not hide another's.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from torchvision import transforms
 from pipeline.backbones import load_backbone
 from pipeline.datasets import scan
 from pipeline.extract import fill_cache
-from pipeline.extraction import resolve_batch_size, resolve_device, resolve_precision
+from pipeline.extraction import BackboneRunner, resolve_batch_size, resolve_device, resolve_precision
 from pipeline.features import ExtractionSettings, FeatureCache
 from pipeline.params import DatasetParams, ExtractParams
 from pipeline.video import fingerprint, read_clip
@@ -41,11 +45,15 @@ def _peak_rss_mb() -> float:
     return max(own, children) / 1024
 
 
-def _clip_table(root: Path, limit: int) -> pd.DataFrame:
+def _clip_table(root: Path, limit: int, total: int = 0) -> pd.DataFrame:
+    """A seeded sample of `limit` clips, repeated up to `total` rows, each copy keyed as a new video."""
     name = "ucf101" if (root / "UCF-101").is_dir() else "folder"
     table = scan(DatasetParams(name=name, root=str(root)))
     table = table.sample(n=min(limit, len(table)), random_state=0).reset_index(drop=True)
     table["fingerprint"] = [fingerprint(p) for p in table["path"]]
+    if total > len(table):
+        table = table.iloc[np.arange(total) % len(table)].reset_index(drop=True)
+        table["fingerprint"] += [f"-{i}" for i in range(total)]
     return table
 
 
@@ -62,38 +70,35 @@ def bound(args: argparse.Namespace) -> dict:
     """Backbone-only frames/s: the same model, batch and precision on random tensors."""
     settings, device, batch = _settings(args)
     backbone = load_backbone(settings.backbone, settings.weights, settings.image_size)
-    model = backbone.model.to(device).to(memory_format=torch.channels_last)
-    x = torch.randn(batch, 3, settings.image_size, settings.image_size, device=device)
-    x = x.contiguous(memory_format=torch.channels_last)
-    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(settings.precision)
+    run = BackboneRunner(backbone, device, settings.precision, batch, args.compile)
+    size = settings.image_size
+    x = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, device=device)
     frames = args.limit * args.frames
-    with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
-        model(x)
+    with torch.inference_mode():
+        run(x)
         if device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
         for _ in range(max(1, frames // batch)):
-            model(x)
+            run(x)
         if device.type == "cuda":
             torch.cuda.synchronize()
         elapsed = time.perf_counter() - start
     return {"fps": max(1, frames // batch) * batch / elapsed, "rss_mb": _peak_rss_mb(),
-            "precision": settings.precision, "batch": batch, "device": device.type}
+            "precision": settings.precision, "batch": batch, "device": device.type, "dim": backbone.feature_dim}
 
 
 def pipeline(args: argparse.Namespace) -> dict:
     """The extract stage's own path: DataLoader decode-ahead, batched forward, shard writes."""
     settings, device, batch = _settings(args)
-    table = _clip_table(args.clips, args.limit)
+    table = _clip_table(args.clips, args.limit, getattr(args, "total", 0))
     cfg = ExtractParams(backbone=settings.backbone, weights=settings.weights, frames=settings.frames,
-                        image_size=settings.image_size, batch_size=batch, num_workers=args.workers)
+                        image_size=settings.image_size, batch_size=batch, num_workers=args.workers,
+                        compile=args.compile)
     with tempfile.TemporaryDirectory() as tmp:
-        cache = FeatureCache(tmp, settings)
-        start = time.perf_counter()
-        failed = fill_cache(cache, table, cfg, device)
-        elapsed = time.perf_counter() - start
-    done = len(table) - len(failed)
-    return {"fps": done * settings.frames / elapsed, "rss_mb": _peak_rss_mb(), "clips": done}
+        run = fill_cache(FeatureCache(tmp, settings), table, cfg, device)
+    return {"fps": run.steady_fps, "fps_all": run.frames / run.seconds, "startup_s": run.startup_seconds,
+            "rss_mb": _peak_rss_mb(), "clips": run.extracted}
 
 
 def naive(args: argparse.Namespace) -> dict:
@@ -123,7 +128,7 @@ def _child(fn, args, queue) -> None:
 
 def run_isolated(fn, args: argparse.Namespace) -> dict:
     """Run one phase in a fresh process and return its result (its peak RSS is its own)."""
-    ctx = mp.get_context("spawn")
+    ctx = mp.get_context()
     queue = ctx.Queue()
     proc = ctx.Process(target=_child, args=(fn, args, queue))
     proc.start()
@@ -144,17 +149,34 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="DataLoader decoding processes")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
+    parser.add_argument("--compile", default="true", choices=("true", "false"),
+                        help="torch.compile the backbone, as extract.compile: auto does on runs of 2,000+ frames")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--skip-naive", action="store_true", help="leave out the naive reference")
+    parser.add_argument("--rss-clips", type=int, default=0,
+                        help="also run the pipeline at 64 px on N/4 and N clips and compare peak memory")
     args = parser.parse_args()
+    args.compile = args.compile == "true"
     args.weights = None if str(args.weights).lower() in ("none", "null") else args.weights
 
     b = run_isolated(bound, args)
-    print(f"backbone {args.backbone} @ {args.image_size}, {b['device']}, {b['precision']}, batch {b['batch']} images")
+    print(f"backbone {args.backbone} @ {args.image_size}, {b['device']}, {b['precision']}, batch {b['batch']} images"
+          f", {'compiled' if args.compile else 'eager'}")
     print(f"1. backbone-only bound : {b['fps']:8.1f} frames/s   peak RSS {b['rss_mb']:7.0f} MB")
     p = run_isolated(pipeline, args)
     print(f"2. pipeline            : {p['fps']:8.1f} frames/s   peak RSS {p['rss_mb']:7.0f} MB"
           f"   ({p['clips']} clips x {args.frames} frames, {args.workers} workers)")
+    steps = "loading, compiling" if args.compile else "loading"
+    print(f"   start-up            : {p['startup_s']:8.1f} s to the first clip ({steps}, first decode); "
+          f"{p['fps_all']:.1f} frames/s with it")
+    if args.rss_clips:
+        small = {"image_size": 64, "compile": False}
+        few, many = (run_isolated(pipeline, argparse.Namespace(**{**vars(args), **small, "total": n}))
+                     for n in (args.rss_clips // 4, args.rss_clips))
+        held = (many["clips"] - few["clips"]) * args.frames * b["dim"] * 2 / 2**20
+        print(f"   peak RSS by clips   : {few['clips']} clips {few['rss_mb']:.0f} MB, {many['clips']} clips "
+              f"{many['rss_mb']:.0f} MB at 64 px ({many['rss_mb'] - few['rss_mb']:+.0f} MB; holding the "
+              f"features of the extra clips would take {held:.0f} MB)")
     if not args.skip_naive:
         n = run_isolated(naive, args)
         print(f"3. naive reference     : {n['fps']:8.1f} frames/s   peak RSS {n['rss_mb']:7.0f} MB")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ from pipeline.datasets import read_table
 from pipeline.distributed import SINGLE, World, barrier, gather, shutdown
 from pipeline.distributed import init as init_distributed
 from pipeline.errors import output_dir, output_file, remove_leftovers, run_main
-from pipeline.extraction import extract_features, resolve_batch_size, resolve_device, resolve_precision
+from pipeline.extraction import extract_features, resolve_batch_size, resolve_compile, resolve_device, resolve_precision
 from pipeline.features import ExtractionSettings, FeatureCache, assemble
 from pipeline.params import ExtractParams, load_params
 from pipeline.reports import write_json
@@ -38,9 +39,27 @@ FEATURES = Path("features/features.h5")
 REPORTS = Path("reports")
 
 
+@dataclass
+class FillResult:
+    """What one fill_cache call did: the clips that failed (clip_id, reason) and how fast it went."""
+
+    failed: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["clip_id", "reason"]))
+    extracted: int = 0
+    frames: int = 0  # frames run through the backbone
+    seconds: float = 0.0  # model loading and compilation included
+    startup_seconds: float = 0.0  # until the first clip's features: loading, compiling, first decode
+    compiled: bool = False
+
+    @property
+    def steady_fps(self) -> float:
+        """Frames/s after the first clip: the rate a long run goes at."""
+        later = self.frames * (self.extracted - 1) / max(self.extracted, 1)
+        return later / max(self.seconds - self.startup_seconds, 1e-9)
+
+
 def fill_cache(cache: FeatureCache, table: pd.DataFrame, cfg: ExtractParams, device: torch.device,
-               world: World = SINGLE) -> pd.DataFrame:
-    """Extract every clip of `table` not yet in the cache; return the clips that failed, with reasons.
+               world: World = SINGLE) -> FillResult:
+    """Extract every clip of `table` not yet in the cache; report the clips that failed, with reasons.
 
     With several ranks, each takes the clips whose fingerprint falls to it, so the shares do not
     depend on what other ranks have already written.
@@ -54,9 +73,11 @@ def fill_cache(cache: FeatureCache, table: pd.DataFrame, cfg: ExtractParams, dev
                 f" on rank {world.rank} of {world.size}" if world.size > 1 else "")
     failed: list[dict] = []
     if todo.empty:
-        return pd.DataFrame(failed, columns=["clip_id", "reason"])
+        return FillResult()
     s = cache.settings
+    start = time.perf_counter()
     backbone = load_backbone(s.backbone, s.weights, s.image_size)
+    compiled = resolve_compile(cfg.compile, len(todo) * s.frames * s.clips)
     pending: tuple[list, list, list] = ([], [], [])
 
     def flush() -> None:
@@ -65,33 +86,37 @@ def fill_cache(cache: FeatureCache, table: pd.DataFrame, cfg: ExtractParams, dev
             for part in pending:
                 part.clear()
 
-    start = time.perf_counter()
     results = extract_features(todo["path"].tolist(), todo["fingerprint"].tolist(), backbone,
                                frames=s.frames, clips=s.clips, seed=s.seed,
                                batch_size=resolve_batch_size(cfg.batch_size, device),
-                               num_workers=cfg.num_workers, device=device, precision=s.precision)
+                               num_workers=cfg.num_workers, device=device, precision=s.precision, compile=compiled)
+    startup = 0.0
     for i, feats, indices, error in tqdm(results, total=len(todo), desc=f"extract (rank {world.rank})"
                                          if world.size > 1 else "extract", unit="clip", position=world.rank):
         if error:
             logger.warning("skipping %s: %s", todo.at[i, "clip_id"], error)
             failed.append({"clip_id": todo.at[i, "clip_id"], "reason": error})
             continue
+        startup = startup or time.perf_counter() - start
         pending[0].append(todo.at[i, "fingerprint"])
         pending[1].append(feats)
         pending[2].append(indices)
         if len(pending[0]) >= cfg.shard_size:
             flush()
     flush()
-    elapsed = time.perf_counter() - start
     done_now = len(todo) - len(failed)
-    logger.info("extracted %d clips in %.1f s (%.1f frames/s)", done_now, elapsed,
-                done_now * s.frames * s.clips / max(elapsed, 1e-9))
-    return pd.DataFrame(failed, columns=["clip_id", "reason"])
+    result = FillResult(pd.DataFrame(failed, columns=["clip_id", "reason"]), done_now, done_now * s.frames * s.clips,
+                        time.perf_counter() - start, startup, compiled)
+    logger.info("extracted %d clips in %.1f s (%.1f s to the first clip%s, then %.1f frames/s)", done_now,
+                result.seconds, startup, ", compiling included" if compiled else "", result.steady_fps)
+    return result
 
 
 def main() -> None:
     params = load_params()
     cfg = params.extract
+    if cfg.threads != "auto":
+        torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
     world = init_distributed(device.type)
     if device.type == "cuda":
@@ -106,15 +131,16 @@ def main() -> None:
     cache = FeatureCache(cfg.cache_dir, settings)
     barrier(world)  # every rank has cleared dead runs' leftovers before any rank writes a shard
     reused = int(table["fingerprint"].isin(cache.index()).sum())
-    failed = pd.concat(gather(world, fill_cache(cache, table, cfg, device, world)), ignore_index=True)
+    run = fill_cache(cache, table, cfg, device, world)
+    failed = pd.concat(gather(world, run.failed), ignore_index=True)
     barrier(world)
     if world.is_main:
-        write_outputs(cache, table, failed, reused, params.dataset.name, cfg, device)
+        write_outputs(cache, table, failed, reused, params.dataset.name, cfg, device, run)
     shutdown(world)
 
 
 def write_outputs(cache: FeatureCache, table: pd.DataFrame, failed: pd.DataFrame, reused: int, dataset: str,
-                  cfg: ExtractParams, device: torch.device) -> None:
+                  cfg: ExtractParams, device: torch.device, run: FillResult) -> None:
     """The feature file for the split, assembled from the cache, and the extraction reports."""
     with output_file(REPORTS / "extract_failed.csv") as tmp:
         failed.to_csv(tmp, index=False)
@@ -124,7 +150,8 @@ def write_outputs(cache: FeatureCache, table: pd.DataFrame, failed: pd.DataFrame
         write_json(tmp, {"clips": written, "reused_from_cache": reused, "extracted": written - reused,
                          "failed": len(failed), "backbone": cfg.backbone, "frames": cfg.frames,
                          "clips_per_video": cfg.clips, "precision": cache.settings.precision,
-                         "device": device.type})
+                         "device": device.type, "compiled": run.compiled,
+                         "seconds": round(run.seconds, 1), "frames_per_second": round(run.steady_fps, 1)})
     logger.info("wrote %s: %d clips (%d reused, %d failed)", FEATURES, written, reused, len(failed))
 
 

@@ -120,6 +120,9 @@ class ExtractParams:
     image_size: int = 224
     batch_size: int | Literal["auto"] = "auto"  # images per forward pass; auto: 16 on CPU, 512 on GPU
     num_workers: int = 1
+    threads: int | Literal["auto"] = "auto"  # torch threads for the backbone; auto: torch's default (one per core)
+    # torch.compile the backbone; auto: when at least extraction.AUTO_COMPILE_FRAMES frames are to be extracted.
+    compile: bool | Literal["auto"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     cache_dir: str = "features/cache"
@@ -132,6 +135,8 @@ class ExtractParams:
             _check_range(f"{key}.batch_size", self.batch_size, 1)
         _check_range(f"{key}.image_size", self.image_size, 32)
         _check_range(f"{key}.num_workers", self.num_workers, 0)
+        if self.threads != "auto":
+            _check_range(f"{key}.threads", self.threads, 1)
 
 
 @dataclass(frozen=True)

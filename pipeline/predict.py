@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterator, Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pandas as pd
 import torch
 
 from pipeline import video
-from pipeline.extraction import extract_features, resolve_batch_size, resolve_device, resolve_precision
+from pipeline.extraction import BackboneRunner, extract_features, resolve_batch_size, resolve_device, resolve_precision
 from pipeline.inference import load_model, recorded_backbone
 from pipeline.inputs import Span
 from pipeline.training import predict_proba
@@ -89,15 +88,9 @@ class Predictor:
     @torch.inference_mode()
     def embed(self, frames: np.ndarray) -> np.ndarray:
         """Backbone features (n, D) float16 of uint8 frames (n, H, W, 3), as the extract stage stores them."""
-        model = self.backbone.model.to(self.device).to(memory_format=torch.channels_last)
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
-        autocast = torch.autocast(self.device.type, dtype=dtype) if dtype else nullcontext()
+        run = BackboneRunner(self.backbone, self.device, self.precision, self.batch_size)
         images = self.backbone.preprocess(torch.from_numpy(frames))
-        out = []
-        for chunk in images.split(self.batch_size):
-            chunk = self.backbone.normalize(chunk.to(self.device)).contiguous(memory_format=torch.channels_last)
-            with autocast:
-                out.append(model(chunk).float().cpu())
+        out = [run(chunk.to(self.device)).cpu() for chunk in images.split(self.batch_size)]
         return torch.cat(out).numpy().astype(np.float16)
 
     def windows(self, path: Path, window: Span, stride: Span) -> pd.DataFrame:

@@ -63,7 +63,7 @@ def test_resume_computes_only_missing_clips(tmp_path, monkeypatch) -> None:
     real = extract_stage.extract_features
     monkeypatch.setattr(extract_stage, "extract_features",
                         lambda paths, *a, **k: (seen.extend(paths), real(paths, *a, **k))[1])
-    failed = fill_cache(cache, table, CFG, torch.device("cpu"))
+    failed = fill_cache(cache, table, CFG, torch.device("cpu")).failed
     assert failed.empty
     assert sorted(seen) == sorted(table.loc[~table["fingerprint"].isin(done), "path"]), "only missing clips run"
     assert set(cache.index()) == set(table["fingerprint"])
@@ -115,7 +115,7 @@ def test_a_clip_that_fails_to_decode_is_reported_not_fatal(tmp_path) -> None:
     broken.write_bytes(b"garbage" * 100)
     table.at[1, "fingerprint"] = fingerprint(broken)
     cache = FeatureCache(tmp_path / "cache", SETTINGS)
-    failed = fill_cache(cache, table, CFG, torch.device("cpu"))
+    failed = fill_cache(cache, table, CFG, torch.device("cpu")).failed
     assert failed["clip_id"].tolist() == [table.at[1, "clip_id"]]
     assert "cannot open" in failed.at[0, "reason"]
     assert assemble(cache, table, ["c0", "c1"], tmp_path / "f.h5", attrs={}) == 3

@@ -90,7 +90,7 @@ class AttentionHead(nn.Module):
     positional code added so the pooled summary still depends on when each frame came.
     """
 
-    def __init__(self, input_dim: int, num_classes: int, *, encoder: str = "gru", hidden_size: int = 256,
+    def __init__(self, input_dim: int, num_classes: int, *, encoder: str = "linear", hidden_size: int = 256,
                  num_layers: int = 1, bidirectional: bool = False, dropout: float = 0.3) -> None:
         super().__init__()
         self.embed = _embed(input_dim, hidden_size, dropout)

@@ -145,9 +145,9 @@ class ModelParams:
     head: Literal["lstm", "gru", "attention", "transformer", "mean"] = "lstm"
     hidden_size: int = 256  # lstm, gru, attention, transformer (model width)
     num_layers: int = 1  # lstm, gru, attention (recurrent encoder), transformer
-    bidirectional: bool = False  # lstm, gru, attention (recurrent encoder)
-    dropout: float = 0.3  # every head: on the input features and before the classifier
-    encoder: Literal["lstm", "gru", "linear"] = "gru"  # attention: what encodes each step before pooling
+    bidirectional: bool = True  # lstm, gru, attention (recurrent encoder)
+    dropout: float = 0.3  # every head: on the projected frames, before the classifier, between layers
+    encoder: Literal["lstm", "gru", "linear"] = "linear"  # attention: what encodes each step before pooling
     num_heads: int = 4  # transformer: attention heads (must divide hidden_size)
 
     def check(self, key: str) -> None:

@@ -1,0 +1,134 @@
+"""The training recipe: schedule, sampling, frame dropout; determinism and order-awareness on the real demo."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from pipeline.features import FeatureSet, load_features
+from pipeline.models import HEADS
+from pipeline.params import TrainParams, load_params
+from pipeline.training import _drop_frames, _epoch_order, fit, predict_proba, train_head
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _features(n: int, classes: int, seed: int = 0) -> FeatureSet:
+    """Separable random clips (N, 1, T=4, D=8): class c has mean c on every channel."""
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n) % classes
+    feats = (rng.standard_normal((n, 1, 4, 8)) + labels[:, None, None, None]).astype(np.float16)
+    return FeatureSet(feats, labels, np.array([f"c{i}" for i in range(n)]), np.full(n, "train"),
+                      [str(c) for c in range(classes)], {})
+
+
+class _Recorder:
+    """Collects what fit logs, as dvclive's Live would."""
+
+    def __init__(self) -> None:
+        self.metrics: dict[str, list[float]] = {}
+
+    def log_metric(self, name: str, value: float) -> None:
+        self.metrics.setdefault(name, []).append(value)
+
+    def next_step(self) -> None:
+        pass
+
+
+def test_learning_rate_warms_up_then_decays_to_zero() -> None:
+    data = _features(64, 2)
+    cfg = TrainParams(epochs=10, batch_size=16, lr=0.01, warmup_epochs=2, patience=100)
+    live = _Recorder()
+    fit(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(32, 2)), data, data, cfg, seed=0, live=live)
+    lr = live.metrics["train/lr"]  # at the start of each epoch
+    assert len(lr) == 10
+    assert lr[0] < lr[1] < lr[2] == pytest.approx(0.01)
+    assert all(a > b for a, b in itertools.pairwise(lr[2:]))
+    assert lr[-1] < 0.001
+
+
+def test_balanced_sampling_draws_each_class_equally_often() -> None:
+    labels = torch.tensor([0] * 90 + [1] * 10)
+    generator = torch.Generator().manual_seed(0)
+    plain = _epoch_order(labels, balanced=False, generator=generator)
+    assert sorted(plain.tolist()) == list(range(100))
+    drawn = torch.cat([labels[_epoch_order(labels, balanced=True, generator=generator)] for _ in range(20)])
+    assert abs(drawn.float().mean().item() - 0.5) < 0.05
+
+
+def test_feature_dropout_zeroes_whole_frames() -> None:
+    x = torch.randn(64, 16, 8) + 5
+    dropped = _drop_frames(x, 0.25, torch.Generator().manual_seed(0))
+    zero = (dropped == 0).all(-1)
+    assert ((dropped == x).all(-1) | zero).all()  # a frame is kept whole or dropped whole
+    assert 0.2 < zero.float().mean().item() < 0.3
+    assert torch.equal(_drop_frames(x, 0.0, torch.Generator()), x)
+
+
+def _stage(name: str, cwd: Path) -> None:
+    run = subprocess.run([sys.executable, "-m", f"pipeline.{name}"], cwd=cwd, capture_output=True, text=True)
+    assert run.returncode == 0, f"pipeline.{name} failed:\n{run.stderr[-3000:]}"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo (default size: 54 test clips) with ImageNet features extracted once: 8 frames at 160 px."""
+    root = tmp_path_factory.mktemp("demo")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["extract"].update(frames=8, image_size=160, cache_dir=str(root / "cache"))
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for name in ("demo", "subset", "split", "extract"):
+        _stage(name, root)
+    return root
+
+
+@pytest.mark.slow
+def test_order_aware_heads_beat_bag_of_frames_on_time_reversed_pairs(demo: Path) -> None:
+    """Each demo class has a twin that is itself played backwards: only frame order tells them apart."""
+    params = load_params(demo / "params.yaml")
+    data = load_features(demo / "features" / "features.h5")
+    train, val, test = data.part("train"), data.part("val"), data.part("test")
+    top1 = {}
+    for head in HEADS:
+        model, _ = train_head(dataclasses.replace(params.model, head=head), params.train, params.seed, train, val)
+        top1[head] = float((predict_proba(model, test.features).argmax(1) == test.labels).mean())
+    print("\ndemo top-1 on", len(test.labels), "test clips:", {k: round(v, 3) for k, v in top1.items()})
+    assert top1["mean"] < 0.75  # a bag of frames cannot tell a clip from its reverse
+    for head in HEADS:
+        if head != "mean":
+            assert top1[head] >= top1["mean"] + 0.30, (head, top1)
+
+
+@pytest.mark.slow
+def test_training_twice_gives_identical_metrics_and_weights(demo: Path) -> None:
+    runs = []
+    for _ in range(2):
+        _stage("train", demo)
+        _stage("evaluate", demo)
+        checkpoint = torch.load(demo / "models" / "model.pt", weights_only=True)
+        runs.append(({name: json.loads((demo / "reports" / name).read_text())
+                      for name in ("metrics.json", "train/metrics.json")}, checkpoint["state_dict"]))
+    (metrics, weights), (metrics_again, weights_again) = runs
+    assert metrics == metrics_again
+    assert weights.keys() == weights_again.keys()
+    assert all(torch.equal(weights[k], weights_again[k]) for k in weights)
+
+    text = (demo / "params.yaml").read_text()
+    params = yaml.safe_load(text)
+    params["seed"] += 1  # another seed: another model (so the equality above is not vacuous)
+    (demo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        _stage("train", demo)
+    finally:
+        (demo / "params.yaml").write_text(text)
+    other = torch.load(demo / "models" / "model.pt", weights_only=True)["state_dict"]
+    assert not all(torch.equal(weights[k], other[k]) for k in weights)

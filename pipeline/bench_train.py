@@ -1,6 +1,6 @@
 """Benchmark: seconds per training epoch of each temporal head over UCF-101-sized features.
 
-python -m pipeline.bench_train [--heads lstm,gru,...] [--clips 9537] [--frames 16] [--dim 2048]
+python -m pipeline.bench_train [--heads lstm,gru,...] [--clips 9537] [--frames 16] [--dim 2048] [--bidirectional false]
 
 Random float16 features of the given size (default: UCF-101 split-1 train, 9,537 clips × 16 frames
 × 2048-d ResNet-50 features) are held in memory as the train stage holds them; each head trains
@@ -21,7 +21,7 @@ from pipeline.errors import run_main
 from pipeline.features import FeatureSet
 from pipeline.models import HEADS
 from pipeline.params import Params, load_params
-from pipeline.training import train_head
+from pipeline.training import keep_freed_memory, train_head
 
 
 def random_features(clips: int, frames: int, dim: int, classes: int, seed: int = 0) -> FeatureSet:
@@ -44,22 +44,33 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=2048, help="feature size (resnet50: 2048)")
     parser.add_argument("--classes", type=int, default=101)
     parser.add_argument("--hidden-size", type=int, default=512)
+    parser.add_argument("--bidirectional", choices=("true", "false"),
+                        help="lstm, gru, attention: read both ways (default: model.bidirectional of params.yaml)")
     parser.add_argument("--batch-size", type=int, help="clips per step (default: train.batch_size of params.yaml)")
     parser.add_argument("--threads", type=int, default=torch.get_num_threads(), help="torch CPU threads")
     args = parser.parse_args()
     params = load_params() if Path("params.yaml").is_file() else Params()
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as the train stage does
     data = random_features(args.clips, args.frames, args.dim, args.classes)
     empty = data.part("val")
     cfg = dataclasses.replace(params.train, epochs=1, batch_size=args.batch_size or params.train.batch_size)
+    bidirectional = params.model.bidirectional if args.bidirectional is None else args.bidirectional == "true"
     print(f"one epoch over {args.clips} clips × {args.frames} frames × {args.dim} (float16 in memory), "
-          f"batch {cfg.batch_size}, hidden {args.hidden_size}, {args.threads} threads")
+          f"batch {cfg.batch_size}, hidden {args.hidden_size}, bidirectional {bidirectional}, {args.threads} threads")
+    # A few steps first: oneDNN builds its kernels and the heap grows once per process (~2 s),
+    # which a real run pays once, not per epoch.
+    warmup = random_features(8 * cfg.batch_size, args.frames, args.dim, args.classes)
     for head in args.heads.split(","):
-        model = dataclasses.replace(params.model, head=head, hidden_size=args.hidden_size)
+        model = dataclasses.replace(params.model, head=head, hidden_size=args.hidden_size, bidirectional=bidirectional)
+        start = time.perf_counter()
+        train_head(model, cfg, 0, warmup, empty)
+        startup = time.perf_counter() - start
         start = time.perf_counter()
         train_head(model, cfg, 0, data, empty)
         seconds = time.perf_counter() - start
-        print(f"{head:12s} {seconds:7.1f} s/epoch  {args.clips / seconds:8.0f} clips/s", flush=True)
+        print(f"{head:12s} {seconds:7.1f} s/epoch  {args.clips / seconds:8.0f} clips/s   "
+              f"(warm-up: 8 steps in {startup:.1f} s)", flush=True)
 
 
 if __name__ == "__main__":

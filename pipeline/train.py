@@ -19,7 +19,7 @@ from pipeline.errors import output_dir, output_file, run_main
 from pipeline.extract import FEATURES
 from pipeline.features import FeatureStoreError, differing_settings, load_features
 from pipeline.params import load_params
-from pipeline.training import head_options, train_head
+from pipeline.training import head_options, keep_freed_memory, train_head
 
 logger = logging.getLogger("pipeline.train")
 
@@ -29,6 +29,7 @@ LIVE_DIR = "reports/train"
 
 def main() -> None:
     params = load_params()
+    keep_freed_memory()
     for folder in (MODEL.parent, LIVE_DIR):
         output_dir(folder)
     data = load_features(FEATURES, parts=("train", "val"))
@@ -40,7 +41,7 @@ def main() -> None:
     if not len(train.labels):
         raise FeatureStoreError(f"{FEATURES} has no train clips")
     if not len(val.labels):
-        logger.warning("no validation clips: early stopping watches the training loss")
+        logger.warning("no validation clips: early stopping watches the training accuracy")
     logger.info("training %s head on %d train / %d val clips, features %s",
                 params.model.head, len(train.labels), len(val.labels), data.features.shape[1:])
     with Live(LIVE_DIR, dvcyaml=None, save_dvc_exp=False, report=None) as live:

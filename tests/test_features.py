@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import h5py
@@ -15,7 +16,7 @@ import pipeline.extract as extract_stage
 from pipeline.extract import fill_cache
 from pipeline.features import ExtractionSettings, FeatureCache, assemble, load_features
 from pipeline.params import ExtractParams
-from pipeline.video import fingerprint
+from pipeline.video import fingerprint, sample_indices
 
 # ImageNet weights (they ship offline): random-init Lite0 features round to zero in float16.
 SETTINGS = ExtractionSettings(backbone="efficientnet_lite0", weights="imagenet", frames=4, clips=1, image_size=64,
@@ -135,3 +136,25 @@ def test_identical_videos_share_one_cached_row(tmp_path) -> None:
     data = load_features(out)
     np.testing.assert_array_equal(data.features[4], data.features[0])
     assert data.labels[4] == 1 and data.labels[0] == 0
+
+
+def test_k_clips_store_jittered_views_of_each_video(tmp_path) -> None:
+    """extract.clips = 3: clip 0 is the K=1 view (segment centres), clips 1-2 jitter within each segment."""
+    table = _clips(tmp_path / "videos", 4)
+    files = {}
+    for settings in (SETTINGS, dataclasses.replace(SETTINGS, clips=3)):
+        cache = FeatureCache(tmp_path / "cache", settings)
+        fill_cache(cache, table, dataclasses.replace(CFG, clips=settings.clips), torch.device("cpu"))
+        files[settings.clips] = tmp_path / f"k{settings.clips}.h5"
+        assemble(cache, table, ["c0", "c1"], files[settings.clips], attrs={})
+    with h5py.File(files[3]) as f:
+        assert f.attrs["clips"] == 3 and f["features"].shape == (4, 3, 4, 1280)
+        idx = f["frame_indices"][:]
+    k1, k3 = load_features(files[1]), load_features(files[3])
+    np.testing.assert_allclose(k3.features[:, 0].astype(np.float32), k1.features[:, 0].astype(np.float32), atol=2e-3)
+    for row, frames in enumerate(10 + np.arange(4)):  # _clips: video i has 10 + i frames
+        edges = np.linspace(0, frames, 5)
+        assert np.array_equal(idx[row, 0], sample_indices(frames, 4)[0])
+        assert ((idx[row, 1:] >= np.floor(edges[:-1])) & (idx[row, 1:] < np.ceil(edges[1:]))).all()
+    assert not np.array_equal(idx[:, 1], idx[:, 2]), "the jittered views differ"
+    assert np.abs(k3.features[:, 1].astype(np.float32) - k3.features[:, 0]).max() > 0.01

@@ -17,7 +17,7 @@ import yaml
 from pipeline.features import FeatureSet, load_features
 from pipeline.models import HEADS
 from pipeline.params import TrainParams, load_params
-from pipeline.training import _drop_frames, _epoch_order, fit, predict_proba, train_head
+from pipeline.training import _drop_frames, _epoch_order, _pick_clips, fit, predict_proba, train_head
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,6 +73,18 @@ def test_feature_dropout_zeroes_whole_frames() -> None:
     assert 0.2 < zero.float().mean().item() < 0.3
     assert torch.equal(_drop_frames(x, 0.0, torch.Generator()), x)
 
+
+
+def test_k_clips_training_draws_one_view_evaluation_averages_all() -> None:
+    features = torch.randn(200, 3, 4, 8)  # 200 videos × K=3 views
+    drawn = _pick_clips(features, torch.Generator().manual_seed(0))
+    which = (drawn.unsqueeze(1) == features).all(-1).all(-1).float().argmax(1)
+    assert drawn.shape == (200, 4, 8) and torch.bincount(which, minlength=3).min() > 40  # every view drawn
+    assert torch.equal(_pick_clips(features, None), features[:, 0])
+
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(32, 5))
+    per_view = [predict_proba(model, features[:, k:k + 1]) for k in range(3)]
+    np.testing.assert_allclose(predict_proba(model, features), np.mean(per_view, axis=0), atol=1e-6)
 
 def _stage(name: str, cwd: Path) -> None:
     run = subprocess.run([sys.executable, "-m", f"pipeline.{name}"], cwd=cwd, capture_output=True, text=True)

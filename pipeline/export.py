@@ -95,8 +95,9 @@ def export(model_path: str | Path, fmt: str, out: str | Path | None = None, with
             torch.onnx.export(module, (example,), str(tmp), dynamo=False, input_names=[name],
                               output_names=["probabilities"], opset_version=17,
                               dynamic_axes={name: {0: "batch"}, "probabilities": {0: "batch"}})
-        else:
-            torch.jit.trace(module, example).save(str(tmp))
+        else:  # through a file object, so the archive is not named after the temporary file
+            with tmp.open("wb") as f:
+                torch.jit.save(torch.jit.trace(module, example), f)
     with output_file(f"{out}.json") as tmp:
         tmp.write_text(json.dumps({**meta, "format": fmt}, indent=2) + "\n")
     return out

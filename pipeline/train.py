@@ -48,7 +48,9 @@ def main() -> None:
         _, result = train_head(params.model, params.train, params.seed, train, val, live)
         live.summary = {"best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
                         "best_val_accuracy": result.best_val_accuracy, "best_val_loss": result.best_val_loss}
-    with output_file(MODEL) as tmp:
+    # Saved through a file object: torch.save would name the archive's inner folder after the
+    # temporary file, and the same weights would then hash differently on every run.
+    with output_file(MODEL) as tmp, open(tmp, "wb") as f:
         torch.save({
             "state_dict": result.state_dict,
             "head": params.model.head,
@@ -56,7 +58,7 @@ def main() -> None:
             "input_dim": int(data.features.shape[-1]),
             "classes": data.classes,
             "features": {k: (v.item() if hasattr(v, "item") else v) for k, v in data.attrs.items()},
-        }, tmp)
+        }, f)
     logger.info("best epoch %d: val accuracy %.3f; saved %s", result.best_epoch, result.best_val_accuracy, MODEL)
 
 

@@ -126,11 +126,13 @@ def test_training_twice_gives_identical_metrics_and_weights(demo: Path) -> None:
     for _ in range(2):
         _stage("train", demo)
         _stage("evaluate", demo)
-        checkpoint = torch.load(demo / "models" / "model.pt", weights_only=True)
+        checkpoint = demo / "models" / "model.pt"
         runs.append(({name: json.loads((demo / "reports" / name).read_text())
-                      for name in ("metrics.json", "train/metrics.json")}, checkpoint["state_dict"]))
-    (metrics, weights), (metrics_again, weights_again) = runs
+                      for name in ("metrics.json", "train/metrics.json")},
+                     torch.load(checkpoint, weights_only=True)["state_dict"], checkpoint.read_bytes()))
+    (metrics, weights, saved), (metrics_again, weights_again, saved_again) = runs
     assert metrics == metrics_again
+    assert saved == saved_again, "the same run gives the same checkpoint file, so DVC sees the same hash"
     assert weights.keys() == weights_again.keys()
     assert all(torch.equal(weights[k], weights_again[k]) for k in weights)
 

@@ -80,19 +80,18 @@ class BackboneRunner:
             x = torch.cat([x, x.new_zeros((self.batch_size - n, *x.shape[1:]))])
         x = x.contiguous(memory_format=torch.channels_last)
         with self.autocast():
-            if self.compiled is None:
-                return self.model(x).float()[:n]
-            try:
-                out = self.compiled(x)
-            except Exception as err:
-                if self.proven:
-                    raise
-                logger.warning("torch.compile failed (%s: %s); running the backbone uncompiled",
-                               type(err).__name__, str(err).splitlines()[0] if str(err) else "")
-                self.compiled = None
-                return self.model(x[:n]).float()
-            self.proven = True
-            return out.float()[:n]
+            if self.compiled is not None:
+                try:
+                    out = self.compiled(x)
+                    self.proven = True
+                    return out.float()[:n]
+                except Exception as err:
+                    if self.proven:
+                        raise
+                    logger.warning("torch.compile failed (%s: %s); running the backbone uncompiled",
+                                   type(err).__name__, str(err).splitlines()[0] if str(err) else "")
+                    self.compiled = None
+            return self.model(x).float()[:n]
 
 
 def clip_seed(key: str, seed: int) -> int:

@@ -8,6 +8,7 @@ the backbone in batches, a video that cannot be read reported instead of raised.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from collections.abc import Iterator, Sequence
@@ -85,12 +86,16 @@ class Predictor:
             else:
                 yield VideoPrediction(paths[i], predict_proba(self.model, feats[None])[0])
 
+    @functools.cached_property
+    def _runner(self) -> BackboneRunner:
+        """The backbone on this device, set up once for every window of every video."""
+        return BackboneRunner(self.backbone, self.device, self.precision, self.batch_size)
+
     @torch.inference_mode()
     def embed(self, frames: np.ndarray) -> np.ndarray:
         """Backbone features (n, D) float16 of uint8 frames (n, H, W, 3), as the extract stage stores them."""
-        run = BackboneRunner(self.backbone, self.device, self.precision, self.batch_size)
         images = self.backbone.preprocess(torch.from_numpy(frames))
-        out = [run(chunk.to(self.device)).cpu() for chunk in images.split(self.batch_size)]
+        out = [self._runner(chunk.to(self.device)).cpu() for chunk in images.split(self.batch_size)]
         return torch.cat(out).numpy().astype(np.float16)
 
     def windows(self, path: Path, window: Span, stride: Span) -> pd.DataFrame:

@@ -3,13 +3,14 @@
 python -m pipeline.bench_extract --clips ../shared/data/ucf101-mini [--backbone resnet50] [--limit 30]
 
 Prints, on the same clips: (1) backbone-only frames/s on random tensors with the pipeline's model,
-batch, precision and compilation: the bound; (2) pipeline frames/s: decode + preprocess + forward +
-write, through the extract stage's own code (fill_cache), at the rate it keeps after the first clip,
-with the one-off start-up (model loading, compiling, first decode) shown apart; (3) a naive
-reference: each clip decoded, frames transformed one by one with PIL, fp32 eager forward per clip,
-written one by one; (4) the ratios and each phase's peak memory (RSS, DataLoader workers included).
-With --rss-clips N the pipeline also runs at 64 px, uncompiled, on N/4 and on N clips (the sample repeated, each
-copy counted as a new video) to show that its peak memory does not grow with the number of clips.
+batch, precision and engine (onnxruntime, torch.compile or eager torch): the bound; (2) pipeline
+frames/s: decode + preprocess + forward + write, through the extract stage's own code (fill_cache),
+at the rate it keeps after the first clip, with the one-off start-up (model loading, export or
+compilation, first decode) shown apart; (3) a naive reference: each clip decoded, frames
+transformed one by one with PIL, fp32 eager forward per clip, written one by one; (4) the ratios
+and each phase's peak memory (RSS, DataLoader workers included). With --rss-clips N the pipeline
+also runs at 64 px on N/4 and on N clips (the sample repeated, each copy counted as a new video) to
+show that its peak memory does not grow with the number of clips.
 Each phase runs in a fresh process (forked, so DataLoader workers start as they do under `python -m
 pipeline.extract`), so one phase's memory does not hide another's.
 """
@@ -33,7 +34,14 @@ from torchvision import transforms
 from pipeline.backbones import load_backbone
 from pipeline.datasets import scan
 from pipeline.extract import fill_cache
-from pipeline.extraction import BackboneRunner, resolve_batch_size, resolve_device, resolve_precision
+from pipeline.extraction import (
+    AUTO_COMPILE_FRAMES,
+    BackboneRunner,
+    resolve_batch_size,
+    resolve_device,
+    resolve_engine,
+    resolve_precision,
+)
 from pipeline.features import ExtractionSettings, FeatureCache
 from pipeline.params import DatasetParams, ExtractParams
 from pipeline.video import fingerprint, read_clip
@@ -57,20 +65,22 @@ def _clip_table(root: Path, limit: int, total: int = 0) -> pd.DataFrame:
     return table
 
 
-def _settings(args: argparse.Namespace) -> tuple[ExtractionSettings, torch.device, int]:
+def _settings(args: argparse.Namespace) -> tuple[ExtractionSettings, torch.device, int, str]:
     device = resolve_device(args.device)
     settings = ExtractionSettings(backbone=args.backbone, weights=args.weights, frames=args.frames, clips=1,
                                   image_size=args.image_size, precision=resolve_precision(args.precision, device),
                                   seed=0)
     torch.set_num_threads(args.threads or torch.get_num_threads())
-    return settings, device, resolve_batch_size(args.batch_size, device)
+    # The engine extract.engine picks for a run long enough to compile: the benchmark stands for long runs.
+    engine = resolve_engine(args.engine, device, settings.precision, AUTO_COMPILE_FRAMES)
+    return settings, device, resolve_batch_size(args.batch_size, device), engine
 
 
 def bound(args: argparse.Namespace) -> dict:
     """Backbone-only frames/s: the same model, batch and precision on random tensors."""
-    settings, device, batch = _settings(args)
+    settings, device, batch, engine = _settings(args)
     backbone = load_backbone(settings.backbone, settings.weights, settings.image_size)
-    run = BackboneRunner(backbone, device, settings.precision, batch, args.compile)
+    run = BackboneRunner(backbone, device, settings.precision, batch, engine)
     size = settings.image_size
     x = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, device=device)
     frames = args.limit * args.frames
@@ -85,25 +95,25 @@ def bound(args: argparse.Namespace) -> dict:
             torch.cuda.synchronize()
         elapsed = time.perf_counter() - start
     return {"fps": max(1, frames // batch) * batch / elapsed, "rss_mb": _peak_rss_mb(),
-            "precision": settings.precision, "batch": batch, "device": device.type, "dim": backbone.feature_dim}
+            "precision": settings.precision, "batch": batch, "device": device.type, "dim": backbone.feature_dim,
+            "engine": run.engine}
 
 
 def pipeline(args: argparse.Namespace) -> dict:
     """The extract stage's own path: DataLoader decode-ahead, batched forward, shard writes."""
-    settings, device, batch = _settings(args)
+    settings, device, batch, engine = _settings(args)
     table = _clip_table(args.clips, args.limit, getattr(args, "total", 0))
     cfg = ExtractParams(backbone=settings.backbone, weights=settings.weights, frames=settings.frames,
-                        image_size=settings.image_size, batch_size=batch, num_workers=args.workers,
-                        compile=args.compile)
+                        image_size=settings.image_size, batch_size=batch, num_workers=args.workers, engine=engine)
     with tempfile.TemporaryDirectory() as tmp:
         run = fill_cache(FeatureCache(tmp, settings), table, cfg, device)
     return {"fps": run.steady_fps, "fps_all": run.frames / run.seconds, "startup_s": run.startup_seconds,
-            "rss_mb": _peak_rss_mb(), "clips": run.extracted}
+            "rss_mb": _peak_rss_mb(), "clips": run.extracted, "engine": run.engine}
 
 
 def naive(args: argparse.Namespace) -> dict:
     """The notebook way: per clip, PIL transforms frame by frame, fp32 forward, one write per clip."""
-    settings, device, _ = _settings(args)
+    settings, device, _, _ = _settings(args)
     backbone = load_backbone(settings.backbone, settings.weights, settings.image_size)
     model = backbone.model.to(device)
     transform = transforms.Compose([transforms.Resize(backbone.resize_size), transforms.CenterCrop(backbone.image_size),
@@ -149,28 +159,26 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="DataLoader decoding processes")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
-    parser.add_argument("--compile", default="true", choices=("true", "false"),
-                        help="torch.compile the backbone, as extract.compile: auto does on runs of 2,000+ frames")
+    parser.add_argument("--engine", default="auto", choices=("auto", "eager", "compile", "onnxruntime"),
+                        help="what runs the backbone (auto: what extract.engine: auto picks for a long run)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--skip-naive", action="store_true", help="leave out the naive reference")
     parser.add_argument("--rss-clips", type=int, default=0,
                         help="also run the pipeline at 64 px on N/4 and N clips and compare peak memory")
     args = parser.parse_args()
-    args.compile = args.compile == "true"
     args.weights = None if str(args.weights).lower() in ("none", "null") else args.weights
 
     b = run_isolated(bound, args)
     print(f"backbone {args.backbone} @ {args.image_size}, {b['device']}, {b['precision']}, batch {b['batch']} images"
-          f", {'compiled' if args.compile else 'eager'}")
+          f", engine {b['engine']}")
     print(f"1. backbone-only bound : {b['fps']:8.1f} frames/s   peak RSS {b['rss_mb']:7.0f} MB")
     p = run_isolated(pipeline, args)
     print(f"2. pipeline            : {p['fps']:8.1f} frames/s   peak RSS {p['rss_mb']:7.0f} MB"
-          f"   ({p['clips']} clips x {args.frames} frames, {args.workers} workers)")
-    steps = "loading, compiling" if args.compile else "loading"
-    print(f"   start-up            : {p['startup_s']:8.1f} s to the first clip ({steps}, first decode); "
-          f"{p['fps_all']:.1f} frames/s with it")
+          f"   ({p['clips']} clips x {args.frames} frames, {args.workers} workers, engine {p['engine']})")
+    print(f"   start-up            : {p['startup_s']:8.1f} s to the first clip (loading, {p['engine']} set-up, first "
+          f"decode); {p['fps_all']:.1f} frames/s with it")
     if args.rss_clips:
-        small = {"image_size": 64, "compile": False}
+        small = {"image_size": 64}
         few, many = (run_isolated(pipeline, argparse.Namespace(**{**vars(args), **small, "total": n}))
                      for n in (args.rss_clips // 4, args.rss_clips))
         held = (many["clips"] - few["clips"]) * args.frames * b["dim"] * 2 / 2**20

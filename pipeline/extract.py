@@ -27,7 +27,14 @@ from pipeline.datasets import read_table
 from pipeline.distributed import SINGLE, World, barrier, gather, shutdown
 from pipeline.distributed import init as init_distributed
 from pipeline.errors import output_dir, output_file, remove_leftovers, run_main
-from pipeline.extraction import extract_features, resolve_batch_size, resolve_compile, resolve_device, resolve_precision
+from pipeline.extraction import (
+    BackboneRunner,
+    extract_features,
+    resolve_batch_size,
+    resolve_device,
+    resolve_engine,
+    resolve_precision,
+)
 from pipeline.features import ExtractionSettings, FeatureCache, assemble
 from pipeline.params import ExtractParams, load_params
 from pipeline.reports import write_json
@@ -48,7 +55,7 @@ class FillResult:
     frames: int = 0  # frames run through the backbone
     seconds: float = 0.0  # model loading and compilation included
     startup_seconds: float = 0.0  # until the first clip's features: loading, compiling, first decode
-    compiled: bool = False
+    engine: str = ""  # what ran the backbone: eager, compile or onnxruntime
 
     @property
     def steady_fps(self) -> float:
@@ -77,7 +84,8 @@ def fill_cache(cache: FeatureCache, table: pd.DataFrame, cfg: ExtractParams, dev
     s = cache.settings
     start = time.perf_counter()
     backbone = load_backbone(s.backbone, s.weights, s.image_size)
-    compiled = resolve_compile(cfg.compile, len(todo) * s.frames * s.clips)
+    engine = resolve_engine(cfg.engine, device, s.precision, len(todo) * s.frames * s.clips)
+    run = BackboneRunner(backbone, device, s.precision, resolve_batch_size(cfg.batch_size, device), engine)
     pending: tuple[list, list, list] = ([], [], [])
 
     def flush() -> None:
@@ -86,10 +94,8 @@ def fill_cache(cache: FeatureCache, table: pd.DataFrame, cfg: ExtractParams, dev
             for part in pending:
                 part.clear()
 
-    results = extract_features(todo["path"].tolist(), todo["fingerprint"].tolist(), backbone,
-                               frames=s.frames, clips=s.clips, seed=s.seed,
-                               batch_size=resolve_batch_size(cfg.batch_size, device),
-                               num_workers=cfg.num_workers, device=device, precision=s.precision, compile=compiled)
+    results = extract_features(todo["path"].tolist(), todo["fingerprint"].tolist(), run, frames=s.frames,
+                               clips=s.clips, seed=s.seed, num_workers=cfg.num_workers)
     startup = 0.0
     for i, feats, indices, error in tqdm(results, total=len(todo), desc=f"extract (rank {world.rank})"
                                          if world.size > 1 else "extract", unit="clip", position=world.rank):
@@ -106,9 +112,9 @@ def fill_cache(cache: FeatureCache, table: pd.DataFrame, cfg: ExtractParams, dev
     flush()
     done_now = len(todo) - len(failed)
     result = FillResult(pd.DataFrame(failed, columns=["clip_id", "reason"]), done_now, done_now * s.frames * s.clips,
-                        time.perf_counter() - start, startup, compiled)
-    logger.info("extracted %d clips in %.1f s (%.1f s to the first clip%s, then %.1f frames/s)", done_now,
-                result.seconds, startup, ", compiling included" if compiled else "", result.steady_fps)
+                        time.perf_counter() - start, startup, run.engine)
+    logger.info("extracted %d clips in %.1f s (%.1f s to the first clip, then %.1f frames/s; backbone run by %s)",
+                done_now, result.seconds, startup, result.steady_fps, run.engine)
     return result
 
 
@@ -150,7 +156,7 @@ def write_outputs(cache: FeatureCache, table: pd.DataFrame, failed: pd.DataFrame
         write_json(tmp, {"clips": written, "reused_from_cache": reused, "extracted": written - reused,
                          "failed": len(failed), "backbone": cfg.backbone, "frames": cfg.frames,
                          "clips_per_video": cfg.clips, "precision": cache.settings.precision,
-                         "device": device.type, "compiled": run.compiled,
+                         "device": device.type, "engine": run.engine,
                          "seconds": round(run.seconds, 1), "frames_per_second": round(run.steady_fps, 1)})
     logger.info("wrote %s: %d clips (%d reused, %d failed)", FEATURES, written, reused, len(failed))
 

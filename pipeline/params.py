@@ -121,8 +121,9 @@ class ExtractParams:
     batch_size: int | Literal["auto"] = "auto"  # images per forward pass; auto: 16 on CPU, 512 on GPU
     num_workers: int = 1
     threads: int | Literal["auto"] = "auto"  # torch threads for the backbone; auto: torch's default (one per core)
-    # torch.compile the backbone; auto: when at least extraction.AUTO_COMPILE_FRAMES frames are to be extracted.
-    compile: bool | Literal["auto"] = "auto"
+    # What runs the backbone; auto: onnxruntime for fp32 on a CPU, else torch.compile from
+    # extraction.AUTO_COMPILE_FRAMES frames to extract, else eager torch.
+    engine: Literal["auto", "eager", "compile", "onnxruntime"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     cache_dir: str = "features/cache"
@@ -137,6 +138,9 @@ class ExtractParams:
         _check_range(f"{key}.num_workers", self.num_workers, 0)
         if self.threads != "auto":
             _check_range(f"{key}.threads", self.threads, 1)
+        if self.engine == "onnxruntime" and (self.device == "cuda" or self.precision in ("bf16", "fp16")):
+            _fail(f"{key}.engine", self.engine, f"auto, eager or compile with device {self.device} and precision "
+                  f"{self.precision} (onnxruntime runs the backbone in fp32 on the CPU)")
 
 
 @dataclass(frozen=True)

@@ -77,9 +77,8 @@ class Predictor:
                 keys.append(fingerprint(path))
             except OSError:
                 keys.append(str(path))
-        results = extract_features([str(p) for p in paths], keys, self.backbone, frames=self.frames,
-                                   clips=self.clips, seed=self.seed, batch_size=self.batch_size,
-                                   num_workers=num_workers, device=self.device, precision=self.precision)
+        results = extract_features([str(p) for p in paths], keys, self._runner, frames=self.frames,
+                                   clips=self.clips, seed=self.seed, num_workers=num_workers)
         for i, feats, _, error in results:
             if error:
                 yield VideoPrediction(paths[i], None, error)

@@ -48,6 +48,12 @@ def test_the_shipped_params_are_valid() -> None:
     ({"dataset": {"classes": "some"}}, "dataset.classes", "'some'", '"all", a number of classes'),
     ({"dataset": {"group_pattern": "_g[0-9]+_"}}, "dataset.group_pattern", "'_g[0-9]+_'", "one capture group"),
     ({"split": {"official": 4}}, "split.official", "4", "1, 2, 3 or null"),
+    ({"extract": {"engine": "tensorrt"}}, "extract.engine", "'tensorrt'", "'auto' or 'eager' or 'compile'"),
+    ({"extract": {"engine": "onnxruntime", "device": "cuda"}}, "extract.engine", "'onnxruntime'",
+     "auto, eager or compile with device cuda"),
+    ({"extract": {"engine": "onnxruntime", "precision": "bf16"}}, "extract.engine", "'onnxruntime'",
+     "(onnxruntime runs the backbone in fp32 on the CPU)"),
+    ({"extract": {"compile": True}}, "'extract.compile'", "True", "allowed keys in extract: "),
     # split fractions that do not fit
     ({"split": {"test_fraction": 0}}, "split.test_fraction", "0.0", "a number > 0 and <= 0.9"),
     ({"split": {"test_fraction": 1.5}}, "split.test_fraction", "1.5", "a number > 0 and <= 0.9"),

@@ -1,5 +1,5 @@
 """Reduced precision and compilation: bf16 features must match fp32 features of the same clips (stored
-as float16), and a compiled backbone must give the features the eager one gives."""
+as float16), and the fast engines (torch.compile, onnxruntime) must give the features eager torch gives."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ import torch
 
 from pipeline import extraction
 from pipeline.backbones import load_backbone
-from pipeline.extraction import extract_features
+from pipeline.errors import ActrecError
+from pipeline.extraction import BackboneRunner, extract_features
 
 
-def _features(paths: list[str], net, **options) -> np.ndarray:
-    out = extract_features(paths, paths, net, frames=4, clips=1, seed=0, batch_size=16, num_workers=0,
-                           device=torch.device("cpu"), **options)
+def _features(paths: list[str], net, precision: str = "fp32", engine: str = "eager") -> np.ndarray:
+    run = BackboneRunner(net, torch.device("cpu"), precision, 16, engine)
+    out = extract_features(paths, paths, run, frames=4, clips=1, seed=0, num_workers=0)
     return np.stack([feats for _, feats, _, _ in out]).astype(np.float32).reshape(-1, net.feature_dim)
 
 
@@ -35,34 +36,61 @@ def test_bf16_features_match_fp32(ucf_mini, backbone: str, weights: str | None, 
     assert cosine.min() >= bar
 
 
-def test_compiled_backbone_gives_the_eager_features(ucf_mini) -> None:
-    # 3 clips x 4 frames = 12 images against batches of 16: the short batch is padded to the compiled shape.
+@pytest.mark.parametrize("engine", ["compile", "onnxruntime"])
+def test_fast_engines_give_the_eager_features(ucf_mini, engine: str) -> None:
+    # 3 clips x 4 frames = 12 images against batches of 16: the short batch is padded to the compiled
+    # shape; onnxruntime takes it as it is (batch size left free in the exported graph).
     paths = [str(p) for p in sorted((ucf_mini / "UCF-101").rglob("*_g01_c01.avi"))]
     net = load_backbone("efficientnet_lite0", "imagenet", image_size=96)
-    eager = _features(paths, net, precision="fp32")
-    compiled = _features(paths, net, precision="fp32", compile=True)
-    assert len(paths) * 4 % 16 and compiled.shape == eager.shape
-    np.testing.assert_allclose(compiled, eager, rtol=2e-3, atol=2e-3)  # float16 storage rounding
+    eager = _features(paths, net, engine="eager")
+    fast = _features(paths, net, engine=engine)
+    assert len(paths) * 4 % 16 and fast.shape == eager.shape
+    np.testing.assert_allclose(fast, eager, rtol=2e-3, atol=2e-3)  # float16 storage rounding
 
 
-def test_compile_failure_falls_back_to_eager(ucf_mini, monkeypatch, caplog) -> None:
-    """Where compiling cannot work (no C++ compiler, say), extraction warns and runs uncompiled."""
+def _broken_compile(model, **_):
+    def forward(x):
+        raise RuntimeError("InductorError: no working C++ compiler found")
+    return forward
 
-    def broken(model, **_):
-        def forward(x):
-            raise RuntimeError("InductorError: no working C++ compiler found")
-        return forward
 
+def _broken_onnxruntime(*_, **__):
+    raise RuntimeError("Could not find an implementation for Conv(11) node")
+
+
+@pytest.mark.parametrize("engine, target, broken, message", [
+    ("compile", (extraction.torch, "compile"), _broken_compile,
+     "extract.engine compile failed (RuntimeError: InductorError: no working C++ compiler found)"),
+    ("onnxruntime", ("onnxruntime.InferenceSession",), _broken_onnxruntime,
+     "extract.engine onnxruntime failed (RuntimeError: Could not find an implementation for Conv(11) node)"),
+])
+def test_engine_failure_falls_back_to_eager(ucf_mini, monkeypatch, caplog, engine, target, broken, message) -> None:
+    """Where an engine cannot run the model (no C++ compiler, a missing operator), extraction warns and goes on."""
     paths = [str(p) for p in sorted((ucf_mini / "UCF-101").rglob("*_g01_c01.avi"))]
     net = load_backbone("efficientnet_lite0", "imagenet", image_size=96)
-    monkeypatch.setattr(extraction.torch, "compile", broken)
+    monkeypatch.setattr(*target, broken)
     with caplog.at_level(logging.WARNING, logger="pipeline.extraction"):
-        fallen_back = _features(paths, net, precision="fp32", compile=True)
-    assert "torch.compile failed (RuntimeError: InductorError: no working C++ compiler found)" in caplog.text
-    np.testing.assert_array_equal(fallen_back, _features(paths, net, precision="fp32"))
+        fallen_back = _features(paths, net, engine=engine)
+    assert message in caplog.text
+    np.testing.assert_array_equal(fallen_back, _features(paths, net, engine="eager"))
 
 
-@pytest.mark.parametrize("setting, frames, expected", [("auto", 1_999, False), ("auto", 2_000, True),
-                                                       (True, 16, True), (False, 10**6, False)])
-def test_auto_compiles_only_runs_long_enough_to_repay_it(setting, frames: int, expected: bool) -> None:
-    assert extraction.resolve_compile(setting, frames) is expected
+CPU, CUDA = torch.device("cpu"), torch.device("cuda")
+
+
+@pytest.mark.parametrize("engine, device, precision, frames, expected", [
+    ("auto", CPU, "fp32", 16, "onnxruntime"),  # onnxruntime's CPU kernels: the fastest fp32 on a CPU
+    ("auto", CPU, "bf16", 1_999, "eager"),  # native bf16 CPUs stay with torch, compiled once worth it
+    ("auto", CPU, "bf16", 2_000, "compile"),
+    ("auto", CUDA, "bf16", 10**6, "compile"),
+    ("eager", CPU, "fp32", 10**6, "eager"),
+    ("compile", CPU, "fp32", 16, "compile"),
+])
+def test_auto_engine(engine: str, device: torch.device, precision: str, frames: int, expected: str) -> None:
+    assert extraction.resolve_engine(engine, device, precision, frames) == expected
+
+
+@pytest.mark.parametrize("device, precision", [(CUDA, "fp16"), (CPU, "bf16")])
+def test_onnxruntime_engine_refuses_what_it_cannot_run(device: torch.device, precision: str) -> None:
+    with pytest.raises(ActrecError, match=r"extract\.engine = 'onnxruntime' runs the backbone in fp32 on the CPU"):
+        extraction.resolve_engine("onnxruntime", device, precision, 10**6)

@@ -138,9 +138,9 @@ def assemble(cache: FeatureCache, table: pd.DataFrame, classes: list[str], out_p
                 feats = src["features"][unique][inverse]  # now aligned with the group's rows
                 idx = src["frame_indices"][unique][inverse]
             if "features" not in f:
-                dim = feats.shape[-1]
-                f.create_dataset("features", (n, s.clips, s.frames, dim), dtype=np.float16,
-                                 chunks=(1, s.clips, s.frames, dim))
+                # Contiguous, so the file's bytes do not depend on the order shards are read in (their
+                # names are random): the same features give the same DVC hash and train is not rerun.
+                f.create_dataset("features", (n, s.clips, s.frames, feats.shape[-1]), dtype=np.float16)
                 f.create_dataset("frame_indices", (n, s.clips, s.frames), dtype=np.int32)
             for target, feat, ind in zip(group.index, feats, idx, strict=True):
                 f["features"][target] = feat

@@ -87,7 +87,7 @@ class OnnxRuntimeForward:
 
 
 class BackboneRunner:
-    """The backbone's forward on normalised batches, under autocast, run by `engine` (eager, compile or onnxruntime).
+    """The backbone's forward on normalised batches, under autocast, run by `engine`: eager, compile or onnxruntime.
 
     Compiled, every batch is padded to `batch_size` so that one static shape is compiled once (a
     short last batch would otherwise compile again). Where the chosen engine cannot run the model
@@ -122,7 +122,8 @@ class BackboneRunner:
         x = self.backbone.normalize(images)
         if self.engine == "compile" and n < self.batch_size:
             x = torch.cat([x, x.new_zeros((self.batch_size - n, *x.shape[1:]))])
-        x = x.contiguous(memory_format=torch.channels_last)
+        if self.engine != "onnxruntime":  # torch's kernels run fastest channels-last; the ONNX graph takes NCHW
+            x = x.contiguous(memory_format=torch.channels_last)
         with self.autocast():
             if self.fast is not None:
                 try:

@@ -115,7 +115,8 @@ def main() -> None:
         head_s = _median_time(lambda: predict_proba(predictor.model, feats), args.runs)
 
         paths = sorted(folder.glob("*.avi"))
-        batch_s = _median_time(lambda: list(predictor.predict(paths, num_workers=1)), max(1, args.runs // 2))
+        batch = Predictor(model, device="cpu")  # as `actrec predict <folder>`: the engine suits the whole folder
+        batch_s = _median_time(lambda: list(batch.predict(paths, num_workers=1)), max(1, args.runs // 2))
 
     print(f"actrec predict on a {SECONDS} s {WIDTH}×{HEIGHT} clip, CPU (torch threads: {torch.get_num_threads()}), "
           f"{predictor.backbone.name} {predictor.backbone.image_size} px, T={predictor.frames}, "
@@ -126,7 +127,8 @@ def main() -> None:
     print(f"    decode + sample {predictor.frames} frames:                  {decode * 1000:6.0f} ms")
     print(f"    backbone (resize, crop, forward):            {backbone * 1000:6.0f} ms")
     print(f"    head:                                        {head_s * 1000:6.1f} ms")
-    print(f"  batch mode, {len(paths)} clips:                        {len(paths) / batch_s:6.2f} clips/s")
+    print(f"  batch mode, {len(paths)} clips:                        {len(paths) / batch_s:6.2f} clips/s "
+          f"(backbone run by {batch.runner(0).engine}; one clip: {predictor.runner(0).engine})")
 
 
 if __name__ == "__main__":

@@ -30,6 +30,9 @@ logger = logging.getLogger(__name__)
 # torch.compile costs ~10 s once and then runs ResNet50 ~1.25x and EfficientNet-Lite0 ~1.7x faster
 # than eager on CPU: worth it from about this many frames (~125 clips of 16).
 AUTO_COMPILE_FRAMES = 2_000
+# onnxruntime's set-up (export + session) costs 1-3 s and saves ~0.03 s a frame against eager torch
+# on 2 CPU cores: worth it from about this many frames (6 clips of 16).
+AUTO_ONNXRUNTIME_FRAMES = 100
 
 def resolve_device(device: str) -> torch.device:
     """'auto' takes the GPU when there is one."""
@@ -53,8 +56,8 @@ def resolve_precision(precision: str, device: torch.device) -> str:
 
 def resolve_engine(engine: str, device: torch.device, precision: str, frames: int) -> str:
     """What runs the backbone. 'auto': onnxruntime for fp32 on a CPU (ResNet50 1.3x, EfficientNet-Lite0
-    2.3x the compiled torch model on 2 cores, and ready in 1-3 s, not 10); otherwise torch, compiled
-    when the run is long enough to repay the compilation."""
+    2x the compiled torch model on 2 cores, and ready in 1-3 s, not 10); otherwise torch, compiled;
+    either only when the run is long enough to repay its set-up."""
     if engine == "onnxruntime" and (device.type != "cpu" or precision != "fp32"):
         raise ActrecError(f"params: extract.engine = 'onnxruntime' runs the backbone in fp32 on the CPU, but this "
                           f"run resolved to device {device.type} and precision {precision}; use engine auto, "
@@ -62,7 +65,7 @@ def resolve_engine(engine: str, device: torch.device, precision: str, frames: in
     if engine != "auto":
         return engine
     if device.type == "cpu" and precision == "fp32" and importlib.util.find_spec("onnxruntime"):
-        return "onnxruntime"
+        return "onnxruntime" if frames >= AUTO_ONNXRUNTIME_FRAMES else "eager"
     return "compile" if frames >= AUTO_COMPILE_FRAMES else "eager"
 
 

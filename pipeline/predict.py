@@ -8,7 +8,6 @@ the backbone in batches, a video that cannot be read reported instead of raised.
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 from collections.abc import Iterator, Sequence
@@ -20,7 +19,14 @@ import pandas as pd
 import torch
 
 from pipeline import video
-from pipeline.extraction import BackboneRunner, extract_features, resolve_batch_size, resolve_device, resolve_precision
+from pipeline.extraction import (
+    BackboneRunner,
+    extract_features,
+    resolve_batch_size,
+    resolve_device,
+    resolve_engine,
+    resolve_precision,
+)
 from pipeline.inference import load_model, recorded_backbone
 from pipeline.inputs import Span
 from pipeline.training import predict_proba
@@ -63,6 +69,7 @@ class Predictor:
         self.device = resolve_device(device)
         self.precision = _runtime_precision(str(record.get("precision") or "fp32"), self.device)
         self.batch_size = resolve_batch_size("auto", self.device)
+        self._runner: BackboneRunner | None = None
 
     def top_k(self, probs: np.ndarray, k: int) -> list[tuple[str, float]]:
         """The k most probable classes with their probabilities, most probable first."""
@@ -77,7 +84,8 @@ class Predictor:
                 keys.append(fingerprint(path))
             except OSError:
                 keys.append(str(path))
-        results = extract_features([str(p) for p in paths], keys, self._runner, frames=self.frames,
+        run = self.runner(len(paths) * self.frames * self.clips)
+        results = extract_features([str(p) for p in paths], keys, run, frames=self.frames,
                                    clips=self.clips, seed=self.seed, num_workers=num_workers)
         for i, feats, _, error in results:
             if error:
@@ -85,16 +93,21 @@ class Predictor:
             else:
                 yield VideoPrediction(paths[i], predict_proba(self.model, feats[None])[0])
 
-    @functools.cached_property
-    def _runner(self) -> BackboneRunner:
-        """The backbone on this device, set up once for every window of every video."""
-        return BackboneRunner(self.backbone, self.device, self.precision, self.batch_size)
+    def runner(self, frames: int) -> BackboneRunner:
+        """The backbone on this device, set up once per Predictor for every later video and window, by
+        the engine (extraction.resolve_engine) that the first job's `frames` repay: a single clip
+        runs eager, a folder of videos or a long video's windows through onnxruntime on a CPU."""
+        if self._runner is None:
+            engine = resolve_engine("auto", self.device, self.precision, frames)
+            self._runner = BackboneRunner(self.backbone, self.device, self.precision, self.batch_size, engine)
+        return self._runner
 
     @torch.inference_mode()
     def embed(self, frames: np.ndarray) -> np.ndarray:
         """Backbone features (n, D) float16 of uint8 frames (n, H, W, 3), as the extract stage stores them."""
         images = self.backbone.preprocess(torch.from_numpy(frames))
-        out = [self._runner(chunk.to(self.device)).cpu() for chunk in images.split(self.batch_size)]
+        run = self.runner(len(images))
+        out = [run(chunk.to(self.device)).cpu() for chunk in images.split(self.batch_size)]
         return torch.cat(out).numpy().astype(np.float16)
 
     def windows(self, path: Path, window: Span, stride: Span) -> pd.DataFrame:
@@ -112,6 +125,7 @@ class Predictor:
         indices = starts[:, None] + sample_indices(length, self.frames)[0][None, :]  # (windows, T)
         unique, inverse = np.unique(indices, return_inverse=True)
         chunks = np.array_split(unique, math.ceil(len(unique) / DECODE_CHUNK))
+        self.runner(len(unique))  # the engine suits the whole video, not its first chunk
         feats = np.concatenate([self.embed(video.read_frames(path, chunk)) for chunk in chunks])
         probs = predict_proba(self.model, feats[inverse.reshape(indices.shape)][:, None])
         table = pd.DataFrame({"start_s": (starts / info.fps).round(3), "end_s": ((starts + length) / info.fps).round(3),

@@ -106,6 +106,16 @@ def test_batch_predict_reports_bad_files_and_predicts_the_rest(run: Path, tmp_pa
         assert f"skipping {folder / name}" in done.stderr
 
 
+def test_many_videos_go_through_onnxruntime_and_agree_with_one_at_a_time(run: Path) -> None:
+    """A job long enough to repay onnxruntime's set-up (32 clips x 4 frames) runs through it; a single clip
+    stays eager; the probabilities agree (features stored as float16 either way)."""
+    paths = sorted((run / "videos").rglob("*.avi"))
+    many, single = Predictor(run / "models", device="cpu"), Predictor(run / "models", device="cpu")
+    together = [p.probs for p in many.predict(paths * 2)]
+    one_by_one = [next(single.predict([path])).probs for path in paths]
+    assert many.runner(0).engine == "onnxruntime" and single.runner(0).engine == "eager"
+    np.testing.assert_allclose(together, one_by_one * 2, atol=2e-3)
+
 
 def test_windows_along_a_long_video(run: Path, tmp_path: Path) -> None:
     video = write_video(tmp_path / "long.avi", frames=100, fps=25, seed=3)

@@ -53,8 +53,8 @@ class FillResult:
     failed: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["clip_id", "reason"]))
     extracted: int = 0
     frames: int = 0  # frames run through the backbone
-    seconds: float = 0.0  # model loading and compilation included
-    startup_seconds: float = 0.0  # until the first clip's features: loading, compiling, first decode
+    seconds: float = 0.0  # model loading and engine set-up included
+    startup_seconds: float = 0.0  # until the first clip's features: loading, engine set-up, first decode
     engine: str = ""  # what ran the backbone: eager, compile or onnxruntime
 
     @property

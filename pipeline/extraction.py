@@ -34,6 +34,7 @@ AUTO_COMPILE_FRAMES = 2_000
 # on 2 CPU cores: worth it from about this many frames (6 clips of 16).
 AUTO_ONNXRUNTIME_FRAMES = 100
 
+
 def resolve_device(device: str) -> torch.device:
     """'auto' takes the GPU when there is one."""
     if device == "cuda" and not torch.cuda.is_available():
@@ -73,7 +74,7 @@ class OnnxRuntimeForward:
     """The backbone exported to ONNX (batch size left free) and run by onnxruntime's CPU kernels."""
 
     def __init__(self, model: torch.nn.Module, image_size: int) -> None:
-        import onnxruntime as ort  # optional at import time: only this engine needs it
+        import onnxruntime as ort  # here, not at the top: importing it takes 0.2 s that eager runs need not pay
 
         graph = io.BytesIO()
         with warnings.catch_warnings():
@@ -115,7 +116,7 @@ class BackboneRunner:
         self.autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else nullcontext
 
     def _fall_back(self, err: Exception) -> None:
-        logger.warning("extract.engine %s failed (%s: %s); running the backbone in eager torch", self.engine,
+        logger.warning("the %s engine failed (%s: %s); running the backbone in eager PyTorch", self.engine,
                        type(err).__name__, str(err).splitlines()[0] if str(err) else "")
         self.fast, self.engine = None, "eager"
 

@@ -121,8 +121,8 @@ class ExtractParams:
     batch_size: int | Literal["auto"] = "auto"  # images per forward pass; auto: 16 on CPU, 512 on GPU
     num_workers: int = 1
     threads: int | Literal["auto"] = "auto"  # torch threads for the backbone; auto: torch's default (one per core)
-    # What runs the backbone; auto: onnxruntime for fp32 on a CPU, else torch.compile from
-    # extraction.AUTO_COMPILE_FRAMES frames to extract, else eager torch.
+    # What runs the backbone; auto (extraction.resolve_engine): onnxruntime for fp32 on a CPU, else
+    # torch.compile, each once the run has frames enough to repay its set-up, else eager torch.
     engine: Literal["auto", "eager", "compile", "onnxruntime"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"

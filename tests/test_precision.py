@@ -60,9 +60,9 @@ def _broken_onnxruntime(*_, **__):
 
 @pytest.mark.parametrize("engine, target, broken, message", [
     ("compile", (extraction.torch, "compile"), _broken_compile,
-     "extract.engine compile failed (RuntimeError: InductorError: no working C++ compiler found)"),
+     "the compile engine failed (RuntimeError: InductorError: no working C++ compiler found)"),
     ("onnxruntime", ("onnxruntime.InferenceSession",), _broken_onnxruntime,
-     "extract.engine onnxruntime failed (RuntimeError: Could not find an implementation for Conv(11) node)"),
+     "the onnxruntime engine failed (RuntimeError: Could not find an implementation for Conv(11) node)"),
 ])
 def test_engine_failure_falls_back_to_eager(ucf_mini, monkeypatch, caplog, engine, target, broken, message) -> None:
     """Where an engine cannot run the model (no C++ compiler, a missing operator), extraction warns and goes on."""

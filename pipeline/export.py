@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from torch import nn
@@ -23,6 +23,15 @@ from pipeline.errors import ActrecError, output_file
 from pipeline.inference import load_model, recorded_backbone
 
 SUFFIX = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
+
+
+def to_onnx(module: nn.Module, example: torch.Tensor, f: str | Path | BinaryIO, input_name: str,
+            output_name: str) -> None:
+    """`module` as ONNX, through torch's TorchScript-based exporter, with the batch size left free."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notices say nothing to act on
+        torch.onnx.export(module, (example,), f, dynamo=False, input_names=[input_name], output_names=[output_name],
+                          opset_version=17, dynamic_axes={input_name: {0: "batch"}, output_name: {0: "batch"}})
 
 
 class HeadProbabilities(nn.Module):
@@ -87,16 +96,12 @@ def export(model_path: str | Path, fmt: str, out: str | Path | None = None, with
     model_path = Path(model_path)
     folder = model_path if model_path.is_dir() else model_path.parent
     out = Path(out) if out else folder / f"model.{'full' if with_backbone else 'head'}{SUFFIX[fmt]}"
-    name = meta["input"]["name"]
-    # The exporters' deprecation and tracer notices say nothing a user can act on.
-    with output_file(out) as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with output_file(out) as tmp:
         if fmt == "onnx":
-            torch.onnx.export(module, (example,), str(tmp), dynamo=False, input_names=[name],
-                              output_names=["probabilities"], opset_version=17,
-                              dynamic_axes={name: {0: "batch"}, "probabilities": {0: "batch"}})
+            to_onnx(module, example, str(tmp), meta["input"]["name"], "probabilities")
         else:  # through a file object, so the archive is not named after the temporary file
-            with tmp.open("wb") as f:
+            with tmp.open("wb") as f, warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the tracer's notices say nothing a user can act on
                 torch.jit.save(torch.jit.trace(module, example), f)
     with output_file(f"{out}.json") as tmp:
         tmp.write_text(json.dumps({**meta, "format": fmt}, indent=2) + "\n")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import io
 import logging
-import warnings
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import nullcontext
@@ -22,6 +21,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from pipeline.backbones import Backbone
 from pipeline.errors import ActrecError
+from pipeline.export import to_onnx
 from pipeline.video import VideoError, read_clip
 
 logger = logging.getLogger(__name__)
@@ -77,11 +77,7 @@ class OnnxRuntimeForward:
         import onnxruntime as ort  # here, not at the top: importing it takes 0.2 s that eager runs need not pay
 
         graph = io.BytesIO()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notices
-            torch.onnx.export(model, (torch.zeros(1, 3, image_size, image_size),), graph, dynamo=False,
-                              input_names=["images"], output_names=["features"],
-                              dynamic_axes={"images": {0: "batch"}, "features": {0: "batch"}})
+        to_onnx(model, torch.zeros(1, 3, image_size, image_size), graph, "images", "features")
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
         self.session = ort.InferenceSession(graph.getvalue(), options, providers=["CPUExecutionProvider"])

@@ -8,7 +8,10 @@ frames/s: decode + preprocess + forward + write, through the extract stage's own
 at the rate it keeps after the first clip, with the one-off start-up (model loading, export or
 compilation, first decode) shown apart; (3) a naive reference: each clip decoded, frames
 transformed one by one with PIL, fp32 eager forward per clip, written one by one; (4) the ratios
-and each phase's peak memory (RSS, DataLoader workers included). With --rss-clips N the pipeline
+and each phase's peak memory (RSS, DataLoader workers included). Beside them, the DataLoader alone
+(decode, sample, resize; no model) shows how many frames/s its workers can feed: where that is
+below the bound, more --workers would help. --repeat R goes over the sample R times, each copy
+counted as a new video, for runs long enough to time a GPU. With --rss-clips N the pipeline
 also runs at 64 px on N/4 and on N clips (the sample repeated, each copy counted as a new video) to
 show that its peak memory does not grow with the number of clips.
 Each phase runs in a fresh process (forked, so DataLoader workers start as they do under `python -m
@@ -37,9 +40,12 @@ from pipeline.extract import fill_cache
 from pipeline.extraction import (
     AUTO_COMPILE_FRAMES,
     BackboneRunner,
+    ClipDataset,
+    clip_loader,
     resolve_batch_size,
     resolve_device,
     resolve_engine,
+    resolve_num_workers,
     resolve_precision,
 )
 from pipeline.features import ExtractionSettings, FeatureCache
@@ -65,6 +71,10 @@ def _clip_table(root: Path, limit: int, total: int = 0) -> pd.DataFrame:
     return table
 
 
+def _table(args: argparse.Namespace) -> pd.DataFrame:
+    return _clip_table(args.clips, args.limit, getattr(args, "total", 0) or args.limit * args.repeat)
+
+
 def _settings(args: argparse.Namespace) -> tuple[ExtractionSettings, torch.device, int, str]:
     device = resolve_device(args.device)
     settings = ExtractionSettings(backbone=args.backbone, weights=args.weights, frames=args.frames, clips=1,
@@ -83,7 +93,7 @@ def bound(args: argparse.Namespace) -> dict:
     run = BackboneRunner(backbone, device, settings.precision, batch, engine)
     size = settings.image_size
     x = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, device=device)
-    frames = args.limit * args.frames
+    frames = args.limit * args.repeat * args.frames
     with torch.inference_mode():
         run(x)
         if device.type == "cuda":
@@ -102,13 +112,29 @@ def bound(args: argparse.Namespace) -> dict:
 def pipeline(args: argparse.Namespace) -> dict:
     """The extract stage's own path: DataLoader decode-ahead, batched forward, shard writes."""
     settings, device, batch, engine = _settings(args)
-    table = _clip_table(args.clips, args.limit, getattr(args, "total", 0))
     cfg = ExtractParams(backbone=settings.backbone, weights=settings.weights, frames=settings.frames,
                         image_size=settings.image_size, batch_size=batch, num_workers=args.workers, engine=engine)
+    table = _table(args)
     with tempfile.TemporaryDirectory() as tmp:
         run = fill_cache(FeatureCache(tmp, settings), table, cfg, device)
     return {"fps": run.steady_fps, "fps_all": run.frames / run.seconds, "startup_s": run.startup_seconds,
             "rss_mb": _peak_rss_mb(), "clips": run.extracted, "engine": run.engine}
+
+
+def decoding(args: argparse.Namespace) -> dict:
+    """The DataLoader alone (decode, sample, resize), no model: how many frames/s the workers can feed."""
+    settings, device, batch, _ = _settings(args)
+    backbone = load_backbone(settings.backbone, settings.weights, settings.image_size)
+    table = _table(args)
+    workers = resolve_num_workers(args.workers, device)
+    dataset = ClipDataset(table["path"].tolist(), table["fingerprint"].tolist(), backbone, settings.frames, 1, 0)
+    frames, start = 0, time.perf_counter()
+    for i, clips in enumerate(clip_loader(dataset, batch, workers, pin_memory=device.type == "cuda")):
+        if i == 0:  # as for the pipeline: the rate after the first batch (workers started, caches warm)
+            start = time.perf_counter()
+        else:
+            frames += sum(len(c.images) for c in clips if c.images is not None)
+    return {"fps": frames / (time.perf_counter() - start), "workers": workers}
 
 
 def naive(args: argparse.Namespace) -> dict:
@@ -156,7 +182,10 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--batch-size", default="auto", help="images per forward pass (auto: 16 on CPU, 512 on GPU)")
-    parser.add_argument("--workers", type=int, default=1, help="DataLoader decoding processes")
+    parser.add_argument("--workers", type=lambda v: v if v == "auto" else int(v), default="auto",
+                        help="DataLoader decoding processes (auto: as extract.num_workers: auto)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="go over the sample this many times, each copy counted as a new video (long GPU runs)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
     parser.add_argument("--engine", default="auto", choices=("auto", "eager", "compile", "onnxruntime"),
@@ -172,9 +201,11 @@ def main() -> None:
     print(f"backbone {args.backbone} @ {args.image_size}, {b['device']}, {b['precision']}, batch {b['batch']} images"
           f", engine {b['engine']}")
     print(f"1. backbone-only bound : {b['fps']:8.1f} frames/s   peak RSS {b['rss_mb']:7.0f} MB")
+    d = run_isolated(decoding, args)
+    workers = f"{d['workers']} decoding worker{'s' if d['workers'] != 1 else ''}"
     p = run_isolated(pipeline, args)
     print(f"2. pipeline            : {p['fps']:8.1f} frames/s   peak RSS {p['rss_mb']:7.0f} MB"
-          f"   ({p['clips']} clips x {args.frames} frames, {args.workers} workers, engine {p['engine']})")
+          f"   ({p['clips']} clips x {args.frames} frames, {workers}, engine {p['engine']})")
     print(f"   start-up            : {p['startup_s']:8.1f} s to the first clip (loading, {p['engine']} set-up, first "
           f"decode); {p['fps_all']:.1f} frames/s with it")
     if args.rss_clips:
@@ -185,6 +216,9 @@ def main() -> None:
         print(f"   peak RSS by clips   : {few['clips']} clips {few['rss_mb']:.0f} MB, {many['clips']} clips "
               f"{many['rss_mb']:.0f} MB at 64 px ({many['rss_mb'] - few['rss_mb']:+.0f} MB; holding the "
               f"features of the extra clips would take {held:.0f} MB)")
+    verdict = "keeps up with the bound" if d["fps"] >= b["fps"] else "below the bound: more workers would help"
+    print(f"   decoding alone      : {d['fps']:8.1f} frames/s   {workers} ({d['fps'] / d['workers']:.0f} frames/s a "
+          f"worker; the DataLoader without the model {verdict})")
     if not args.skip_naive:
         n = run_isolated(naive, args)
         print(f"3. naive reference     : {n['fps']:8.1f} frames/s   peak RSS {n['rss_mb']:7.0f} MB")

@@ -33,6 +33,7 @@ from pipeline.extraction import (
     resolve_batch_size,
     resolve_device,
     resolve_engine,
+    resolve_num_workers,
     resolve_precision,
 )
 from pipeline.features import ExtractionSettings, FeatureCache, assemble
@@ -55,7 +56,7 @@ class FillResult:
     frames: int = 0  # frames run through the backbone
     seconds: float = 0.0  # model loading and engine set-up included
     startup_seconds: float = 0.0  # until the first clip's features: loading, engine set-up, first decode
-    engine: str = ""  # what ran the backbone: eager, compile or onnxruntime
+    engine: str | None = None  # what ran the backbone: eager, compile or onnxruntime (None: nothing to run)
 
     @property
     def steady_fps(self) -> float:
@@ -95,7 +96,8 @@ def fill_cache(cache: FeatureCache, table: pd.DataFrame, cfg: ExtractParams, dev
                 part.clear()
 
     results = extract_features(todo["path"].tolist(), todo["fingerprint"].tolist(), run, frames=s.frames,
-                               clips=s.clips, seed=s.seed, num_workers=cfg.num_workers)
+                               clips=s.clips, seed=s.seed,
+                               num_workers=resolve_num_workers(cfg.num_workers, device))
     startup = 0.0
     for i, feats, indices, error in tqdm(results, total=len(todo), desc=f"extract (rank {world.rank})"
                                          if world.size > 1 else "extract", unit="clip", position=world.rank):
@@ -149,7 +151,7 @@ def write_outputs(cache: FeatureCache, table: pd.DataFrame, failed: pd.DataFrame
                   cfg: ExtractParams, device: torch.device, run: FillResult) -> None:
     """The feature file for the split, assembled from the cache, and the extraction reports."""
     with output_file(REPORTS / "extract_failed.csv") as tmp:
-        failed.to_csv(tmp, index=False)
+        failed.sort_values("clip_id").to_csv(tmp, index=False)  # the same failures, the same file, however ranked
     classes = sorted(table["label"].unique(), key=str.lower)
     written = assemble(cache, table, classes, FEATURES, attrs={"dataset": dataset})
     with output_file(REPORTS / "extract.json") as tmp:

@@ -119,7 +119,9 @@ class ExtractParams:
     clips: int = 1  # K temporal clips per video: clip 0 centred, the rest jittered (training draws one)
     image_size: int = 224
     batch_size: int | Literal["auto"] = "auto"  # images per forward pass; auto: 16 on CPU, 512 on GPU
-    num_workers: int = 1
+    # DataLoader processes decoding ahead of the model; auto (extraction.resolve_num_workers): 1 per
+    # 8 cores on a CPU, every core but one (at most 16) per GPU
+    num_workers: int | Literal["auto"] = "auto"
     threads: int | Literal["auto"] = "auto"  # torch threads for the backbone; auto: torch's default (one per core)
     # What runs the backbone; auto (extraction.resolve_engine): onnxruntime for fp32 on a CPU, else
     # torch.compile, each once the run has frames enough to repay its set-up, else eager torch.
@@ -135,7 +137,8 @@ class ExtractParams:
         if self.batch_size != "auto":
             _check_range(f"{key}.batch_size", self.batch_size, 1)
         _check_range(f"{key}.image_size", self.image_size, 32)
-        _check_range(f"{key}.num_workers", self.num_workers, 0)
+        if self.num_workers != "auto":
+            _check_range(f"{key}.num_workers", self.num_workers, 0)
         if self.threads != "auto":
             _check_range(f"{key}.threads", self.threads, 1)
         if self.engine == "onnxruntime" and (self.device == "cuda" or self.precision in ("bf16", "fp16")):

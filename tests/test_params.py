@@ -37,6 +37,7 @@ def test_the_shipped_params_are_valid() -> None:
     ({"extract": {"clips": -1}}, "extract.clips", "-1", "expected an integer >= 1"),
     ({"extract": {"image_size": 16}}, "extract.image_size", "16", "expected an integer >= 32"),
     ({"extract": {"num_workers": -2}}, "extract.num_workers", "-2", "expected an integer >= 0"),
+    ({"extract": {"num_workers": "many"}}, "extract.num_workers", "'many'", "expected an integer"),
     ({"dataset": {"max_clips_per_class": 0}}, "dataset.max_clips_per_class", "0", "expected an integer >= 1"),
     ({"train": {"lr": -1}}, "train.lr", "-1.0", "expected a number > 0"),
     # names the pipeline does not know

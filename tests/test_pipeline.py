@@ -55,6 +55,11 @@ def test_dvc_repro_tiny_demo_then_experiment(repo_copy: Path) -> None:
     exp = _run(["dvc", "exp", "run", "-S", "model.hidden_size=16"], repo)
     ran = {stage for stage in (*STAGES, "demo") if f"Running stage '{stage}'" in exp}
     assert ran == {"train", "evaluate"}, exp
+    # Changing how extraction runs, not what it computes, re-runs extract alone: every clip comes from
+    # the cache into a byte-identical feature file, so nothing downstream runs again.
+    exp = _run(["dvc", "exp", "run", "-S", "extract.num_workers=1", "-S", "extract.engine=eager"], repo)
+    ran = {stage for stage in (*STAGES, "demo") if f"Running stage '{stage}'" in exp}
+    assert ran == {"extract"}, exp
     diff = _run(["dvc", "metrics", "diff", "--json"], repo)
     assert "reports/train/metrics.json" in json.loads(diff), diff
     shown = json.loads(_run(["dvc", "exp", "show", "--json"], repo))

@@ -1,5 +1,6 @@
-"""Reduced precision and compilation: bf16 features must match fp32 features of the same clips (stored
-as float16), and the fast engines (torch.compile, onnxruntime) must give the features eager torch gives."""
+"""How the backbone runs: bf16 features must match fp32 features of the same clips (stored as float16),
+the fast engines (torch.compile, onnxruntime) must give the features eager torch gives, and the `auto`
+choices (engine, decoding workers) follow the device."""
 
 from __future__ import annotations
 
@@ -95,3 +96,25 @@ def test_auto_engine(engine: str, device: torch.device, precision: str, frames: 
 def test_onnxruntime_engine_refuses_what_it_cannot_run(device: torch.device, precision: str) -> None:
     with pytest.raises(ActrecError, match=r"extract\.engine = 'onnxruntime' runs the backbone in fp32 on the CPU"):
         extraction.resolve_engine("onnxruntime", device, precision, 10**6)
+
+
+@pytest.mark.parametrize("device, cores, local_ranks, expected", [
+    (CPU, 2, 1, 1),  # the model needs the cores: one worker outruns it (this project's machine)
+    (CPU, 32, 1, 4),  # one per 8 cores keeps up with EfficientNet-Lite0
+    (CPU, 16, 2, 1),  # torchrun: the node's cores shared among its ranks
+    (CUDA, 16, 1, 15),  # a GPU: every core but the one feeding it decodes
+    (CUDA, 128, 1, 16),  # ... up to 16, more than any one GPU consumes
+    (CUDA, 16, 4, 3),
+    (CUDA, 1, 1, 1),
+])
+def test_auto_num_workers(monkeypatch, device: torch.device, cores: int, local_ranks: int, expected: int) -> None:
+    monkeypatch.setattr(extraction, "usable_cores", lambda: cores)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(local_ranks))
+    assert extraction.resolve_num_workers("auto", device) == expected
+    assert extraction.resolve_num_workers(3, device) == 3
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="pinned memory needs a CUDA GPU")
+def test_decoded_clips_are_pinned_for_the_gpu() -> None:
+    clip = extraction.DecodedClip(0, torch.zeros(4, 3, 8, 8, dtype=torch.uint8), np.zeros((1, 4)))
+    assert clip.pin_memory().images.is_pinned() and not clip.images.is_pinned()

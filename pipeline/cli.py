@@ -72,8 +72,10 @@ def _predict_many(predictor: Predictor, videos: list[Path], args: argparse.Names
     import pandas as pd
     from tqdm import tqdm
 
-    single = len(videos) == 1
-    results = predictor.predict(videos, num_workers=0 if single else 1)
+    from pipeline.extraction import resolve_num_workers
+
+    single = len(videos) == 1  # one clip: decoding in this process saves starting a worker
+    results = predictor.predict(videos, num_workers=0 if single else resolve_num_workers("auto", predictor.device))
     rows, failed = [], 0
     for result in tqdm(results, total=len(videos), desc="predict", unit="video", disable=single or None):
         if result.error:

@@ -183,11 +183,11 @@ def _collate(items: list[DecodedClip]) -> list[DecodedClip]:
     return items
 
 
-# One DataLoader worker decodes, samples and resizes 20-25 UCF-101 clips a second (300-400 frames/s) on
-# one core here. On a CPU the model is the bottleneck and each worker takes a core from it: one worker
-# feeds about 8 cores of EfficientNet-Lite0 (~45 frames/s a core) and far more of ResNet50. A GPU runs
-# ResNet50 at thousands of frames/s, so every spare core decodes, up to the 16 that outrun any one GPU.
-CPU_CORES_PER_WORKER = 8
+# One DataLoader worker decodes, samples and resizes about 15 UCF-101 clips a second (about 240 frames/s)
+# on one core here. On a CPU the model is the bottleneck and each worker takes a core from it: one worker
+# feeds about 5 cores of EfficientNet-Lite0 (45-55 frames/s a core) and far more of ResNet50 (8). A GPU
+# runs ResNet50 at thousands of frames/s, so every spare core decodes, up to 16 (about 3,800 frames/s).
+CPU_CORES_PER_WORKER = 6
 MAX_WORKERS_PER_GPU = 16
 
 

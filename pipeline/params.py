@@ -120,7 +120,7 @@ class ExtractParams:
     image_size: int = 224
     batch_size: int | Literal["auto"] = "auto"  # images per forward pass; auto: 16 on CPU, 512 on GPU
     # DataLoader processes decoding ahead of the model; auto (extraction.resolve_num_workers): 1 per
-    # 8 cores on a CPU, every core but one (at most 16) per GPU
+    # 6 cores on a CPU, every core but one (at most 16) per GPU
     num_workers: int | Literal["auto"] = "auto"
     threads: int | Literal["auto"] = "auto"  # torch threads for the backbone; auto: torch's default (one per core)
     # What runs the backbone; auto (extraction.resolve_engine): onnxruntime for fp32 on a CPU, else

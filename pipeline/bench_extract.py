@@ -128,12 +128,11 @@ def decoding(args: argparse.Namespace) -> dict:
     table = _table(args)
     workers = resolve_num_workers(args.workers, device)
     dataset = ClipDataset(table["path"].tolist(), table["fingerprint"].tolist(), backbone, settings.frames, 1, 0)
+    # Timed from the start, workers' start-up included: with several workers the first batches arrive
+    # together, so a rate counted after the first one would credit them with work done before it.
     frames, start = 0, time.perf_counter()
-    for i, clips in enumerate(clip_loader(dataset, batch, workers, pin_memory=device.type == "cuda")):
-        if i == 0:  # as for the pipeline: the rate after the first batch (workers started, caches warm)
-            start = time.perf_counter()
-        else:
-            frames += sum(len(c.images) for c in clips if c.images is not None)
+    for clips in clip_loader(dataset, batch, workers, pin_memory=device.type == "cuda"):
+        frames += sum(len(c.images) for c in clips if c.images is not None)
     return {"fps": frames / (time.perf_counter() - start), "workers": workers}
 
 

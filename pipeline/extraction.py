@@ -183,10 +183,10 @@ def _collate(items: list[DecodedClip]) -> list[DecodedClip]:
     return items
 
 
-# One DataLoader worker decodes, samples and resizes about 15 UCF-101 clips a second (about 240 frames/s)
-# on one core here. On a CPU the model is the bottleneck and each worker takes a core from it: one worker
-# feeds about 5 cores of EfficientNet-Lite0 (45-55 frames/s a core) and far more of ResNet50 (8). A GPU
-# runs ResNet50 at thousands of frames/s, so every spare core decodes, up to 16 (about 3,800 frames/s).
+# One DataLoader worker decodes, samples and resizes 15-20 UCF-101 clips a second (240-330 frames/s) on
+# one core here. On a CPU the model is the bottleneck and each worker takes a core from it: one worker
+# feeds 5-6 cores of EfficientNet-Lite0 (45-55 frames/s a core) and far more of ResNet50 (8). A GPU runs
+# ResNet50 at thousands of frames/s, so every spare core decodes, up to 16 (4,000-5,000 frames/s).
 CPU_CORES_PER_WORKER = 6
 MAX_WORKERS_PER_GPU = 16
 

@@ -131,7 +131,7 @@ def decoding(args: argparse.Namespace) -> dict:
     # Timed from the start, workers' start-up included: with several workers the first batches arrive
     # together, so a rate counted after the first one would credit them with work done before it.
     frames, start = 0, time.perf_counter()
-    for clips in clip_loader(dataset, batch, workers, pin_memory=device.type == "cuda"):
+    for clips in clip_loader(dataset, batch, workers, device):
         frames += sum(len(c.images) for c in clips if c.images is not None)
     return {"fps": frames / (time.perf_counter() - start), "workers": workers}
 

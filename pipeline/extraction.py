@@ -217,11 +217,12 @@ def resolve_batch_size(batch_size: int | str, device: torch.device) -> int:
     return 512 if device.type == "cuda" else 16
 
 
-def clip_loader(dataset: ClipDataset, batch_size: int, num_workers: int, pin_memory: bool) -> DataLoader:
-    """Batches of whole clips, as many as fill `batch_size` images, decoded by `num_workers` processes."""
+def clip_loader(dataset: ClipDataset, batch_size: int, num_workers: int, device: torch.device) -> DataLoader:
+    """Batches of whole clips, as many as fill `batch_size` images, decoded by `num_workers` processes
+    (and pinned for asynchronous copies when they are bound for a GPU)."""
     per_clip = dataset.clips * dataset.frames
     return DataLoader(dataset, batch_size=max(1, batch_size // per_clip), num_workers=num_workers,
-                      collate_fn=_collate, pin_memory=pin_memory,
+                      collate_fn=_collate, pin_memory=device.type == "cuda",
                       # each worker keeps a few batches ready; with many workers two each are plenty,
                       # and more would hold GBs of frames in shared memory (512 images are 77 MB)
                       prefetch_factor=(4 if num_workers <= 2 else 2) if num_workers else None)
@@ -236,7 +237,7 @@ def extract_features(paths: Sequence[str], keys: Sequence[str], run: BackboneRun
     """
     batch_size = run.batch_size
     loader = clip_loader(ClipDataset(paths, keys, run.backbone, frames, clips, seed), batch_size, num_workers,
-                         pin_memory=run.device.type == "cuda")
+                         run.device)
     with torch.inference_mode():
         for batch in loader:
             good = [c for c in batch if c.images is not None]

@@ -5,7 +5,7 @@ PYTHON ?= python3
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,11 +19,12 @@ demo: install
 	dvc repro
 	dvc metrics show
 
-test: install
+test: lint
 	python -m pytest
 
 lint: install
 	ruff check .
+	ruff format --check .
 
 clean:
 	rm -rf data features models reports/train

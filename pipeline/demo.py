@@ -1,31 +1,40 @@
-"""Stage 0 (demo only): render the built-in synthetic action dataset into data/demo.
+"""Stage 0 (demo only): render the built-in synthetic action dataset.
 
-python -m pipeline.demo
+python -m pipeline.demo --out data/demo
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import shutil
-from pathlib import Path
 
-from pipeline.errors import run_main
-from pipeline.params import load_params
-from pipeline.synthetic import generate_demo
+from actrec.data.synthetic import generate_demo
+from actrec.errors import run_main
+from actrec.params import load_params
 
 logger = logging.getLogger("pipeline.demo")
 
-OUT_DIR = Path("data/demo")
 
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", required=True, help="folder to render the videos into (replaced)")
+    args = parser.parse_args(argv)
     params = load_params()
-    shutil.rmtree(OUT_DIR, ignore_errors=True)
     d = params.demo
-    paths = generate_demo(OUT_DIR, clips_per_class=d.clips_per_class, groups=d.groups, seed=params.seed,
-                          fps=d.fps, width=d.width, height=d.height, min_seconds=d.min_seconds,
-                          max_seconds=d.max_seconds)
-    logger.info("rendered %d demo clips into %s", len(paths), OUT_DIR)
+    shutil.rmtree(args.out, ignore_errors=True)
+    paths = generate_demo(
+        args.out,
+        clips_per_class=d.clips_per_class,
+        groups=d.groups,
+        seed=params.seed,
+        fps=d.fps,
+        width=d.width,
+        height=d.height,
+        min_seconds=d.min_seconds,
+        max_seconds=d.max_seconds,
+    )
+    logger.info("rendered %d demo clips into %s", len(paths), args.out)
 
 
 if __name__ == "__main__":

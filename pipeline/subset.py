@@ -1,70 +1,67 @@
 """Stage 1: scan the dataset root into the clip table and select the subset to work on.
 
-python -m pipeline.subset  →  data/clips.csv, reports/subset.json, reports/unreadable.csv
+python -m pipeline.subset --clips data/clips.csv --unreadable reports/unreadable.csv --report reports/subset.json
 
 Every video of the selected classes is probed; one that cannot be opened stays in the table
-with readable = False and its reason, is listed in reports/unreadable.csv, and goes no further.
+with readable = False and its reason, is listed in the unreadable report, and goes no further.
 A class left without readable clips is dropped with a warning, unless dataset.classes names it.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 from pathlib import Path
 
-import pandas as pd
-
-from pipeline.datasets import DatasetError, limit_per_class, probe_table, scan, select_classes
-from pipeline.errors import output_dir, output_file, run_main
-from pipeline.params import DatasetParams, load_params
-from pipeline.reports import write_json
+from actrec.data.datasets import drop_empty_classes, limit_per_class, probe_table, scan, select_classes
+from actrec.errors import run_main
+from actrec.files import output_dir, output_file, write_json
+from actrec.params import load_params
 
 logger = logging.getLogger("pipeline.subset")
 
-CLIPS = Path("data/clips.csv")
-REPORTS = Path("reports")
 
-
-def drop_empty_classes(table: pd.DataFrame, classes: list[str], ds: DatasetParams) -> list[str]:
-    """The classes with at least one readable clip; fails if a class named in dataset.classes has none."""
-    empty = [c for c in classes if not table.loc[table["label"] == c, "readable"].any()]
-    if empty:
-        first = table[~table["readable"]].groupby("label").first()
-        said = ", ".join(f"{c} (e.g. {first.at[c, 'clip_id']}: {first.at[c, 'reason']})" for c in empty)
-        if isinstance(ds.classes, list):
-            raise DatasetError(f"no readable clips in class(es) named by dataset.classes: {said}")
-        logger.warning("dropping class(es) without readable clips (listed in reports/unreadable.csv): %s", said)
-    kept = [c for c in classes if c not in empty]
-    if len(kept) < 2:
-        raise DatasetError(f"{len(kept)} class(es) with readable clips under {ds.root} ({', '.join(kept) or 'none'}); "
-                           f"telling actions apart needs at least 2")
-    return kept
-
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--clips", type=Path, required=True, help="clip table to write (CSV)")
+    parser.add_argument("--unreadable", type=Path, required=True, help="CSV of the videos that cannot be read")
+    parser.add_argument("--report", type=Path, required=True, help="JSON counts (DVC metrics)")
+    args = parser.parse_args(argv)
     params = load_params()
     ds = params.dataset
-    for folder in (CLIPS.parent, REPORTS):
-        output_dir(folder)
+    for path in (args.clips, args.unreadable, args.report):
+        output_dir(path.parent)
+
     table = scan(ds)
     classes = select_classes(table, ds.classes)
     table = probe_table(table[table["label"].isin(classes)])
     table = limit_per_class(table, ds.max_clips_per_class, params.seed)
     classes = drop_empty_classes(table, classes, ds)
-    unreadable = table[~table["readable"]]
-    readable = table[table["readable"]]
+    unreadable, readable = table[~table["readable"]], table[table["readable"]]
     for row in unreadable.itertuples():
         logger.warning("skipping unreadable clip %s: %s", row.clip_id, row.reason)
 
-    with output_file(CLIPS) as tmp:
+    with output_file(args.clips) as tmp:
         table.to_csv(tmp, index=False)
-    with output_file(REPORTS / "unreadable.csv") as tmp:
+    with output_file(args.unreadable) as tmp:
         unreadable[["clip_id", "path", "reason"]].to_csv(tmp, index=False)
-    with output_file(REPORTS / "subset.json") as tmp:
-        write_json(tmp, {"dataset": ds.name, "classes": len(classes), "clips": len(readable),
-                         "unreadable": len(unreadable), "groups": int(readable["group"].nunique())})
-    logger.info("%d readable clips in %d classes (%d unreadable, listed in reports/unreadable.csv)",
-                len(readable), len(classes), len(unreadable))
+    write_json(
+        args.report,
+        {
+            "dataset": ds.name,
+            "classes": len(classes),
+            "clips": len(readable),
+            "unreadable": len(unreadable),
+            "groups": int(readable["group"].nunique()),
+        },
+    )
+    logger.info(
+        "%d readable clips in %d classes (%d unreadable, listed in %s)",
+        len(readable),
+        len(classes),
+        len(unreadable),
+        args.unreadable,
+    )
 
 
 if __name__ == "__main__":

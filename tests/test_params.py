@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import importlib
-import subprocess
-import sys
+import dataclasses
 from pathlib import Path
 
 import pytest
 import yaml
 
-from pipeline.params import ParamsError, load_params, parse_params
-
-ROOT = Path(__file__).resolve().parents[1]
+from actrec.params import Params, ParamsError, load_params, parse_params
+from tests.helpers import ROOT
 
 
 def test_the_shipped_params_are_valid() -> None:
@@ -20,50 +17,73 @@ def test_the_shipped_params_are_valid() -> None:
     assert params.extract.frames == 16 and params.dataset.name == "demo"
 
 
-@pytest.mark.parametrize("data, key, value, allowed", [
-    # unknown keys (typos)
-    ({"train": {"epochs": 10, "learning_rate": 0.1}}, "'train.learning_rate'", "0.1", "allowed keys in train: "),
-    ({"extrct": {"frames": 8}}, "'extrct'", "{'frames': 8}", "did you mean 'extract'?"),
-    ({"extract": {"frame": 8}}, "'extract.frame'", "8", "did you mean 'frames'?"),
-    # wrong types
-    ({"extract": {"frames": "16"}}, "extract.frames", "'16'", "expected an integer"),
-    ({"extract": {"frames": 16.5}}, "extract.frames", "16.5", "expected an integer"),
-    ({"train": {"epochs": True}}, "train.epochs", "True", "expected an integer"),
-    ({"train": {"lr": "fast"}}, "train.lr", "'fast'", "expected a number"),
-    ({"dataset": {"root": 5}}, "dataset.root", "5", "expected a string"),
-    ({"extract": [16]}, "extract", "[16]", "expected a mapping of keys to values"),
-    # out of range
-    ({"extract": {"frames": 0}}, "extract.frames", "0", "expected an integer >= 1"),
-    ({"extract": {"clips": -1}}, "extract.clips", "-1", "expected an integer >= 1"),
-    ({"extract": {"image_size": 16}}, "extract.image_size", "16", "expected an integer >= 32"),
-    ({"extract": {"num_workers": -2}}, "extract.num_workers", "-2", "expected an integer >= 0"),
-    ({"extract": {"num_workers": "many"}}, "extract.num_workers", "'many'", "expected an integer"),
-    ({"dataset": {"max_clips_per_class": 0}}, "dataset.max_clips_per_class", "0", "expected an integer >= 1"),
-    ({"train": {"lr": -1}}, "train.lr", "-1.0", "expected a number > 0"),
-    # names the pipeline does not know
-    ({"extract": {"backbone": "vgg16"}}, "extract.backbone", "'vgg16'", "'resnet50' or 'efficientnet_lite0'"),
-    ({"model": {"head": "no_such_head"}}, "model.head", "'no_such_head'", "'lstm'"),
-    ({"dataset": {"name": "kinetics"}}, "dataset.name", "'kinetics'", "'demo' or 'ucf101' or 'hmdb51' or 'folder'"),
-    ({"extract": {"device": "tpu"}}, "extract.device", "'tpu'", "'auto' or 'cpu' or 'cuda'"),
-    ({"extract": {"weights": "coco"}}, "extract.weights", "'coco'", "'imagenet' or null"),
-    ({"dataset": {"classes": "some"}}, "dataset.classes", "'some'", '"all", a number of classes'),
-    ({"dataset": {"group_pattern": "_g[0-9]+_"}}, "dataset.group_pattern", "'_g[0-9]+_'", "one capture group"),
-    ({"split": {"official": 4}}, "split.official", "4", "1, 2, 3 or null"),
-    ({"extract": {"engine": "tensorrt"}}, "extract.engine", "'tensorrt'", "'auto' or 'eager' or 'compile'"),
-    ({"extract": {"engine": "onnxruntime", "device": "cuda"}}, "extract.engine", "'onnxruntime'",
-     "auto, eager or compile with device cuda"),
-    ({"extract": {"engine": "onnxruntime", "precision": "bf16"}}, "extract.engine", "'onnxruntime'",
-     "(onnxruntime runs the backbone in fp32 on the CPU)"),
-    ({"extract": {"compile": True}}, "'extract.compile'", "True", "allowed keys in extract: "),
-    # split fractions that do not fit
-    ({"split": {"test_fraction": 0}}, "split.test_fraction", "0.0", "a number > 0 and <= 0.9"),
-    ({"split": {"test_fraction": 1.5}}, "split.test_fraction", "1.5", "a number > 0 and <= 0.9"),
-    ({"split": {"val_fraction": -0.1}}, "split.val_fraction", "-0.1", "a number >= 0 and <= 0.9"),
-    ({"split": {"test_fraction": 0.8, "val_fraction": 0.6}}, "split.val_fraction", "0.6",
-     "(1 - test_fraction) * (1 - val_fraction) >= 0.1"),
-])
-def test_each_kind_of_mistake_is_one_line_naming_key_value_and_allowed(data: dict, key: str, value: str,
-                                                                       allowed: str) -> None:
+def test_the_code_defaults_are_the_shipped_params() -> None:
+    """params.yaml documents every key with its default: the dataclasses' defaults must be those values, and
+    every key of the code must be in the file (parse_params fills a key left out with the code's default)."""
+    shipped = yaml.safe_load((ROOT / "params.yaml").read_text())
+    assert dataclasses.asdict(Params()) == shipped
+
+
+@pytest.mark.parametrize(
+    "data, key, value, allowed",
+    [
+        # unknown keys (typos)
+        ({"train": {"epochs": 10, "learning_rate": 0.1}}, "'train.learning_rate'", "0.1", "allowed keys in train: "),
+        ({"extrct": {"frames": 8}}, "'extrct'", "{'frames': 8}", "did you mean 'extract'?"),
+        ({"extract": {"frame": 8}}, "'extract.frame'", "8", "did you mean 'frames'?"),
+        # wrong types
+        ({"extract": {"frames": "16"}}, "extract.frames", "'16'", "expected an integer"),
+        ({"extract": {"frames": 16.5}}, "extract.frames", "16.5", "expected an integer"),
+        ({"train": {"epochs": True}}, "train.epochs", "True", "expected an integer"),
+        ({"train": {"lr": "fast"}}, "train.lr", "'fast'", "expected a number"),
+        ({"dataset": {"root": 5}}, "dataset.root", "5", "expected a string"),
+        ({"extract": [16]}, "extract", "[16]", "expected a mapping of keys to values"),
+        # out of range
+        ({"extract": {"frames": 0}}, "extract.frames", "0", "expected an integer >= 1"),
+        ({"extract": {"clips": -1}}, "extract.clips", "-1", "expected an integer >= 1"),
+        ({"extract": {"image_size": 16}}, "extract.image_size", "16", "expected an integer >= 32"),
+        ({"extract": {"num_workers": -2}}, "extract.num_workers", "-2", "expected an integer >= 0"),
+        ({"extract": {"num_workers": "many"}}, "extract.num_workers", "'many'", "expected an integer"),
+        ({"dataset": {"max_clips_per_class": 0}}, "dataset.max_clips_per_class", "0", "expected an integer >= 1"),
+        ({"train": {"lr": -1}}, "train.lr", "-1.0", "expected a number > 0"),
+        # names the pipeline does not know
+        ({"extract": {"backbone": "vgg16"}}, "extract.backbone", "'vgg16'", "'resnet50' or 'efficientnet_lite0'"),
+        ({"model": {"head": "no_such_head"}}, "model.head", "'no_such_head'", "'lstm'"),
+        ({"dataset": {"name": "kinetics"}}, "dataset.name", "'kinetics'", "'demo' or 'ucf101' or 'hmdb51' or 'folder'"),
+        ({"extract": {"device": "tpu"}}, "extract.device", "'tpu'", "'auto' or 'cpu' or 'cuda'"),
+        ({"extract": {"weights": "coco"}}, "extract.weights", "'coco'", "'imagenet' or null"),
+        ({"dataset": {"classes": "some"}}, "dataset.classes", "'some'", '"all", a number of classes'),
+        ({"dataset": {"group_pattern": "_g[0-9]+_"}}, "dataset.group_pattern", "'_g[0-9]+_'", "one capture group"),
+        ({"split": {"official": 4}}, "split.official", "4", "1, 2, 3 or null"),
+        ({"extract": {"engine": "tensorrt"}}, "extract.engine", "'tensorrt'", "'auto' or 'eager' or 'compile'"),
+        (
+            {"extract": {"engine": "onnxruntime", "device": "cuda"}},
+            "extract.engine",
+            "'onnxruntime'",
+            "auto, eager or compile with device cuda",
+        ),
+        (
+            {"extract": {"engine": "onnxruntime", "precision": "bf16"}},
+            "extract.engine",
+            "'onnxruntime'",
+            "(onnxruntime runs the backbone in fp32 on the CPU)",
+        ),
+        ({"extract": {"compile": True}}, "'extract.compile'", "True", "allowed keys in extract: "),
+        # split fractions that do not fit
+        ({"split": {"test_fraction": 0}}, "split.test_fraction", "0.0", "a number > 0 and <= 0.9"),
+        ({"split": {"test_fraction": 1.5}}, "split.test_fraction", "1.5", "a number > 0 and <= 0.9"),
+        ({"split": {"val_fraction": -0.1}}, "split.val_fraction", "-0.1", "a number >= 0 and <= 0.9"),
+        (
+            {"split": {"test_fraction": 0.8, "val_fraction": 0.6}},
+            "split.val_fraction",
+            "0.6",
+            "(1 - test_fraction) * (1 - val_fraction) >= 0.1",
+        ),
+    ],
+)
+def test_each_kind_of_mistake_is_one_line_naming_key_value_and_allowed(
+    data: dict, key: str, value: str, allowed: str
+) -> None:
     with pytest.raises(ParamsError) as err:
         parse_params(data)
     message = str(err.value)
@@ -71,12 +91,15 @@ def test_each_kind_of_mistake_is_one_line_naming_key_value_and_allowed(data: dic
     assert key in message and value in message and allowed in message, message
 
 
-@pytest.mark.parametrize("data", [
-    {"split": {"test_fraction": 0.5, "val_fraction": 0.5}},
-    {"split": {"test_fraction": 0.9, "val_fraction": 0}},
-    {"extract": {"frames": 1, "clips": 1, "image_size": 32, "num_workers": 0, "weights": None, "batch_size": 1}},
-    {"dataset": {"classes": ["A", "B"], "group_pattern": None, "max_clips_per_class": None}},
-])
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"split": {"test_fraction": 0.5, "val_fraction": 0.5}},
+        {"split": {"test_fraction": 0.9, "val_fraction": 0}},
+        {"extract": {"frames": 1, "clips": 1, "image_size": 32, "num_workers": 0, "weights": None, "batch_size": 1}},
+        {"dataset": {"classes": ["A", "B"], "group_pattern": None, "max_clips_per_class": None}},
+    ],
+)
 def test_values_at_the_edges_are_accepted(data: dict) -> None:
     parse_params(data)
 
@@ -88,25 +111,3 @@ def test_broken_yaml_and_a_missing_file_are_one_line(tmp_path: Path) -> None:
     assert "\n" not in str(err.value)
     with pytest.raises(ParamsError, match="not found"):
         load_params(tmp_path / "missing.yaml")
-
-
-@pytest.mark.parametrize("stage", ["demo", "subset", "split", "extract", "train"])
-def test_every_stage_checks_params_before_any_work(stage: str, tmp_path: Path, monkeypatch) -> None:
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["split"]["test_fraction"] = 0
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(ParamsError, match=r"split\.test_fraction"):
-        importlib.import_module(f"pipeline.{stage}").main()
-    assert [p.name for p in tmp_path.iterdir()] == ["params.yaml"], "nothing was written"
-
-
-def test_stage_fails_before_work_with_one_line(tmp_path: Path) -> None:
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["extract"]["frames"] = -3
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    run = subprocess.run([sys.executable, "-m", "pipeline.subset"], cwd=tmp_path, capture_output=True, text=True)
-    assert run.returncode == 2
-    expected = "error: params: extract.frames = -3 is not allowed; expected an integer >= 1"
-    assert run.stderr.strip().splitlines() == [expected]
-    assert not (tmp_path / "data").exists(), "nothing was written"

@@ -5,8 +5,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,12 +12,12 @@ import pytest
 import torch
 import yaml
 
-from pipeline.features import FeatureSet, load_features
-from pipeline.models import HEADS
-from pipeline.params import TrainParams, load_params
-from pipeline.training import _drop_frames, _epoch_order, _pick_clips, fit, predict_proba, train_head
-
-ROOT = Path(__file__).resolve().parents[1]
+from actrec.features.store import FeatureSet, load_features
+from actrec.heads import HEADS
+from actrec.inference.proba import predict_proba
+from actrec.params import TrainParams, load_params
+from actrec.training import _drop_frames, _epoch_order, _pick_clips, fit, train_head
+from tests.helpers import ROOT, run_stage
 
 
 def _features(n: int, classes: int, seed: int = 0) -> FeatureSet:
@@ -27,8 +25,9 @@ def _features(n: int, classes: int, seed: int = 0) -> FeatureSet:
     rng = np.random.default_rng(seed)
     labels = np.arange(n) % classes
     feats = (rng.standard_normal((n, 1, 4, 8)) + labels[:, None, None, None]).astype(np.float16)
-    return FeatureSet(feats, labels, np.array([f"c{i}" for i in range(n)]), np.full(n, "train"),
-                      [str(c) for c in range(classes)], {})
+    return FeatureSet(
+        feats, labels, np.array([f"c{i}" for i in range(n)]), np.full(n, "train"), [str(c) for c in range(classes)], {}
+    )
 
 
 class _Recorder:
@@ -74,7 +73,6 @@ def test_feature_dropout_zeroes_whole_frames() -> None:
     assert torch.equal(_drop_frames(x, 0.0, torch.Generator()), x)
 
 
-
 def test_k_clips_training_draws_one_view_evaluation_averages_all() -> None:
     features = torch.randn(200, 3, 4, 8)  # 200 videos × K=3 views
     drawn = _pick_clips(features, torch.Generator().manual_seed(0))
@@ -83,12 +81,8 @@ def test_k_clips_training_draws_one_view_evaluation_averages_all() -> None:
     assert torch.equal(_pick_clips(features, None), features[:, 0])
 
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(32, 5))
-    per_view = [predict_proba(model, features[:, k:k + 1]) for k in range(3)]
+    per_view = [predict_proba(model, features[:, k : k + 1]) for k in range(3)]
     np.testing.assert_allclose(predict_proba(model, features), np.mean(per_view, axis=0), atol=1e-6)
-
-def _stage(name: str, cwd: Path) -> None:
-    run = subprocess.run([sys.executable, "-m", f"pipeline.{name}"], cwd=cwd, capture_output=True, text=True)
-    assert run.returncode == 0, f"pipeline.{name} failed:\n{run.stderr[-3000:]}"
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +93,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     params["extract"].update(frames=8, image_size=160, cache_dir=str(root / "cache"))
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for name in ("demo", "subset", "split", "extract"):
-        _stage(name, root)
+        run_stage(name, root)
     return root
 
 
@@ -124,12 +118,19 @@ def test_order_aware_heads_beat_bag_of_frames_on_time_reversed_pairs(demo: Path)
 def test_training_twice_gives_identical_metrics_and_weights(demo: Path) -> None:
     runs = []
     for _ in range(2):
-        _stage("train", demo)
-        _stage("evaluate", demo)
+        run_stage("train", demo)
+        run_stage("evaluate", demo)
         checkpoint = demo / "models" / "model.pt"
-        runs.append(({name: json.loads((demo / "reports" / name).read_text())
-                      for name in ("metrics.json", "train/metrics.json")},
-                     torch.load(checkpoint, weights_only=True)["state_dict"], checkpoint.read_bytes()))
+        runs.append(
+            (
+                {
+                    name: json.loads((demo / "reports" / name).read_text())
+                    for name in ("metrics.json", "train/metrics.json")
+                },
+                torch.load(checkpoint, weights_only=True)["state_dict"],
+                checkpoint.read_bytes(),
+            )
+        )
     (metrics, weights, saved), (metrics_again, weights_again, saved_again) = runs
     assert metrics == metrics_again
     assert saved == saved_again, "the same run gives the same checkpoint file, so DVC sees the same hash"
@@ -141,7 +142,7 @@ def test_training_twice_gives_identical_metrics_and_weights(demo: Path) -> None:
     params["seed"] += 1  # another seed: another model (so the equality above is not vacuous)
     (demo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     try:
-        _stage("train", demo)
+        run_stage("train", demo)
     finally:
         (demo / "params.yaml").write_text(text)
     other = torch.load(demo / "models" / "model.pt", weights_only=True)["state_dict"]

@@ -1,0 +1,188 @@
+"""Datasets on disk: where each layout keeps its videos, classes and groups, scanned into a clip table.
+
+The clip table is the pipeline's unit of bookkeeping: one row per video with columns
+clip_id (path relative to the video root, as the official split lists write it), path, label,
+group, and after probing frames, fps, width, height, readable and reason.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+from tqdm import tqdm
+
+from actrec.data.video import VIDEO_EXTENSIONS, VideoError, fingerprint, probe
+from actrec.errors import ActrecError
+from actrec.params import DatasetParams
+
+logger = logging.getLogger(__name__)
+
+UCF_GROUP = r"_g(\d+)_c\d+"
+HMDB_SPLITS_DIR = "testTrainMulti_7030_splits"
+UCF_SPLITS_DIR = "ucfTrainTestlist"
+
+
+class DatasetError(ActrecError):
+    """The dataset root or its selection cannot give a usable clip table."""
+
+
+def video_root(params: DatasetParams) -> Path:
+    """The folder whose sub-folders are the classes."""
+    root = Path(params.root)
+    if not root.is_dir():
+        raise DatasetError(
+            f"dataset.root {str(root)!r} does not exist or is not a folder (dataset.name is {params.name!r})"
+        )
+    if params.name == "ucf101" and (root / "UCF-101").is_dir():
+        return root / "UCF-101"
+    return root
+
+
+def splits_dir(params: DatasetParams) -> Path | None:
+    """Where the official split lists are, if this dataset has them and they are present."""
+    if params.splits_dir:
+        path = Path(params.splits_dir)
+        if not path.is_dir():
+            raise DatasetError(f"dataset.splits_dir {str(path)!r} does not exist")
+        return path
+    name = {"ucf101": UCF_SPLITS_DIR, "hmdb51": HMDB_SPLITS_DIR}.get(params.name)
+    if name is None:
+        return None
+    for candidate in (Path(params.root) / name, Path(params.root).parent / name):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def group_of(clip_id: str, params: DatasetParams) -> str:
+    """The group a clip belongs to: clips of one group come from one source and stay in one part."""
+    stem = Path(clip_id).stem
+    if params.name == "ucf101":
+        match = re.search(UCF_GROUP, stem)
+        return f"g{int(match.group(1)):02d}" if match else stem
+    if params.name == "hmdb51":
+        # HMDB names clips <source video>_<n>; clips cut from one source video form a group.
+        return re.sub(r"_\d+$", "", stem)
+    if params.group_pattern:
+        match = re.search(params.group_pattern, stem)
+        if match:
+            return f"g{int(match.group(1)):02d}" if match.group(1).isdigit() else match.group(1)
+    return clip_id
+
+
+def scan(params: DatasetParams) -> pd.DataFrame:
+    """List every video under the dataset root as (clip_id, path, label, group), classes sorted."""
+    root = video_root(params)
+    skip = {UCF_SPLITS_DIR, HMDB_SPLITS_DIR}
+    rows, empty = [], []
+    for class_dir in sorted(
+        (d for d in root.iterdir() if d.is_dir() and d.name not in skip), key=lambda d: d.name.lower()
+    ):
+        videos = [p for p in sorted(class_dir.rglob("*")) if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()]
+        if not videos:
+            empty.append(class_dir.name)
+        for path in videos:
+            clip_id = path.relative_to(root).as_posix()
+            rows.append(
+                {"clip_id": clip_id, "path": str(path), "label": class_dir.name, "group": group_of(clip_id, params)}
+            )
+    if not rows:
+        raise DatasetError(f"no videos ({', '.join(VIDEO_EXTENSIONS)}) in class folders under {root}")
+    if empty:
+        logger.warning("skipping %d class folder(s) without videos under %s: %s", len(empty), root, ", ".join(empty))
+    return pd.DataFrame(rows)
+
+
+def read_table(path: Path, made_by: str) -> pd.DataFrame:
+    """A clip table an earlier stage wrote, or a clear error naming the stage to run first."""
+    if not path.is_file():
+        raise DatasetError(f"{path} not found; run the {made_by} stage first (dvc repro runs every stage)")
+    return pd.read_csv(path, keep_default_na=False)
+
+
+def select_classes(table: pd.DataFrame, classes: str | int | list[str]) -> list[str]:
+    """Resolve dataset.classes ("all", first N, or names) against the classes present."""
+    present = sorted(table["label"].unique(), key=str.lower)
+    if classes == "all":
+        return present
+    if isinstance(classes, int):
+        if classes > len(present):
+            logger.warning("dataset.classes asks for %d classes; only %d are present", classes, len(present))
+        return present[:classes]
+    by_lower = {c.lower(): c for c in present}
+    missing = [c for c in classes if c.lower() not in by_lower]
+    if missing:
+        hints = {c: difflib.get_close_matches(c, present, n=1) for c in missing}
+        said = ", ".join(f"{c!r}" + (f" (did you mean {h[0]!r}?)" if h else "") for c, h in hints.items())
+        raise DatasetError(f"dataset.classes names classes without videos under the dataset root: {said}")
+    return [by_lower[c.lower()] for c in classes]
+
+
+def probe_table(table: pd.DataFrame, workers: int = 4) -> pd.DataFrame:
+    """Add fingerprint, frames, fps, width, height, readable and reason; unreadable clips stay, marked."""
+
+    def one(path: str) -> dict:
+        try:
+            info = probe(path)
+            key = fingerprint(path)
+        except (VideoError, OSError) as err:
+            reason = str(err) if isinstance(err, VideoError) else f"cannot read: {err.strerror or err}"
+        except Exception as err:  # a decoder bug on one odd file must not end the run
+            reason = f"unexpected {type(err).__name__}: {err}"
+        else:
+            return {
+                "fingerprint": key,
+                "frames": info.frames,
+                "fps": round(info.fps, 3),
+                "width": info.width,
+                "height": info.height,
+                "readable": True,
+                "reason": "",
+            }
+        return {
+            "fingerprint": "",
+            "frames": 0,
+            "fps": 0.0,
+            "width": 0,
+            "height": 0,
+            "readable": False,
+            "reason": reason,
+        }
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        results = list(tqdm(pool.map(one, table["path"]), total=len(table), desc="probe", unit="clip"))
+    return pd.concat([table.reset_index(drop=True), pd.DataFrame(results)], axis=1)
+
+
+def limit_per_class(table: pd.DataFrame, max_clips: int | None, seed: int) -> pd.DataFrame:
+    """At most max_clips readable clips per class, drawn with the seed; unreadable rows stay listed."""
+    if max_clips is None:
+        return table
+    readable = table[table["readable"]]
+    kept = readable.groupby("label", group_keys=False).apply(
+        lambda g: g.sample(n=min(len(g), max_clips), random_state=seed)
+    )
+    return table[~table["readable"] | table.index.isin(kept.index)]
+
+
+def drop_empty_classes(table: pd.DataFrame, classes: list[str], params: DatasetParams) -> list[str]:
+    """The classes with at least one readable clip; fails if a class named in dataset.classes has none."""
+    empty = [c for c in classes if not table.loc[table["label"] == c, "readable"].any()]
+    if empty:
+        first = table[~table["readable"]].groupby("label").first()
+        said = ", ".join(f"{c} (e.g. {first.at[c, 'clip_id']}: {first.at[c, 'reason']})" for c in empty)
+        if isinstance(params.classes, list):
+            raise DatasetError(f"no readable clips in class(es) named by dataset.classes: {said}")
+        logger.warning("dropping class(es) without readable clips (listed in the unreadable report): %s", said)
+    kept = [c for c in classes if c not in empty]
+    if len(kept) < 2:
+        raise DatasetError(
+            f"{len(kept)} class(es) with readable clips under {params.root} "
+            f"({', '.join(kept) or 'none'}); telling actions apart needs at least 2"
+        )
+    return kept

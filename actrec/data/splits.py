@@ -1,0 +1,168 @@
+"""Train/val/test splits: the official UCF-101 and HMDB-51 lists, or a stratified group-aware split.
+
+Whatever the source, clips of one group (UCF-101's gNN, one HMDB source video, a folder pattern)
+never straddle two parts: near-duplicate clips of one scene in train and test would inflate
+accuracy. `leakage` counts the groups that do, and the split stage records it (it must be 0).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold
+
+from actrec.data.datasets import splits_dir
+from actrec.errors import ActrecError
+from actrec.params import DatasetParams, SplitParams
+
+logger = logging.getLogger(__name__)
+
+PARTS = ("train", "val", "test")
+
+
+class SplitError(ActrecError):
+    """The split lists or fractions cannot give usable parts."""
+
+
+@dataclass(frozen=True)
+class OfficialSplit:
+    """Part of each clip present on disk, plus how the lists matched the clips."""
+
+    parts: dict[str, str]
+    listed: int
+    listed_missing: int
+    unlisted: int
+
+
+def _lines(path: Path) -> list[str]:
+    if not path.is_file():
+        raise SplitError(f"split list {path} is missing")
+    # The official lists have CRLF line ends; splitlines() handles both.
+    return [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+
+
+def _match(listed: dict[str, str], clip_ids: list[str]) -> OfficialSplit:
+    # Case-insensitive: the lists write e.g. HandstandPushups/v_HandStandPushups_g01_c01.avi, and
+    # copies of the dataset differ in the case of folder names.
+    by_lower = {c.lower(): c for c in clip_ids}
+    parts = {by_lower[k]: part for k, part in listed.items() if k in by_lower}
+    return OfficialSplit(
+        parts=parts, listed=len(listed), listed_missing=len(listed) - len(parts), unlisted=len(clip_ids) - len(parts)
+    )
+
+
+def read_ucf101_split(lists_dir: Path, split: int, clip_ids: list[str]) -> OfficialSplit:
+    """Official UCF-101 split `split` (trainlist0N/testlist0N) over the clips present."""
+    listed: dict[str, str] = {}
+    for part, name in (("train", f"trainlist0{split}.txt"), ("test", f"testlist0{split}.txt")):
+        for line in _lines(lists_dir / name):
+            listed[line.split()[0].replace("\\", "/").lower()] = part
+    return _match(listed, clip_ids)
+
+
+def read_hmdb51_split(lists_dir: Path, split: int, clip_ids: list[str]) -> OfficialSplit:
+    """Official HMDB-51 split: <class>_test_split<N>.txt lines '<clip> <0|1|2>' (1 train, 2 test)."""
+    files = sorted(lists_dir.glob(f"*_test_split{split}.txt"))
+    if not files:
+        raise SplitError(f"no *_test_split{split}.txt files in {lists_dir}")
+    listed: dict[str, str] = {}
+    for path in files:
+        label = path.name[: -len(f"_test_split{split}.txt")]
+        for line in _lines(path):
+            name, code = line.rsplit(maxsplit=1)
+            part = {"1": "train", "2": "test"}.get(code)
+            if part:
+                listed[f"{label}/{name}".lower()] = part
+    return _match(listed, clip_ids)
+
+
+def _fold(table: pd.DataFrame, fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask of about `fraction` of the rows, whole groups only, stratified by label."""
+    n_groups = table["group"].nunique()
+    n_splits = min(max(2, round(1 / fraction)), n_groups)
+    if n_splits < 2:
+        raise SplitError(f"cannot split {n_groups} group(s) by group; need at least 2 groups")
+    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    _, held = next(folds.split(table, table["label"], table["group"]))
+    mask = np.zeros(len(table), dtype=bool)
+    mask[held] = True
+    return mask
+
+
+def carve_val(table: pd.DataFrame, val_fraction: float, seed: int) -> pd.Series:
+    """Turn about val_fraction of the train rows into val, by whole groups (for early stopping)."""
+    split = table["split"].copy()
+    train = table[split == "train"]
+    if val_fraction > 0 and not train.empty:
+        split.loc[train.index[_fold(train, val_fraction, seed)]] = "val"
+    return split
+
+
+def group_split(table: pd.DataFrame, test_fraction: float, val_fraction: float, seed: int) -> pd.Series:
+    """Stratified group-aware train/val/test assignment for datasets without official lists."""
+    split = pd.Series("train", index=table.index)
+    split[_fold(table, test_fraction, seed)] = "test"
+    return carve_val(table.assign(split=split), val_fraction, seed + 1)
+
+
+def leakage(table: pd.DataFrame) -> int:
+    """Number of groups whose clips fall in more than one part."""
+    return int((table.groupby("group")["split"].nunique() > 1).sum())
+
+
+def assign_parts(table: pd.DataFrame, dataset: DatasetParams, cfg: SplitParams, seed: int) -> tuple[pd.DataFrame, dict]:
+    """The clips that take part, with their split column, and what the split lists said about them.
+
+    UCF-101 and HMDB-51 use their official lists (split.official) when present, with validation
+    carved from train by group; any other dataset, or split.official: null, gets a stratified
+    group-aware split.
+    """
+    lists = splits_dir(dataset) if cfg.official else None
+    if lists is None:
+        if dataset.name in ("ucf101", "hmdb51") and cfg.official:
+            logger.warning(
+                "no official split lists found for %s under %s; using a group-aware split", dataset.name, dataset.root
+            )
+        table = table.copy()
+        table["split"] = group_split(table, cfg.test_fraction, cfg.val_fraction, seed)
+        return table, {"source": "group-aware"}
+    reader = read_ucf101_split if dataset.name == "ucf101" else read_hmdb51_split
+    official = reader(lists, cfg.official, table["clip_id"].tolist())
+    if not official.parts:
+        raise SplitError(
+            f"the official split {cfg.official} lists in {lists} have {official.listed} entries and "
+            f"none matches any of the {len(table)} clips under {dataset.root}; check dataset.root "
+            f"and dataset.splits_dir, or set split.official: null for a group-aware split"
+        )
+    logger.info(
+        "official split %d: %d clips listed, %d of them absent here; %d clips present but not listed (left out)",
+        cfg.official,
+        official.listed,
+        official.listed_missing,
+        official.unlisted,
+    )
+    table = table[table["clip_id"].isin(official.parts)].copy()
+    table["split"] = table["clip_id"].map(official.parts)
+    for part in ("train", "test"):
+        if not (table["split"] == part).any():
+            raise SplitError(
+                f"official split {cfg.official} leaves no {part} clips among the clips present; "
+                f"choose another split.official or set it to null"
+            )
+    table["split"] = carve_val(table, cfg.val_fraction, seed)
+    info = {
+        "source": f"official split {cfg.official}",
+        "listed": official.listed,
+        "listed_missing": official.listed_missing,
+        "unlisted": official.unlisted,
+    }
+    return table, info
+
+
+def classes_missing_a_part(table: pd.DataFrame) -> list[str]:
+    """Classes without clips in both train and test: their accuracy cannot be learned or measured."""
+    return [c for c, parts in table.groupby("label")["split"].agg(set).items() if not {"train", "test"} <= parts]

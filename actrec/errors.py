@@ -1,0 +1,29 @@
+"""What a user sees when something is wrong: one clear line and a non-zero exit, no traceback.
+
+Every error the pipeline raises on purpose (bad params, a missing dataset, unusable features,
+an output that cannot be written) derives from ActrecError; `run_main` turns those into one line
+on stderr and exit code 2, and leaves tracebacks for real bugs.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable
+
+
+class ActrecError(RuntimeError):
+    """An error in the user's input or environment, explained by its message."""
+
+
+def run_main(main: Callable[[], None]) -> None:
+    """Entry point of every stage and command: logging set up, user errors reported plainly."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        main()
+    except ActrecError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

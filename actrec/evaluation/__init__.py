@@ -1,0 +1,1 @@
+"""After training: metrics, the confusion heatmap and timelines, the summary page."""

@@ -1,0 +1,82 @@
+"""The page people read after a run (reports/summary.md): headline figures, confusions, best and worst classes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+
+def _table(frame: pd.DataFrame) -> str:
+    """A DataFrame as a Markdown table (no tabulate dependency)."""
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def summary_markdown(
+    metrics: dict[str, Any],
+    per_class: pd.DataFrame,
+    confused: pd.DataFrame,
+    run: dict[str, Any],
+    heatmap: str = "confusion.png",
+    best: int = 5,
+) -> str:
+    """The page a person reads after a run: headline figures, what gets confused, best and worst classes.
+
+    `metrics` as written to metrics.json, `per_class` as per_class.csv, `confused` from
+    metrics.most_confused, `run` says what was trained (head, backbone, frames, dataset).
+    """
+    pct = "{:.1%}".format
+    figures = pd.DataFrame(
+        [
+            ("top-1 accuracy", pct(metrics["top1"])),
+            (
+                "top-5 accuracy",
+                pct(metrics["top5"])
+                + (f" (only {len(per_class)} classes: every class is in the top 5)" if len(per_class) <= 5 else ""),
+            ),
+            ("macro-F1", f"{metrics['macro_f1']:.3f}"),
+            ("mean per-class accuracy", pct(metrics["mean_class_accuracy"])),
+            ("expected calibration error", f"{metrics['ece']:.3f} (0 = confidence matches accuracy)"),
+            ("test clips", metrics["test_clips"]),
+            ("clips skipped as unreadable", metrics["skipped_clips"]),
+        ],
+        columns=["figure", "value"],
+    )
+    present = per_class[per_class["support"] > 0].sort_values(
+        ["accuracy", "f1", "class"], ascending=[False, False, True]
+    )
+    n_best = min(best, (len(present) + 1) // 2)
+    shown = present.assign(
+        accuracy=present["accuracy"].map(pct),
+        precision=present["precision"].map(pct),
+        f1=present["f1"].map("{:.3f}".format),
+    )[["class", "accuracy", "precision", "f1", "support"]]
+    if confused.empty:
+        confusions = "No test clip was misclassified."
+    else:
+        confusions = _table(
+            confused.assign(share=confused["share"].map(pct)).rename(
+                columns={"predicted": "predicted as", "share": "share of actual class"}
+            )
+        )
+    return (
+        "\n\n".join(
+            [
+                "# Evaluation summary",
+                f"{run['head']} head on {run['backbone']} features ({run['frames']} frames, {run['clips']} clip(s) "
+                f"per video, {run['image_size']} px); dataset {run.get('dataset', '?')}, test split. Accuracy of a "
+                f"class is its recall: the share of its test clips predicted as it.",
+                _table(figures),
+                "## Most confused class pairs\n\nTest clips of the actual class predicted as another class.",
+                confusions,
+                f"## Best classes\n\n{_table(shown.head(n_best))}",
+                f"## Worst classes\n\n{_table(shown.tail(min(best, len(present) - n_best)).iloc[::-1])}",
+                f"## Confusion matrix\n\n![Row-normalised confusion matrix]({heatmap})",
+                "Every class: per_class.csv; every test clip: predictions.csv. Compare runs with `dvc metrics diff` "
+                "and `dvc plots diff`.",
+            ]
+        )
+        + "\n"
+    )

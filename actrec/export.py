@@ -1,0 +1,113 @@
+"""Exporting a trained model for runtimes without this project: ONNX (onnxruntime) or TorchScript.
+
+Two graphs: the temporal head alone (frame features (B, T, D) float32 → class probabilities
+(B, C)), or backbone + head (preprocessed frames (B, T, 3, S, S) uint8 → probabilities). A JSON
+file beside the model records the classes and how frames must be sampled and preprocessed.
+ONNX goes through torch's TorchScript-based exporter: it needs no onnxscript and keeps the
+batch size dynamic; the frame count is the T the model was trained on (the transformer head's
+traced attention shapes fix it).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from actrec.errors import ActrecError
+from actrec.features.backbones import Backbone
+from actrec.features.engines import to_onnx
+from actrec.files import output_file
+from actrec.inference.checkpoint import load_model
+from actrec.inference.predictor import recorded_backbone
+
+SUFFIX = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
+
+
+class HeadProbabilities(nn.Module):
+    """The head with its softmax: features (B, T, D) → probabilities (B, C)."""
+
+    def __init__(self, head: nn.Module) -> None:
+        super().__init__()
+        self.head = head
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(features).softmax(-1)
+
+
+class VideoClassifier(nn.Module):
+    """Backbone + head: preprocessed uint8 frames (B, T, 3, S, S) → probabilities (B, C)."""
+
+    def __init__(self, backbone: Backbone, head: nn.Module) -> None:
+        super().__init__()
+        self.backbone, self.net, self.head = backbone, backbone.model, head
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        feats = self.net(self.backbone.normalize(frames.flatten(0, 1)))
+        return self.head(feats.unflatten(0, frames.shape[:2])).softmax(-1)
+
+
+def build_export(model_path: str | Path, with_backbone: bool) -> tuple[nn.Module, torch.Tensor, dict[str, Any]]:
+    """The module to export (eval mode), an example input, and the metadata written beside it."""
+    head, checkpoint = load_model(model_path)
+    backbone = recorded_backbone(checkpoint, model_path)
+    record = checkpoint.features
+    frames, size = int(record["frames"]), backbone.image_size
+    meta: dict[str, Any] = {
+        "classes": checkpoint.classes,
+        "frames": frames,
+        "clips": int(record["clips"]),
+        "sampling": "T frames at the centres of T equal segments of the video; with K clips, average "
+        "the probabilities of K jittered samplings",
+        "backbone": backbone.name,
+        "output": {"name": "probabilities", "shape": ["batch", len(checkpoint.classes)], "dtype": "float32"},
+    }
+    if with_backbone:
+        module = VideoClassifier(backbone, head)
+        example = torch.randint(0, 256, (1, frames, 3, size, size), dtype=torch.uint8)
+        meta["input"] = {"name": "frames", "shape": ["batch", frames, 3, size, size], "dtype": "uint8"}
+        meta["preprocess"] = {
+            "resize_short_side": backbone.resize_size,
+            "center_crop": size,
+            "channels": "RGB",
+            "normalisation": "inside the model",
+            "mean": backbone.mean,
+            "std": backbone.std,
+        }
+    else:
+        module = HeadProbabilities(head)
+        example = torch.randn(1, frames, backbone.feature_dim)
+        meta["input"] = {"name": "features", "shape": ["batch", frames, backbone.feature_dim], "dtype": "float32"}
+        meta["features"] = {
+            "backbone": backbone.name,
+            "weights": record["weights"] or None,
+            "image_size": size,
+            "resize_short_side": backbone.resize_size,
+            "mean": backbone.mean,
+            "std": backbone.std,
+        }
+    return module.eval(), example, meta
+
+
+def export(model_path: str | Path, fmt: str, out: str | Path | None = None, with_backbone: bool = False) -> Path:
+    """Write the model in `fmt` (onnx | torchscript) and its metadata (<out>.json); return the model path."""
+    if fmt not in SUFFIX:
+        raise ActrecError(f"unknown export format {fmt!r}; expected {' or '.join(SUFFIX)}")
+    module, example, meta = build_export(model_path, with_backbone)
+    model_path = Path(model_path)
+    folder = model_path if model_path.is_dir() else model_path.parent
+    out = Path(out) if out else folder / f"model.{'full' if with_backbone else 'head'}{SUFFIX[fmt]}"
+    with output_file(out) as tmp:
+        if fmt == "onnx":
+            to_onnx(module, example, str(tmp), meta["input"]["name"], "probabilities")
+        else:  # through a file object, so the archive is not named after the temporary file
+            with tmp.open("wb") as f, warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the tracer's notices say nothing a user can act on
+                torch.jit.save(torch.jit.trace(module, example), f)
+    with output_file(f"{out}.json") as tmp:
+        tmp.write_text(json.dumps({**meta, "format": fmt}, indent=2) + "\n")
+    return out

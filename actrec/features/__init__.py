@@ -1,0 +1,1 @@
+"""Frame features: backbones, the engines that run them, the extractor, and the feature store (cache + HDF5)."""

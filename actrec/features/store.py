@@ -1,0 +1,220 @@
+"""The feature store: extracted clip features, cached so that no clip is ever paid for twice.
+
+Two layers:
+- the cache, `<cache_dir>/<backbone>-<settings key>/shard-*.h5`: immutable shards of clips
+  extracted with one set of extraction settings, keyed by each video's content fingerprint.
+  A shard is written under a temporary name and renamed into place, so a killed run leaves no
+  half-written shard, and a run again skips every clip already in a shard (a shard that cannot
+  be read is ignored with a warning, and its clips are extracted again). Changing any setting
+  that changes features (backbone, weights, T, K, image size, precision) selects another folder;
+  growing the subset only adds shards.
+- the feature file (`features/features.h5`), assembled from the cache for exactly the clips of
+  the current split: features (N, K, T, D) float16, labels, clip_ids, split, frame_indices, with
+  attributes recording how the features were made. Training reads only this file, and refuses it
+  when those attributes disagree with params.extract (`differing_settings`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import uuid
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from actrec.errors import ActrecError
+from actrec.files import output_dir, output_file, remove_leftovers
+from actrec.params import ExtractParams
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+# How features were made, as recorded in the feature file: features differing in any of these
+# are other features, never to be mixed with or swapped for the ones params.extract asks for.
+MATCHED_SETTINGS = ("backbone", "weights", "frames", "clips", "image_size")
+
+
+class FeatureStoreError(ActrecError):
+    """A feature file or cache that does not match what the pipeline needs."""
+
+
+@dataclass(frozen=True)
+class ExtractionSettings:
+    """Everything that changes the numbers a backbone produces for a clip."""
+
+    backbone: str
+    weights: str | None
+    frames: int
+    clips: int
+    image_size: int
+    precision: str
+    seed: int
+
+    @classmethod
+    def from_params(cls, cfg: ExtractParams, precision: str, seed: int) -> ExtractionSettings:
+        """The settings params.extract asks for, with the precision resolved for this device.
+
+        The seed only moves jittered clips (K > 1); with K = 1 sampling is fixed and the key ignores it.
+        """
+        return cls(
+            backbone=cfg.backbone,
+            weights=cfg.weights,
+            frames=cfg.frames,
+            clips=cfg.clips,
+            image_size=cfg.image_size,
+            precision=precision,
+            seed=seed if cfg.clips > 1 else 0,
+        )
+
+    def key(self) -> str:
+        blob = json.dumps({**asdict(self), "format": FORMAT_VERSION}, sort_keys=True)
+        return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+
+def differing_settings(made: dict, wanted: dict, keys: tuple[str, ...] = MATCHED_SETTINGS) -> str:
+    """The keys on which two records differ, as "key: made ≠ wanted, ..."; "" when they agree.
+
+    Records are feature-file attributes, a checkpoint's copy of them, or params.extract (the
+    feature file stores null weights as "").
+    """
+
+    def value(record: dict, key: str) -> object:
+        v = record.get(key)
+        v = v.item() if hasattr(v, "item") else v
+        return None if v == "" else v
+
+    return ", ".join(f"{k}: {value(made, k)} ≠ {value(wanted, k)}" for k in keys if value(made, k) != value(wanted, k))
+
+
+class FeatureCache:
+    """A folder of immutable shards for one ExtractionSettings."""
+
+    def __init__(self, cache_dir: str | Path, settings: ExtractionSettings) -> None:
+        self.settings = settings
+        self.dir = output_dir(Path(cache_dir) / f"{settings.backbone}-{settings.key()}")
+        remove_leftovers(self.dir)
+        meta = self.dir / "settings.json"
+        if not meta.exists():
+            with output_file(meta) as tmp:
+                tmp.write_text(json.dumps(asdict(settings), indent=2) + "\n")
+
+    def shards(self) -> list[Path]:
+        return sorted(self.dir.glob("shard-*.h5"))
+
+    def index(self) -> dict[str, tuple[Path, int]]:
+        """fingerprint → (shard, row) for every clip completely written to the cache."""
+        found: dict[str, tuple[Path, int]] = {}
+        for shard in self.shards():
+            try:
+                with h5py.File(shard, "r") as f:
+                    fingerprints = f["fingerprints"].asstr()[:]
+            except (OSError, KeyError) as err:
+                logger.warning("ignoring unreadable cache shard %s (%s); its clips will be extracted again", shard, err)
+                continue
+            for row, fp in enumerate(fingerprints):
+                found.setdefault(fp, (shard, row))
+        return found
+
+    def write_shard(
+        self, fingerprints: list[str], features: np.ndarray, frame_indices: np.ndarray, tag: str = ""
+    ) -> Path:
+        """Write one shard; it appears under its final name only once complete."""
+        final = self.dir / f"shard-{tag}{uuid.uuid4().hex[:12]}.h5"
+        with output_file(final) as tmp, h5py.File(tmp, "w") as f:
+            f.create_dataset("fingerprints", data=np.array(fingerprints, dtype=object), dtype=h5py.string_dtype())
+            f.create_dataset("features", data=features.astype(np.float16))
+            f.create_dataset("frame_indices", data=frame_indices.astype(np.int32))
+        return final
+
+
+def assemble(cache: FeatureCache, table: pd.DataFrame, classes: list[str], out_path: str | Path, attrs: dict) -> int:
+    """Write the feature file for the rows of `table` (clip_id, label, split, fingerprint).
+
+    Rows missing from the cache are left out; returns how many rows were written. Streams one
+    shard at a time, so memory stays flat however many clips there are.
+    """
+    out_path = Path(out_path)
+    index = cache.index()
+    table = table[table["fingerprint"].isin(index)].reset_index(drop=True)
+    n, s = len(table), cache.settings
+    if n == 0:
+        raise FeatureStoreError("no clip of the split has features in the cache: nothing to assemble")
+    label_ids = {c: i for i, c in enumerate(classes)}
+    with output_file(out_path) as tmp, h5py.File(tmp, "w") as f:
+        for shard, group in table.groupby(table["fingerprint"].map(lambda fp: index[fp][0])):
+            rows = np.array([index[fp][1] for fp in group["fingerprint"]])
+            # h5py reads only increasing, unique rows; identical videos share one cached row.
+            unique, inverse = np.unique(rows, return_inverse=True)
+            with h5py.File(shard, "r") as src:
+                feats = src["features"][unique][inverse]  # now aligned with the group's rows
+                idx = src["frame_indices"][unique][inverse]
+            if "features" not in f:
+                # Contiguous, so the file's bytes do not depend on the order shards are read in (their
+                # names are random): the same features give the same DVC hash and train is not rerun.
+                f.create_dataset("features", (n, s.clips, s.frames, feats.shape[-1]), dtype=np.float16)
+                f.create_dataset("frame_indices", (n, s.clips, s.frames), dtype=np.int32)
+            for target, feat, ind in zip(group.index, feats, idx, strict=True):
+                f["features"][target] = feat
+                f["frame_indices"][target] = ind
+        f.create_dataset("labels", data=table["label"].map(label_ids).to_numpy(np.int64))
+        f.create_dataset("clip_ids", data=table["clip_id"].to_numpy(object), dtype=h5py.string_dtype())
+        f.create_dataset("split", data=table["split"].to_numpy(object), dtype=h5py.string_dtype())
+        f.attrs.update(
+            {
+                **{k: ("" if v is None else v) for k, v in asdict(s).items()},
+                "feature_dim": f["features"].shape[-1],
+                "classes": json.dumps(classes),
+                "settings_key": s.key(),
+                "format": FORMAT_VERSION,
+                **attrs,
+            }
+        )
+    return n
+
+
+@dataclass
+class FeatureSet:
+    """A feature file in memory: features (N, K, T, D) float16 and what each row is."""
+
+    features: np.ndarray
+    labels: np.ndarray
+    clip_ids: np.ndarray
+    split: np.ndarray
+    classes: list[str]
+    attrs: dict
+
+    def part(self, name: str) -> FeatureSet:
+        mask = self.split == name
+        return FeatureSet(
+            self.features[mask], self.labels[mask], self.clip_ids[mask], self.split[mask], self.classes, self.attrs
+        )
+
+
+def load_features(path: str | Path, parts: Iterable[str] | None = None) -> FeatureSet:
+    """Read the feature file (optionally only some split parts) into memory."""
+    path = Path(path)
+    if not path.is_file():
+        raise FeatureStoreError(f"feature file {path} not found; run the extract stage first")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise FeatureStoreError(f"{path} cannot be read as HDF5 ({err}); run the extract stage again") from err
+    with f:
+        if f.attrs.get("format") != FORMAT_VERSION or "features" not in f:
+            raise FeatureStoreError(f"{path} is not an actrec feature file (format {FORMAT_VERSION})")
+        split = f["split"].asstr()[:]
+        mask = np.isin(split, list(parts)) if parts is not None else np.ones(len(split), dtype=bool)
+        return FeatureSet(
+            features=f["features"][:][mask],  # one contiguous read beats h5py's point selection
+            labels=f["labels"][:][mask],
+            clip_ids=f["clip_ids"].asstr()[:][mask],
+            split=split[mask],
+            classes=json.loads(f.attrs["classes"]),
+            attrs=dict(f.attrs),
+        )

@@ -1,0 +1,59 @@
+"""What a user names on the command line: videos (files, folders, glob patterns) and time spans.
+
+No torch here: `actrec` resolves its inputs, and fails on a missing one, before loading a model.
+"""
+
+from __future__ import annotations
+
+import glob
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from actrec.data.video import VIDEO_EXTENSIONS
+from actrec.errors import ActrecError
+
+
+def find_videos(inputs: Sequence[str]) -> list[Path]:
+    """Expand files, folders (every video under them) and glob patterns, in order, without repeats."""
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_file():
+            found.append(path)
+        elif path.is_dir():
+            videos = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+            if not videos:
+                raise ActrecError(f"no videos ({', '.join(VIDEO_EXTENSIONS)}) under {path}")
+            found += videos
+        elif glob.has_magic(item):
+            matches = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            if not matches:
+                raise ActrecError(f"no file matches {item}")
+            found += matches
+        else:
+            raise ActrecError(f"no such file or folder: {item}")
+    return list(dict.fromkeys(found))
+
+
+@dataclass(frozen=True)
+class Span:
+    """A window or stride length: frames of the video, or seconds (written with an 's': '4s')."""
+
+    value: float
+    seconds: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> Span:
+        seconds = text.strip().lower().endswith("s")
+        try:
+            value = float(text.strip()[:-1] if seconds else text)
+        except ValueError:
+            value = math.nan
+        if not value > 0 or (not seconds and value != int(value)):
+            raise ValueError(f"{text!r} is not a whole number of frames (16) or of seconds (2.5s) above 0")
+        return cls(value, seconds)
+
+    def frames(self, fps: float) -> int:
+        return max(1, round(self.value * fps)) if self.seconds else int(self.value)

@@ -1,0 +1,191 @@
+"""Training a temporal head on cached features: a plain loop, in the style of torchvision's references.
+
+Features are loaded once into memory as float16 and cast to float32 per batch, so an epoch costs
+seconds and no video is decoded. The recipe (every knob in params.yaml's train section): AdamW,
+label smoothing, linear warm-up then cosine decay per step, gradient clipping, whole-frame
+dropout, optional class-balanced sampling, one of the K clips of each video drawn per epoch, and
+early stopping on validation accuracy. All randomness comes from the seed, so a run on CPU repeats
+exactly.
+"""
+
+from __future__ import annotations
+
+import copy
+import ctypes
+import ctypes.util
+import logging
+import math
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.optim.lr_scheduler import LambdaLR
+
+from actrec.features.store import FeatureSet
+from actrec.heads import build_head
+from actrec.inference.proba import predict_proba
+from actrec.params import ModelParams, TrainParams
+
+logger = logging.getLogger(__name__)
+
+
+def keep_freed_memory() -> None:
+    """Have glibc keep freed memory in the process instead of handing it back to the OS.
+
+    Each training step allocates and frees the same few MB tensors; with glibc's defaults the
+    freed top of the heap is returned and the next step page-faults it back in, which slows an
+    epoch and makes it vary from run to run (figures: README, Training speed). The usual cure is
+    jemalloc or tcmalloc through LD_PRELOAD; setting glibc's trim and mmap thresholds (mallopt)
+    does the same with nothing to install. No-op where libc is not glibc.
+    """
+    libc = ctypes.util.find_library("c")
+    if libc is None:
+        return
+    mallopt = getattr(ctypes.CDLL(libc), "mallopt", None)
+    if mallopt is not None:
+        m_trim_threshold, m_mmap_threshold = -1, -3  # from glibc's malloc.h
+        mallopt(m_trim_threshold, 1 << 30)
+        mallopt(m_mmap_threshold, 32 << 20)  # glibc's largest; bigger blocks are still mmap'ed
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch; the same params and seed give the same model on CPU."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def _pick_clips(features: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """(B, K, T, D) → (B, T, D): a random one of the K clips per video (clip 0 when no generator)."""
+    if features.shape[1] == 1 or generator is None:
+        return features[:, 0]
+    choice = torch.randint(features.shape[1], (features.shape[0],), generator=generator)
+    return features[torch.arange(features.shape[0]), choice]
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_val_accuracy: float
+    best_val_loss: float
+    epochs_run: int
+    state_dict: dict[str, Any]
+
+
+def _evaluate(model: nn.Module, data: FeatureSet) -> tuple[float, float]:
+    probs = torch.from_numpy(predict_proba(model, data.features))
+    labels = torch.from_numpy(data.labels)
+    loss = nn.functional.nll_loss(probs.clamp_min(1e-8).log(), labels).item()
+    return loss, (probs.argmax(1) == labels).float().mean().item()
+
+
+def _schedule(optimizer: torch.optim.Optimizer, cfg: TrainParams, steps_per_epoch: int) -> LambdaLR:
+    """Per-step learning-rate factor: linear warm-up over warmup_epochs, then cosine decay to zero at `epochs`."""
+    warmup = cfg.warmup_epochs * steps_per_epoch
+    total = cfg.epochs * steps_per_epoch
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(total - warmup, 1)))
+
+    return LambdaLR(optimizer, factor)
+
+
+def _epoch_order(labels: torch.Tensor, balanced: bool, generator: torch.Generator) -> torch.Tensor:
+    """The videos of one epoch: a permutation, or (balanced) N draws with each class equally likely."""
+    if not balanced:
+        return torch.randperm(len(labels), generator=generator)
+    weights = 1.0 / torch.bincount(labels)[labels].double()
+    return torch.multinomial(weights, len(labels), replacement=True, generator=generator)
+
+
+def _drop_frames(x: torch.Tensor, p: float, generator: torch.Generator) -> torch.Tensor:
+    """Zero whole frames (B, T, D) with probability p: the head must not hang on any single frame."""
+    if p <= 0:
+        return x
+    keep = torch.rand(x.shape[:2], generator=generator) >= p
+    return x * keep.unsqueeze(-1)
+
+
+def fit(
+    model: nn.Module, train: FeatureSet, val: FeatureSet, cfg: TrainParams, seed: int, live: Any = None
+) -> FitResult:
+    """Train with AdamW, label smoothing, warm-up + cosine; stop early on validation; return the best state."""
+    generator = seed_everything(seed)
+    features = torch.from_numpy(train.features)  # float16, cast per batch
+    labels = torch.from_numpy(train.labels).long()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
+    scheduler = _schedule(optimizer, cfg, math.ceil(len(labels) / cfg.batch_size))
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    best: float | None = None
+    result = FitResult(0, 0.0, float("inf"), 0, copy.deepcopy(model.state_dict()))
+    stale = 0
+    for epoch in range(1, cfg.epochs + 1):
+        model.train()
+        order = _epoch_order(labels, cfg.balanced, generator)
+        total, correct, seen = 0.0, 0, 0
+        lr = scheduler.get_last_lr()[0]
+        for start in range(0, len(order), cfg.batch_size):
+            idx = order[start : start + cfg.batch_size]
+            x = _drop_frames(_pick_clips(features[idx], generator).float(), cfg.feature_dropout, generator)
+            logits = model(x)
+            loss = loss_fn(logits, labels[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.grad_clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            total += loss.item() * len(idx)
+            correct += (logits.argmax(1) == labels[idx]).sum().item()
+            seen += len(idx)
+        train_loss, train_acc = total / seen, correct / seen
+        val_loss, val_acc = _evaluate(model, val) if len(val.labels) else (train_loss, train_acc)
+        if live is not None:
+            for name, value in (
+                ("train/loss", train_loss),
+                ("train/accuracy", train_acc),
+                ("val/loss", val_loss),
+                ("val/accuracy", val_acc),
+                ("train/lr", lr),
+            ):
+                live.log_metric(name, value)
+            live.next_step()
+        logger.info(
+            "epoch %3d  lr %.2e  train loss %.4f acc %.3f  val loss %.4f acc %.3f",
+            epoch,
+            lr,
+            train_loss,
+            train_acc,
+            val_loss,
+            val_acc,
+        )
+        result.epochs_run = epoch
+        # Ties go to the later epoch: on a small validation set accuracy saturates early, and the later
+        # state has trained longer at a lower learning rate (its loss on a handful of clips says little).
+        if best is None or val_acc >= best:
+            best, stale = val_acc, 0
+            result.best_epoch, result.best_val_accuracy, result.best_val_loss = epoch, val_acc, val_loss
+            result.state_dict = copy.deepcopy(model.state_dict())
+        else:
+            stale += 1
+            if stale >= cfg.patience:
+                logger.info("early stop: no better validation score for %d epochs", cfg.patience)
+                break
+    return result
+
+
+def train_head(
+    model_params: ModelParams, cfg: TrainParams, seed: int, train: FeatureSet, val: FeatureSet, live: Any = None
+) -> tuple[nn.Module, FitResult]:
+    """Build the head params describe (seeded, so the initial weights repeat too), fit it, load its best state."""
+    seed_everything(seed)
+    model = build_head(model_params.head, train.features.shape[-1], len(train.classes), **model_params.head_options())
+    result = fit(model, train, val, cfg, seed, live)
+    model.load_state_dict(result.state_dict)
+    return model, result

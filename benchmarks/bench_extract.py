@@ -1,0 +1,282 @@
+"""Benchmark of feature extraction: the pipeline against the backbone alone and a naive loop.
+
+python -m benchmarks.bench_extract --clips ../shared/data/ucf101-mini [--backbone resnet50] [--limit 30]
+
+Prints, on the same clips: (1) backbone-only frames/s on random tensors with the pipeline's model,
+batch, precision and engine (onnxruntime, torch.compile or eager torch): the bound; (2) pipeline
+frames/s: decode + preprocess + forward + write, through the extract stage's own code (fill_cache),
+at the rate it keeps after the first clip, with the one-off start-up (model loading, export or
+compilation, first decode) shown apart; (3) a naive reference: each clip decoded, frames
+transformed one by one with PIL, fp32 eager forward per clip, written one by one; (4) the ratios
+and each phase's peak memory (RSS, DataLoader workers included). Beside them, the DataLoader alone
+(decode, sample, resize; no model) shows how many frames/s its workers can feed: where that is
+below the bound, more --workers would help. --repeat R goes over the sample R times, each copy
+counted as a new video, for runs long enough to time a GPU. With --rss-clips N the pipeline
+also runs at 64 px on N/4 and on N clips (the sample repeated, each copy counted as a new video) to
+show that its peak memory does not grow with the number of clips.
+Each phase runs in a fresh process (forked, so DataLoader workers start as they do in the extract
+stage), so one phase's memory does not hide another's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import tempfile
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import torch
+from PIL import Image
+from torchvision import transforms
+
+from actrec.data.datasets import scan
+from actrec.data.video import fingerprint, read_clip
+from actrec.devices import resolve_batch_size, resolve_device, resolve_num_workers, resolve_precision
+from actrec.features.backbones import load_backbone
+from actrec.features.engines import AUTO_COMPILE_FRAMES, BackboneRunner, resolve_engine
+from actrec.features.extractor import ClipDataset, clip_loader, fill_cache
+from actrec.features.store import ExtractionSettings, FeatureCache
+from actrec.params import DatasetParams, ExtractParams
+from benchmarks.machine import describe_machine
+
+
+def _peak_rss_mb() -> float:
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024
+
+
+def _clip_table(root: Path, limit: int, total: int = 0) -> pd.DataFrame:
+    """A seeded sample of `limit` clips, repeated up to `total` rows, each copy keyed as a new video."""
+    name = "ucf101" if (root / "UCF-101").is_dir() else "folder"
+    table = scan(DatasetParams(name=name, root=str(root)))
+    table = table.sample(n=min(limit, len(table)), random_state=0).reset_index(drop=True)
+    table["fingerprint"] = [fingerprint(p) for p in table["path"]]
+    if total > len(table):
+        table = table.iloc[np.arange(total) % len(table)].reset_index(drop=True)
+        table["fingerprint"] += [f"-{i}" for i in range(total)]
+    return table
+
+
+def _table(args: argparse.Namespace) -> pd.DataFrame:
+    return _clip_table(args.clips, args.limit, getattr(args, "total", 0) or args.limit * args.repeat)
+
+
+def _settings(args: argparse.Namespace) -> tuple[ExtractionSettings, torch.device, int, str]:
+    device = resolve_device(args.device)
+    settings = ExtractionSettings(
+        backbone=args.backbone,
+        weights=args.weights,
+        frames=args.frames,
+        clips=1,
+        image_size=args.image_size,
+        precision=resolve_precision(args.precision, device),
+        seed=0,
+    )
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    # The engine extract.engine picks for a run long enough to compile: the benchmark stands for long runs.
+    engine = resolve_engine(args.engine, device, settings.precision, AUTO_COMPILE_FRAMES)
+    return settings, device, resolve_batch_size(args.batch_size, device), engine
+
+
+def bound(args: argparse.Namespace) -> dict:
+    """Backbone-only frames/s: the same model, batch and precision on random tensors."""
+    settings, device, batch, engine = _settings(args)
+    backbone = load_backbone(settings.backbone, settings.weights, settings.image_size)
+    run = BackboneRunner(backbone, device, settings.precision, batch, engine)
+    size = settings.image_size
+    x = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, device=device)
+    frames = args.limit * args.repeat * args.frames
+    with torch.inference_mode():
+        run(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(max(1, frames // batch)):
+            run(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        elapsed = time.perf_counter() - start
+    return {
+        "fps": max(1, frames // batch) * batch / elapsed,
+        "rss_mb": _peak_rss_mb(),
+        "precision": settings.precision,
+        "batch": batch,
+        "device": device.type,
+        "dim": backbone.feature_dim,
+        "engine": run.engine,
+    }
+
+
+def pipeline(args: argparse.Namespace) -> dict:
+    """The extract stage's own path: DataLoader decode-ahead, batched forward, shard writes."""
+    settings, device, batch, engine = _settings(args)
+    cfg = ExtractParams(
+        backbone=settings.backbone,
+        weights=settings.weights,
+        frames=settings.frames,
+        image_size=settings.image_size,
+        batch_size=batch,
+        num_workers=args.workers,
+        engine=engine,
+    )
+    table = _table(args)
+    with tempfile.TemporaryDirectory() as tmp:
+        run = fill_cache(FeatureCache(tmp, settings), table, cfg, device)
+    return {
+        "fps": run.steady_fps,
+        "fps_all": run.frames / run.seconds,
+        "startup_s": run.startup_seconds,
+        "rss_mb": _peak_rss_mb(),
+        "clips": run.extracted,
+        "engine": run.engine,
+    }
+
+
+def decoding(args: argparse.Namespace) -> dict:
+    """The DataLoader alone (decode, sample, resize), no model: how many frames/s the workers can feed."""
+    settings, device, batch, _ = _settings(args)
+    backbone = load_backbone(settings.backbone, settings.weights, settings.image_size)
+    table = _table(args)
+    workers = resolve_num_workers(args.workers, device)
+    dataset = ClipDataset(table["path"].tolist(), table["fingerprint"].tolist(), backbone, settings.frames, 1, 0)
+    # Timed from the start, workers' start-up included: with several workers the first batches arrive
+    # together, so a rate counted after the first one would credit them with work done before it.
+    frames, start = 0, time.perf_counter()
+    for clips in clip_loader(dataset, batch, workers, device):
+        frames += sum(len(c.images) for c in clips if c.images is not None)
+    return {"fps": frames / (time.perf_counter() - start), "workers": workers}
+
+
+def naive(args: argparse.Namespace) -> dict:
+    """The notebook way: per clip, PIL transforms frame by frame, fp32 forward, one write per clip."""
+    settings, device, _, _ = _settings(args)
+    backbone = load_backbone(settings.backbone, settings.weights, settings.image_size)
+    model = backbone.model.to(device)
+    transform = transforms.Compose(
+        [
+            transforms.Resize(backbone.resize_size),
+            transforms.CenterCrop(backbone.image_size),
+            transforms.ToTensor(),
+            transforms.Normalize(backbone.mean, backbone.std),
+        ]
+    )
+    table = _clip_table(args.clips, args.limit)
+    with tempfile.TemporaryDirectory() as tmp, h5py.File(Path(tmp) / "naive.h5", "w") as out:
+        start = time.perf_counter()
+        for row in table.itertuples():
+            frames, _ = read_clip(row.path, settings.frames)
+            x = torch.stack([transform(Image.fromarray(f)) for f in frames]).to(device)
+            with torch.no_grad():
+                feats = model(x).cpu().numpy()
+            out.create_dataset(row.fingerprint, data=feats.astype(np.float16))
+            out.flush()
+        elapsed = time.perf_counter() - start
+    return {"fps": len(table) * settings.frames / elapsed, "rss_mb": _peak_rss_mb()}
+
+
+def _child(fn, args, queue) -> None:
+    queue.put(fn(args))
+
+
+def run_isolated(fn, args: argparse.Namespace) -> dict:
+    """Run one phase in a fresh process and return its result (its peak RSS is its own)."""
+    ctx = mp.get_context()
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(fn, args, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clips", type=Path, required=True, help="dataset root (UCF-101 layout or class folders)")
+    parser.add_argument("--limit", type=int, default=30, help="number of clips (seeded sample)")
+    parser.add_argument("--backbone", default="resnet50", choices=("resnet50", "efficientnet_lite0"))
+    parser.add_argument("--weights", default=None, help="imagenet or none; speed does not depend on it")
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--batch-size", default="auto", help="images per forward pass (auto: 16 on CPU, 512 on GPU)")
+    parser.add_argument(
+        "--workers",
+        type=lambda v: v if v == "auto" else int(v),
+        default="auto",
+        help="DataLoader decoding processes (auto: as extract.num_workers: auto)",
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="go over the sample this many times, each copy counted as a new video (long GPU runs)",
+    )
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"))
+    parser.add_argument(
+        "--engine",
+        default="auto",
+        choices=("auto", "eager", "compile", "onnxruntime"),
+        help="what runs the backbone (auto: what extract.engine: auto picks for a long run)",
+    )
+    parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument("--skip-naive", action="store_true", help="leave out the naive reference")
+    parser.add_argument(
+        "--rss-clips",
+        type=int,
+        default=0,
+        help="also run the pipeline at 64 px on N/4 and N clips and compare peak memory",
+    )
+    args = parser.parse_args()
+    args.weights = None if str(args.weights).lower() in ("none", "null") else args.weights
+
+    print(describe_machine())
+    b = run_isolated(bound, args)
+    print(
+        f"backbone {args.backbone} @ {args.image_size}, {b['device']}, {b['precision']}, batch {b['batch']} images"
+        f", engine {b['engine']}"
+    )
+    print(f"1. backbone-only bound : {b['fps']:8.1f} frames/s   peak RSS {b['rss_mb']:7.0f} MB")
+    d = run_isolated(decoding, args)
+    workers = f"{d['workers']} decoding worker{'s' if d['workers'] != 1 else ''}"
+    p = run_isolated(pipeline, args)
+    print(
+        f"2. pipeline            : {p['fps']:8.1f} frames/s   peak RSS {p['rss_mb']:7.0f} MB"
+        f"   ({p['clips']} clips x {args.frames} frames, {workers}, engine {p['engine']})"
+    )
+    print(
+        f"   start-up            : {p['startup_s']:8.1f} s to the first clip (loading, {p['engine']} set-up, first "
+        f"decode); {p['fps_all']:.1f} frames/s with it"
+    )
+    if args.rss_clips:
+        small = {"image_size": 64}
+        few, many = (
+            run_isolated(pipeline, argparse.Namespace(**{**vars(args), **small, "total": n}))
+            for n in (args.rss_clips // 4, args.rss_clips)
+        )
+        held = (many["clips"] - few["clips"]) * args.frames * b["dim"] * 2 / 2**20
+        print(
+            f"   peak RSS by clips   : {few['clips']} clips {few['rss_mb']:.0f} MB, {many['clips']} clips "
+            f"{many['rss_mb']:.0f} MB at 64 px ({many['rss_mb'] - few['rss_mb']:+.0f} MB; holding the "
+            f"features of the extra clips would take {held:.0f} MB)"
+        )
+    verdict = "keeps up with the bound" if d["fps"] >= b["fps"] else "below the bound: more workers would help"
+    print(
+        f"   decoding alone      : {d['fps']:8.1f} frames/s   {workers} ({d['fps'] / d['workers']:.0f} frames/s a "
+        f"worker; the DataLoader without the model {verdict})"
+    )
+    if not args.skip_naive:
+        n = run_isolated(naive, args)
+        print(f"3. naive reference     : {n['fps']:8.1f} frames/s   peak RSS {n['rss_mb']:7.0f} MB")
+    print(f"4. pipeline / bound    : {p['fps'] / b['fps']:8.2f}")
+    if not args.skip_naive:
+        print(f"   pipeline / naive    : {p['fps'] / n['fps']:8.2f}")
+
+
+if __name__ == "__main__":
+    main()

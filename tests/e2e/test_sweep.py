@@ -1,0 +1,45 @@
+"""Sweeps as the README shows them: queue a grid of heads with `dvc exp run --queue -S`, run the queue,
+and compare with `dvc exp show` — in a fresh copy of the repo, on a tiny demo."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import run_command, tiny_demo
+
+
+def _experiments(shown: list[dict]) -> dict[str, dict]:
+    """name → data of every experiment in `dvc exp show --json` output."""
+    return {rev["name"]: rev["data"] for row in shown for exp in row.get("experiments") or [] for rev in exp["revs"]}
+
+
+@pytest.mark.slow
+def test_queued_sweep_over_heads(repo_copy: Path) -> None:
+    repo = tiny_demo(repo_copy)
+    run_command(["dvc", "repro"], repo)
+    run_command(["git", "add", "-A"], repo)
+    run_command(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "baseline"], repo)
+
+    queued = run_command(["dvc", "exp", "run", "--queue", "-S", "model.head=lstm,gru"], repo)
+    assert queued.count("Queued experiment") == 2, queued
+    try:
+        run_command(["dvc", "queue", "start"], repo)
+        deadline = time.monotonic() + 600
+        while any(word in (status := run_command(["dvc", "queue", "status"], repo)) for word in ("Queued", "Running")):
+            assert time.monotonic() < deadline, status
+            time.sleep(2)
+    finally:
+        run_command(["dvc", "queue", "stop"], repo)
+    assert status.count("Success") == 2, status
+
+    runs = _experiments(json.loads(run_command(["dvc", "exp", "show", "--json"], repo)))
+    heads = {data["params"]["params.yaml"]["data"]["model"]["head"]: data for data in runs.values()}
+    assert sorted(heads) == ["gru", "lstm"], runs.keys()
+    for data in heads.values():
+        metrics = data["metrics"]["reports/metrics.json"]["data"]
+        assert 0 <= metrics["top1"] <= 1 and metrics["test_clips"] > 0
+        assert data["metrics"]["reports/train/metrics.json"]["data"]["epochs_run"] >= 1

@@ -1,0 +1,115 @@
+"""How the backbone runs: bf16 features must match fp32 features of the same clips (stored as float16),
+the fast engines (torch.compile, onnxruntime) must give the features eager torch gives, a failing engine
+falls back to eager, and `auto` picks the engine the device and run length repay."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from actrec.errors import ActrecError
+from actrec.features import engines
+from actrec.features.backbones import load_backbone
+from actrec.features.engines import BackboneRunner
+from actrec.features.extractor import extract_features
+
+
+def _features(paths: list[str], net, precision: str = "fp32", engine: str = "eager") -> np.ndarray:
+    run = BackboneRunner(net, torch.device("cpu"), precision, 16, engine)
+    out = extract_features(paths, paths, run, frames=4, clips=1, seed=0, num_workers=0)
+    return np.stack([feats for _, feats, _, _ in out]).astype(np.float32).reshape(-1, net.feature_dim)
+
+
+# ResNet50 (the design's backbone) must keep cosine >= 0.999. EfficientNet-Lite0's 16 depthwise blocks
+# lose more in bf16 (measured: min 0.9985, mean 0.9992 over these frames), so its bar is 0.998.
+@pytest.mark.parametrize(
+    "backbone, weights, bar", [("resnet50", None, 0.999), ("efficientnet_lite0", "imagenet", 0.998)]
+)
+def test_bf16_features_match_fp32(ucf_mini, backbone: str, weights: str | None, bar: float) -> None:
+    paths = [str(p) for p in sorted((ucf_mini / "UCF-101").rglob("*_g01_c01.avi"))]
+    torch.manual_seed(0)
+    net = load_backbone(backbone, weights, image_size=160)
+
+    fp32, bf16 = _features(paths, net, precision="fp32"), _features(paths, net, precision="bf16")
+    cosine = (fp32 * bf16).sum(1) / (np.linalg.norm(fp32, axis=1) * np.linalg.norm(bf16, axis=1))
+    print(f"\n{backbone}: bf16 vs fp32 cosine min {cosine.min():.5f}, mean {cosine.mean():.5f}")
+    assert cosine.min() >= bar
+
+
+@pytest.mark.parametrize("engine", ["compile", "onnxruntime"])
+def test_fast_engines_give_the_eager_features(ucf_mini, engine: str) -> None:
+    # 3 clips x 4 frames = 12 images against batches of 16: the short batch is padded to the compiled
+    # shape; onnxruntime takes it as it is (batch size left free in the exported graph).
+    paths = [str(p) for p in sorted((ucf_mini / "UCF-101").rglob("*_g01_c01.avi"))]
+    net = load_backbone("efficientnet_lite0", "imagenet", image_size=96)
+    eager = _features(paths, net, engine="eager")
+    fast = _features(paths, net, engine=engine)
+    assert len(paths) * 4 % 16 and fast.shape == eager.shape
+    np.testing.assert_allclose(fast, eager, rtol=2e-3, atol=2e-3)  # float16 storage rounding
+
+
+def _broken_compile(model, **_):
+    def forward(x):
+        raise RuntimeError("InductorError: no working C++ compiler found")
+
+    return forward
+
+
+def _broken_onnxruntime(*_, **__):
+    raise RuntimeError("Could not find an implementation for Conv(11) node")
+
+
+@pytest.mark.parametrize(
+    "engine, target, broken, message",
+    [
+        (
+            "compile",
+            (engines.torch, "compile"),
+            _broken_compile,
+            "the compile engine failed (RuntimeError: InductorError: no working C++ compiler found)",
+        ),
+        (
+            "onnxruntime",
+            ("onnxruntime.InferenceSession",),
+            _broken_onnxruntime,
+            "the onnxruntime engine failed (RuntimeError: Could not find an implementation for Conv(11) node)",
+        ),
+    ],
+)
+def test_engine_failure_falls_back_to_eager(ucf_mini, monkeypatch, caplog, engine, target, broken, message) -> None:
+    """Where an engine cannot run the model (no C++ compiler, a missing operator), extraction warns and goes on."""
+    paths = [str(p) for p in sorted((ucf_mini / "UCF-101").rglob("*_g01_c01.avi"))]
+    net = load_backbone("efficientnet_lite0", "imagenet", image_size=96)
+    monkeypatch.setattr(*target, broken)
+    with caplog.at_level(logging.WARNING, logger="actrec.features.engines"):
+        fallen_back = _features(paths, net, engine=engine)
+    assert message in caplog.text
+    np.testing.assert_array_equal(fallen_back, _features(paths, net, engine="eager"))
+
+
+CPU, CUDA = torch.device("cpu"), torch.device("cuda")
+
+
+@pytest.mark.parametrize(
+    "engine, device, precision, frames, expected",
+    [
+        ("auto", CPU, "fp32", 100, "onnxruntime"),  # onnxruntime's CPU kernels: the fastest fp32 on a CPU,
+        ("auto", CPU, "fp32", 99, "eager"),  # once the run repays their 1-3 s set-up
+        ("auto", CPU, "bf16", 1_999, "eager"),  # native bf16 CPUs stay with torch, compiled once worth it
+        ("auto", CPU, "bf16", 2_000, "compile"),
+        ("auto", CUDA, "bf16", 10**6, "compile"),
+        ("eager", CPU, "fp32", 10**6, "eager"),
+        ("compile", CPU, "fp32", 16, "compile"),
+    ],
+)
+def test_auto_engine(engine: str, device: torch.device, precision: str, frames: int, expected: str) -> None:
+    assert engines.resolve_engine(engine, device, precision, frames) == expected
+
+
+@pytest.mark.parametrize("device, precision", [(CUDA, "fp16"), (CPU, "bf16")])
+def test_onnxruntime_engine_refuses_what_it_cannot_run(device: torch.device, precision: str) -> None:
+    with pytest.raises(ActrecError, match=r"extract\.engine = 'onnxruntime' runs the backbone in fp32 on the CPU"):
+        engines.resolve_engine("onnxruntime", device, precision, 10**6)

@@ -1,0 +1,124 @@
+"""The extractor: fill_cache resumes after an interruption, extracts only new clips, reports clips that fail,
+stores K jittered views; decoded clips are pinned for the GPU."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from actrec.data.video import fingerprint, sample_indices
+from actrec.features import extractor
+from actrec.features.extractor import DecodedClip, fill_cache
+from actrec.features.store import ExtractionSettings, FeatureCache, assemble, load_features
+from tests.features import CFG, SETTINGS
+from tests.helpers import clip_table
+
+
+class Interrupted(Exception):
+    pass
+
+
+def _interrupt_after(n: int, monkeypatch) -> None:
+    real = extractor.extract_features
+
+    def stopping(*args, **kwargs):
+        for i, item in enumerate(real(*args, **kwargs)):
+            if i == n:
+                raise Interrupted
+            yield item
+
+    monkeypatch.setattr(extractor, "extract_features", stopping)
+
+
+def test_resume_computes_only_missingclip_table(tmp_path, monkeypatch) -> None:
+    torch.manual_seed(0)
+    table = clip_table(tmp_path / "videos", 8)
+    cache = FeatureCache(tmp_path / "cache", SETTINGS)
+    with monkeypatch.context() as m:
+        _interrupt_after(5, m)
+        with pytest.raises(Interrupted):
+            fill_cache(cache, table, CFG, torch.device("cpu"))
+    done = cache.index()
+    assert len(done) == 4, "two complete shards of 2 survive; the clip in flight is not taken as done"
+    assert not list(cache.dir.glob(".*tmp")), "no temporary file is left behind"
+
+    seen = []
+    real = extractor.extract_features
+    monkeypatch.setattr(
+        extractor, "extract_features", lambda paths, *a, **k: (seen.extend(paths), real(paths, *a, **k))[1]
+    )
+    failed = fill_cache(cache, table, CFG, torch.device("cpu")).failed
+    assert failed.empty
+    assert sorted(seen) == sorted(table.loc[~table["fingerprint"].isin(done), "path"]), "only missing clips run"
+    assert set(cache.index()) == set(table["fingerprint"])
+
+    # The resumed cache gives the same features as an uninterrupted run.
+    fresh = FeatureCache(tmp_path / "fresh", SETTINGS)
+    fill_cache(fresh, table, CFG, torch.device("cpu"))
+    a, b = tmp_path / "a.h5", tmp_path / "b.h5"
+    assemble(cache, table, ["c0", "c1"], a, attrs={})
+    assemble(fresh, table, ["c0", "c1"], b, attrs={})
+    fa, fb = load_features(a), load_features(b)
+    assert np.abs(fa.features).max() > 0
+    np.testing.assert_array_equal(fa.features, fb.features)
+    assert list(fa.clip_ids) == list(table["clip_id"])
+
+
+def test_growing_the_subset_extracts_only_newclip_table(tmp_path, monkeypatch) -> None:
+    table = clip_table(tmp_path / "videos", 6)
+    cache = FeatureCache(tmp_path / "cache", SETTINGS)
+    fill_cache(cache, table.head(4), CFG, torch.device("cpu"))
+    seen = []
+    real = extractor.extract_features
+    monkeypatch.setattr(
+        extractor, "extract_features", lambda paths, *a, **k: (seen.extend(paths), real(paths, *a, **k))[1]
+    )
+    fill_cache(cache, table, CFG, torch.device("cpu"))
+    assert sorted(seen) == sorted(table["path"].iloc[4:])
+    other = FeatureCache(tmp_path / "cache", ExtractionSettings(**{**SETTINGS.__dict__, "frames": 8}))
+    assert other.dir != cache.dir and other.index() == {}, "another T is another cache"
+
+
+def test_a_clip_that_fails_to_decode_is_reported_not_fatal(tmp_path) -> None:
+    table = clip_table(tmp_path / "videos", 4)
+    broken = Path(table.at[1, "path"])
+    broken.write_bytes(b"garbage" * 100)
+    table.at[1, "fingerprint"] = fingerprint(broken)
+    cache = FeatureCache(tmp_path / "cache", SETTINGS)
+    failed = fill_cache(cache, table, CFG, torch.device("cpu")).failed
+    assert failed["clip_id"].tolist() == [table.at[1, "clip_id"]]
+    assert "cannot open" in failed.at[0, "reason"]
+    assert assemble(cache, table, ["c0", "c1"], tmp_path / "f.h5", attrs={}) == 3
+
+
+def test_k_clips_store_jittered_views_of_each_video(tmp_path) -> None:
+    """extract.clips = 3: clip 0 is the K=1 view (segment centres), clips 1-2 jitter within each segment."""
+    table = clip_table(tmp_path / "videos", 4)
+    files = {}
+    for settings in (SETTINGS, dataclasses.replace(SETTINGS, clips=3)):
+        cache = FeatureCache(tmp_path / "cache", settings)
+        fill_cache(cache, table, dataclasses.replace(CFG, clips=settings.clips), torch.device("cpu"))
+        files[settings.clips] = tmp_path / f"k{settings.clips}.h5"
+        assemble(cache, table, ["c0", "c1"], files[settings.clips], attrs={})
+    with h5py.File(files[3]) as f:
+        assert f.attrs["clips"] == 3 and f["features"].shape == (4, 3, 4, 1280)
+        idx = f["frame_indices"][:]
+    k1, k3 = load_features(files[1]), load_features(files[3])
+    np.testing.assert_allclose(k3.features[:, 0].astype(np.float32), k1.features[:, 0].astype(np.float32), atol=2e-3)
+    for row, frames in enumerate(10 + np.arange(4)):  # _clips: video i has 10 + i frames
+        edges = np.linspace(0, frames, 5)
+        assert np.array_equal(idx[row, 0], sample_indices(frames, 4)[0])
+        assert ((idx[row, 1:] >= np.floor(edges[:-1])) & (idx[row, 1:] < np.ceil(edges[1:]))).all()
+    assert not np.array_equal(idx[:, 1], idx[:, 2]), "the jittered views differ"
+    assert np.abs(k3.features[:, 1].astype(np.float32) - k3.features[:, 0]).max() > 0.01
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="pinned memory needs a CUDA GPU")
+def test_decoded_clips_are_pinned_for_the_gpu() -> None:
+    clip = DecodedClip(0, torch.zeros(4, 3, 8, 8, dtype=torch.uint8), np.zeros((1, 4)))
+    assert clip.pin_memory().images.is_pinned() and not clip.images.is_pinned()

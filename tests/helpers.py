@@ -1,0 +1,221 @@
+"""What many tests share: real videos written with PyAV, a tiny project folder, and running a stage as DVC does."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import shlex
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pandas as pd
+import yaml
+
+from actrec.data.video import fingerprint
+
+ROOT = Path(__file__).resolve().parents[1]
+UCF_MINI = ROOT.parent / "shared" / "data" / "ucf101-mini"
+
+# Small, fast extraction for tests: ImageNet Lite0 weights ship offline (random-init features round to zero in
+# float16, and a random backbone could not be rebuilt identically at predict time).
+FAST_EXTRACT = {
+    "backbone": "efficientnet_lite0",
+    "weights": "imagenet",
+    "frames": 4,
+    "clips": 1,
+    "image_size": 64,
+    "batch_size": "auto",
+    "num_workers": 0,
+    "device": "cpu",
+    "precision": "fp32",
+    "cache_dir": "features/cache",
+    "shard_size": 2,
+}
+
+
+def write_video(
+    path: Path,
+    frames: int = 30,
+    width: int = 64,
+    height: int = 48,
+    fps: int = 25,
+    codec: str = "mpeg4",
+    pix_fmt: str = "yuv420p",
+    seed: int = 0,
+) -> Path:
+    """Encode `frames` frames whose brightness encodes the frame number (so decoded order is checkable)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    texture = rng.integers(0, 60, (height, width, 3), dtype=np.uint8)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        for i in range(frames):
+            level = int(40 + 180 * i / max(frames - 1, 1))
+            image = np.clip(texture.astype(np.int16) + level, 0, 255).astype(np.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def write_timed_video(
+    path: Path,
+    pts: list[int],
+    time_base: Fraction = Fraction(1, 1000),
+    width: int = 64,
+    height: int = 48,
+    codec: str = "libx264",
+    codec_tag: str | None = None,
+) -> Path:
+    """Encode one frame at each time in `pts` (× time_base), brightness rising per frame.
+
+    Irregular gaps give a variable-frame-rate video; `codec_tag` sets the FourCC the container
+    records (e.g. "XVID" for mpeg4 in AVI, as UCF-101's clips are).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=25)  # the nominal rate; the frames keep their own times
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.codec_context.time_base = time_base
+        if codec_tag:
+            stream.codec_context.codec_tag = codec_tag
+        for i, t in enumerate(pts):
+            image = np.full((height, width, 3), int(30 + 200 * i / max(len(pts) - 1, 1)), np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts, frame.time_base = t, time_base
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def write_audio_only(path: Path, seconds: float = 1.0, rate: int = 16000) -> Path:
+    """A container with one AAC audio stream and no video stream (a soundtrack saved as .mp4)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=rate)
+        for i in range(int(seconds * rate) // 1024):
+            tone = np.sin(np.arange(i * 1024, (i + 1) * 1024) * 2 * np.pi * 440 / rate).astype(np.float32)
+            frame = av.AudioFrame.from_ndarray(tone[None], format="fltp", layout="mono")
+            frame.sample_rate, frame.pts = rate, i * 1024
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def class_folders(
+    root: Path, classes: tuple[str, ...] = ("jump", "wave"), groups: int = 4, clips: int = 1, frames: int = 20
+) -> list[str]:
+    """Videos in a folder per class, `clips` per group (<class>_gNN_cNN.avi), lengths and textures all distinct,
+    so that a group-aware split has groups to share out. Returns the clip ids (paths relative to `root`)."""
+    written = []
+    for k, cls in enumerate(classes):
+        for g in range(1, groups + 1):
+            for c in range(1, clips + 1):
+                path = write_video(
+                    root / cls / f"{cls}_g{g:02d}_c{c:02d}.avi", frames=frames + g + c, seed=100 * k + 10 * g + c
+                )
+                written.append(path.relative_to(root).as_posix())
+    return written
+
+
+def clip_table(folder: Path, n: int) -> pd.DataFrame:
+    """`n` videos in two classes as a split clip table (train/test alternating); video i has 10 + i frames."""
+    paths = [write_video(folder / f"c{i % 2}" / f"v{i}.avi", frames=10 + i, seed=i) for i in range(n)]
+    return pd.DataFrame(
+        {
+            "clip_id": [p.relative_to(folder).as_posix() for p in paths],
+            "path": [str(p) for p in paths],
+            "label": [f"c{i % 2}" for i in range(n)],
+            "split": ["train", "test"] * (n // 2),
+            "fingerprint": [fingerprint(p) for p in paths],
+        }
+    )
+
+
+def tiny_project(folder: Path, videos: Path | str | None = None, **sections: dict) -> Path:
+    """A project folder whose params.yaml is the shipped one with a `folder` dataset at `videos`, fast
+    extraction (FAST_EXTRACT) and 3 epochs, then `sections` on top ({"train": {"epochs": 5}}, ...)."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    if videos is not None:
+        params["dataset"].update({"name": "folder", "root": str(videos)})
+    params["extract"].update(FAST_EXTRACT)
+    params["train"].update({"epochs": 3})
+    for name, values in sections.items():
+        if isinstance(values, dict):
+            params[name].update(values)
+        else:
+            params[name] = values
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return folder
+
+
+def tiny_demo(repo: Path) -> Path:
+    """The repo's own demo pipeline at its smallest (4 clips a class, 1-1.5 s, 4 frames at 64 px, 3 epochs)."""
+    return tiny_project(repo, demo={"clips_per_class": 4, "groups": 4, "min_seconds": 1.0, "max_seconds": 1.5})
+
+
+def stage_args(name: str) -> list[str]:
+    """The stage's arguments as dvc.yaml gives them (every input and output path)."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    words = shlex.split(stages[name]["cmd"])
+    assert words[:3] == ["python", "-m", f"pipeline.{name}"], words
+    return words[3:]
+
+
+def stage_command(name: str) -> list[str]:
+    """The command dvc repro runs for the stage, with this interpreter."""
+    return [sys.executable, "-m", f"pipeline.{name}", *stage_args(name)]
+
+
+def run_stage(
+    name: str, cwd: Path, check: bool = True, launcher: tuple[str, ...] = (), env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """Run a stage in `cwd` as DVC does (a fresh process); by default it must succeed without a traceback.
+
+    `launcher` goes before the stage's `-m pipeline.<name>`, e.g. torchrun's arguments.
+    """
+    command = stage_command(name)
+    if launcher:
+        command = [sys.executable, *launcher, *command[1:]]
+    # The stage scripts are not installed (only actrec is): outside the repo they come from its checkout.
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    done = subprocess.run(
+        command, cwd=cwd, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": path, **(env or {})}
+    )
+    if check:
+        assert done.returncode == 0, f"{name} failed:\n{done.stderr[-3000:]}"
+        assert "Traceback" not in done.stderr, done.stderr[-3000:]
+    return done
+
+
+def call_stage(name: str) -> None:
+    """Run a stage's main() in this process, in the current folder (no second start-up to pay for)."""
+    importlib.import_module(f"pipeline.{name}").main(stage_args(name))
+
+
+def run_command(args: list[str], cwd: Path) -> str:
+    """A command (dvc, git, ...) that must succeed, with this interpreter's environment first on PATH, as in
+    the activated .venv (dvc.yaml's `python` must be this interpreter)."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout + done.stderr
+
+
+def actrec(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
+    """The `actrec` command, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "actrec", *map(str, args)], cwd=cwd, capture_output=True, text=True)
+
+
+def one_error_line(done: subprocess.CompletedProcess) -> str:
+    """The single `error: ...` line a command prints for bad input (exit code 2, no traceback)."""
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, done.stderr
+    return errors[0]

@@ -1,0 +1,153 @@
+"""dvc.yaml cannot go stale: each stage depends on exactly the code its script runs, found by following its
+imports, and names every path its command reads or writes."""
+
+from __future__ import annotations
+
+import ast
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+from actrec.features.store import MATCHED_SETTINGS
+from tests.helpers import ROOT
+
+STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+OWN = ("actrec", "pipeline")  # the project's packages; everything else is an installed dependency
+
+
+def _module_file(name: str) -> Path | None:
+    base = ROOT / name.replace(".", "/")
+    for candidate in (base / "__init__.py", base.with_suffix(".py")):
+        if candidate.is_file():
+            return candidate
+    return None  # a name imported from a module (a function, a class), not a module
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module name `path` imports when it runs: at the top or inside functions, not under TYPE_CHECKING."""
+    tree = ast.parse(path.read_text())
+    typing_only = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for statement in node.body
+        for n in ast.walk(statement)
+    }
+    names = set()
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)  # `from actrec.data import video`
+    return names
+
+
+def code_closure(script: Path) -> set[str]:
+    """The project's files that run when `script` runs: its imports, followed transitively, and the
+    __init__.py of every package on the way (Python runs each when it imports a module below it)."""
+    parts = script.relative_to(ROOT).with_suffix("").parts
+    todo = [script] + [f for i in range(1, len(parts)) if (f := _module_file(".".join(parts[:i])))]
+    seen: set[Path] = set()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for name in _imports(path):
+            words = name.split(".")
+            if words[0] in OWN:
+                todo += [f for i in range(1, len(words) + 1) if (f := _module_file(".".join(words[:i])))]
+    return {p.relative_to(ROOT).as_posix() for p in seen}
+
+
+def _paths(entries: list) -> set[str]:
+    return {next(iter(e)) if isinstance(e, dict) else e for e in entries}
+
+
+def _code_deps(stage: dict) -> set[str]:
+    return {d for d in stage["deps"] if d.endswith(".py")}
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_each_stage_depends_on_exactly_the_code_it_runs(name: str) -> None:
+    needed, declared = code_closure(ROOT / "pipeline" / f"{name}.py"), _code_deps(STAGES[name])
+    missing, extra = sorted(needed - declared), sorted(declared - needed)
+    assert not missing, f"dvc.yaml: stage {name!r} runs {', '.join(missing)} but does not depend on it"
+    assert not extra, f"dvc.yaml: stage {name!r} depends on {', '.join(extra)}, which it does not run"
+
+
+def test_the_closure_follows_imports_inside_functions_and_packages() -> None:
+    """The check itself: a dependency reached only through a function-level import or a package is found."""
+    closure = code_closure(ROOT / "pipeline" / "evaluate.py")
+    assert "actrec/inference/proba.py" in closure  # predict_proba, used by evaluate
+    assert {"actrec/__init__.py", "actrec/inference/__init__.py", "pipeline/__init__.py"} <= closure
+    cli = code_closure(ROOT / "actrec" / "cli.py")
+    assert "actrec/evaluation/plots.py" in cli, "imported inside a function"
+    assert "actrec/export.py" in cli and "pipeline/__init__.py" not in cli
+
+
+def test_a_missing_dep_is_named(monkeypatch) -> None:
+    """Remove one library file from a stage's deps: the check fails, naming the stage and the file."""
+    edited = {**STAGES["evaluate"], "deps": [d for d in STAGES["evaluate"]["deps"] if d != "actrec/inference/proba.py"]}
+    monkeypatch.setitem(STAGES, "evaluate", edited)
+    with pytest.raises(AssertionError, match=r"stage 'evaluate' runs actrec/inference/proba\.py but does not"):
+        test_each_stage_depends_on_exactly_the_code_it_runs("evaluate")
+
+
+def test_predicting_or_exporting_never_reruns_a_stage() -> None:
+    """The CLI, predict and export are no stage's code: changing them never re-extracts features or retrains."""
+    for name, stage in STAGES.items():
+        assert not _code_deps(stage) & {
+            "actrec/cli.py",
+            "actrec/export.py",
+            "actrec/inference/predictor.py",
+            "actrec/inference/inputs.py",
+        }, name
+
+
+def test_no_stage_imports_another_and_the_library_imports_no_stage() -> None:
+    for name in STAGES:
+        stages = {p for p in code_closure(ROOT / "pipeline" / f"{name}.py") if p.startswith("pipeline/")}
+        assert stages == {f"pipeline/{name}.py", "pipeline/__init__.py"}, name
+    for path in sorted((ROOT / "actrec").rglob("*.py")):
+        outside = {n for n in _imports(path) if n.split(".")[0] in ("pipeline", "benchmarks", "tests")}
+        assert not outside, f"{path.relative_to(ROOT)} imports {outside}"
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_every_path_a_command_names_is_declared(name: str) -> None:
+    """dvc.yaml is the one home of the stages' paths: each path in a command is a dep, an out, a metric or a plot
+    (or the folder holding them)."""
+    stage = STAGES[name]
+    declared = (
+        _paths(stage.get("deps", []))
+        | _paths(stage.get("outs", []))
+        | _paths(stage.get("metrics", []))
+        | _paths(stage.get("plots", []))
+    )
+    for word in shlex.split(stage["cmd"])[3:]:
+        if not word.startswith("--"):
+            assert word in declared or any(d.startswith(f"{word}/") for d in declared), (name, word)
+
+
+def test_train_declares_the_extract_params_it_checks() -> None:
+    """train refuses features extracted otherwise than params.yaml says, so those keys are its params."""
+    assert {f"extract.{k}" for k in MATCHED_SETTINGS} <= set(STAGES["train"]["params"])
+
+
+def test_evaluate_declares_its_reports() -> None:
+    stage = STAGES["evaluate"]
+    assert {"reports/summary.md", "reports/predictions.csv", "reports/per_class.csv"} <= _paths(stage["outs"])
+    assert "reports/confusion.png" in _paths(stage["plots"]) and "reports/metrics.json" in _paths(stage["metrics"])
+
+
+def test_stage_scripts_are_short() -> None:
+    """A stage reads params and inputs, calls the library and writes outputs; the work lives in actrec/."""
+    for name in STAGES:
+        lines = (ROOT / "pipeline" / f"{name}.py").read_text().splitlines()
+        assert len(lines) <= 100, f"pipeline/{name}.py has {len(lines)} lines"

@@ -1,0 +1,122 @@
+"""`actrec predict` on a model trained by the pipeline's own stages, run as a user runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from tests.helpers import actrec, one_error_line, write_video
+
+
+def test_predict_one_video_as_the_evaluation_saw_it(trained_run: Path) -> None:
+    predictions = pd.read_csv(trained_run / "reports/predictions.csv")
+    clip = predictions.iloc[0]
+    done = actrec("predict", f"videos/{clip['clip_id']}", cwd=trained_run)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    # Two classes: the top-5 shows both, the prediction first.
+    assert lines[0] == f"Prediction: {clip['predicted']} ({clip['confidence']:.1%})"
+    other = ({"Dim", "Bright"} - {clip["predicted"]}).pop()
+    assert lines[1] == f"  2. {other} ({1 - clip['confidence']:.1%})" and len(lines) == 2
+
+    done = actrec("predict", f"videos/{clip['clip_id']}", "--json", "--top-k", "1", cwd=trained_run)
+    as_json = json.loads(done.stdout)
+    assert as_json["prediction"] == clip["predicted"] and len(as_json["top_k"]) == 1
+    assert as_json["probability"] == pytest.approx(clip["confidence"], abs=2e-4)
+
+
+def test_batch_predict_reports_bad_files_and_predicts_the_rest(trained_run: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "new"
+    good = [write_video(folder / f"clip{i}.avi", frames=20 + i, seed=100 + i) for i in range(3)]
+    mp4 = write_video(tmp_path / "whole.mp4", frames=30, codec="libx264").read_bytes()
+    (folder / "corrupt.mp4").write_bytes(mp4[: len(mp4) // 2])  # cut mid-file: no index (moov atom)
+    (folder / "notes.avi").write_text("not a video\n")
+    done = actrec("predict", folder, "--out", tmp_path / "preds.csv", "--model", trained_run / "models", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "3 videos predicted, 2 could not be read" in done.stdout
+    table = pd.read_csv(tmp_path / "preds.csv").set_index("video")
+    assert len(table) == 5
+    for path in good:
+        row = table.loc[str(path)]
+        assert pd.isna(row["error"]) and row["top1"] in {"Dim", "Bright"}
+        assert row["top1_probability"] + row["top2_probability"] == pytest.approx(1, abs=2e-4)
+    for name in ("corrupt.mp4", "notes.avi"):
+        row = table.loc[str(folder / name)]
+        assert "cannot open" in row["error"] and pd.isna(row["top1"])
+        assert f"skipping {folder / name}" in done.stderr
+
+
+def test_windows_along_a_long_video(trained_run: Path, tmp_path: Path) -> None:
+    video = write_video(tmp_path / "long.avi", frames=100, fps=25, seed=3)
+    out = tmp_path / "windows.csv"
+    done = actrec(
+        "predict",
+        video,
+        "--window",
+        "16",
+        "--stride",
+        "8",
+        "--out",
+        out,
+        "--model",
+        trained_run / "models",
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(out)
+    starts = np.arange(0, 100 - 16 + 1, 8)  # whole windows only: 0, 8, ..., 80
+    assert table["start_s"].tolist() == pytest.approx(starts / 25)
+    assert table["end_s"].tolist() == pytest.approx((starts + 16) / 25)
+    assert table[["Dim", "Bright"]].sum(1).tolist() == pytest.approx([1] * len(starts), abs=2e-4)
+    assert (table["predicted"] == table[["Dim", "Bright"]].idxmax(1)).all()
+    with Image.open(out.with_suffix(".png")) as image:
+        assert image.format == "PNG" and image.size[0] >= 800
+    assert f"wrote {out} ({len(starts)} windows)" in done.stdout
+
+
+def _other_backbone(run: Path, tmp_path: Path) -> Path:
+    checkpoint = torch.load(run / "models/model.pt", weights_only=True)
+    checkpoint["features"].update({"backbone": "resnet50", "weights": ""})
+    tmp_path.mkdir()
+    torch.save(checkpoint, tmp_path / "model.pt")
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "case, expected",
+    [
+        ("missing file", "no such file or folder: missing.avi"),
+        ("not a video", "notes.avi: cannot open"),
+        ("corrupt clip", "corrupt.mp4: cannot open"),
+        ("empty folder", "no videos"),
+        ("missing model", "not found; run the train stage"),
+        ("not a model", "is not a model checkpoint"),
+        ("other backbone", "takes 1280-d features but its recorded backbone resnet50 gives 2048-d features"),
+    ],
+)
+def test_bad_input_gives_one_error_line_and_exit_2(trained_run: Path, tmp_path: Path, case: str, expected: str) -> None:
+    clip = write_video(tmp_path / "clip.avi", frames=20)
+    (tmp_path / "notes.avi").write_text("not a video\n")
+    mp4 = write_video(tmp_path / "whole.mp4", frames=30, codec="libx264").read_bytes()
+    (tmp_path / "corrupt.mp4").write_bytes(mp4[: len(mp4) // 2])
+    (tmp_path / "empty").mkdir()
+    model = trained_run / "models"
+    target = {
+        "missing file": "missing.avi",
+        "not a video": "notes.avi",
+        "corrupt clip": "corrupt.mp4",
+        "empty folder": "empty",
+    }.get(case, clip)
+    if case == "missing model":
+        model = tmp_path / "nowhere"
+    elif case == "not a model":
+        model = tmp_path / "notes.avi"
+    elif case == "other backbone":
+        model = _other_backbone(trained_run, tmp_path / "other")
+    assert expected in one_error_line(actrec("predict", target, "--model", model, cwd=tmp_path))

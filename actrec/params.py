@@ -115,7 +115,7 @@ class ExtractParams:
     batch_size: int | Literal["auto"] = "auto"
     num_workers: int | Literal["auto"] = "auto"
     threads: int | Literal["auto"] = "auto"
-    engine: Literal["auto", "eager", "compile", "onnxruntime"] = "auto"
+    engine: Literal["auto", "eager", "compile", "onnxruntime", "openvino"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     cache_dir: str = "features/cache"
@@ -131,12 +131,14 @@ class ExtractParams:
             _check_range(f"{key}.num_workers", self.num_workers, 0)
         if self.threads != "auto":
             _check_range(f"{key}.threads", self.threads, 1)
-        if self.engine == "onnxruntime" and (self.device == "cuda" or self.precision in ("bf16", "fp16")):
+        runtimes = {"onnxruntime": ("fp32",), "openvino": ("fp32", "bf16")}  # CPU runtimes and their precisions
+        allowed = ("auto", *runtimes.get(self.engine, ()))
+        if self.engine in runtimes and (self.device == "cuda" or self.precision not in allowed):
             _fail(
                 f"{key}.engine",
                 self.engine,
-                f"auto, eager or compile with device {self.device} and precision "
-                f"{self.precision} (onnxruntime runs the backbone in fp32 on the CPU)",
+                f"auto, eager or compile with device {self.device} and precision {self.precision} ({self.engine} "
+                f"runs the backbone on the CPU in {' or '.join(runtimes[self.engine])})",
             )
 
 

@@ -36,9 +36,10 @@ from torchvision import transforms
 
 from actrec.data.datasets import scan
 from actrec.data.video import fingerprint, read_clip
-from actrec.devices import resolve_batch_size, resolve_device, resolve_num_workers, resolve_precision
+from actrec.devices import resolve_batch_size, resolve_device, resolve_num_workers
 from actrec.features.backbones import load_backbone
-from actrec.features.engines import AUTO_COMPILE_FRAMES, BackboneRunner, resolve_engine
+from actrec.features.engine_trial import candidates, choose, time_candidate
+from actrec.features.engines import ENGINES, BackboneRunner
 from actrec.features.extractor import ClipDataset, clip_loader, fill_cache
 from actrec.features.store import ExtractionSettings, FeatureCache
 from actrec.params import DatasetParams, ExtractParams
@@ -68,6 +69,7 @@ def _table(args: argparse.Namespace) -> pd.DataFrame:
 
 
 def _settings(args: argparse.Namespace) -> tuple[ExtractionSettings, torch.device, int, str]:
+    """The run's settings; engine and precision are explicit here (main resolves `auto` first, once)."""
     device = resolve_device(args.device)
     settings = ExtractionSettings(
         backbone=args.backbone,
@@ -75,13 +77,37 @@ def _settings(args: argparse.Namespace) -> tuple[ExtractionSettings, torch.devic
         frames=args.frames,
         clips=1,
         image_size=args.image_size,
-        precision=resolve_precision(args.precision, device),
+        precision=args.precision,
         seed=0,
     )
     torch.set_num_threads(args.threads or torch.get_num_threads())
-    # The engine extract.engine picks for a run long enough to compile: the benchmark stands for long runs.
-    engine = resolve_engine(args.engine, device, settings.precision, AUTO_COMPILE_FRAMES)
-    return settings, device, resolve_batch_size(args.batch_size, device), engine
+    return settings, device, resolve_batch_size(args.batch_size, device), args.engine
+
+
+def decide(args: argparse.Namespace) -> dict:
+    """What extract.engine/precision `auto` (or the given values) take for this many frames: the engine trial."""
+    device = resolve_device(args.device)
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    frames = getattr(args, "trial_frames", 0) or args.limit * args.repeat * args.frames
+    choice = choose(
+        lambda: load_backbone(args.backbone, args.weights, args.image_size),
+        args.backbone,
+        args.image_size,
+        device,
+        resolve_batch_size(args.batch_size, device),
+        args.engine,
+        args.precision,
+        lambda precision: frames,
+    )
+    return choice.record()
+
+
+def compare(args: argparse.Namespace) -> dict:
+    """One candidate's set-up and steady frames/s, as the engine trial times it (for --compare)."""
+    settings, device, batch, engine = _settings(args)
+    backbone = load_backbone(settings.backbone, settings.weights, settings.image_size)
+    trial, _ = time_candidate(backbone, device, engine, settings.precision, batch, seconds=args.seconds)
+    return {"setup_s": trial.setup_s, "fps": trial.fps, "error": trial.error}
 
 
 def bound(args: argparse.Namespace) -> dict:
@@ -110,6 +136,7 @@ def bound(args: argparse.Namespace) -> dict:
         "device": device.type,
         "dim": backbone.feature_dim,
         "engine": run.engine,
+        "threads": torch.get_num_threads(),
     }
 
 
@@ -221,9 +248,16 @@ def main() -> None:
     parser.add_argument(
         "--engine",
         default="auto",
-        choices=("auto", "eager", "compile", "onnxruntime"),
-        help="what runs the backbone (auto: what extract.engine: auto picks for a long run)",
+        choices=("auto", *ENGINES),
+        help="what runs the backbone (auto: what extract.engine: auto picks for this many frames)",
     )
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="also time every engine and precision that can run here (set-up, steady frames/s) and say which "
+        "`auto` would take for 3,000 and 200,000 frames",
+    )
+    parser.add_argument("--seconds", type=float, default=3.0, help="--compare: timed seconds per candidate")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument("--skip-naive", action="store_true", help="leave out the naive reference")
     parser.add_argument(
@@ -236,6 +270,11 @@ def main() -> None:
     args.weights = None if str(args.weights).lower() in ("none", "null") else args.weights
 
     print(describe_machine())
+    if args.compare:
+        _compare_all(args)
+    choice = run_isolated(decide, args)
+    args.engine, args.precision = choice["engine"], choice["precision"]
+    print(f"engine {args.engine}, precision {args.precision} ({choice['chosen_by']})")
     b = run_isolated(bound, args)
     print(
         f"backbone {args.backbone} @ {args.image_size}, {b['device']}, {b['precision']}, batch {b['batch']} images"
@@ -270,12 +309,48 @@ def main() -> None:
         f"   decoding alone      : {d['fps']:8.1f} frames/s   {workers} ({d['fps'] / d['workers']:.0f} frames/s a "
         f"worker; the DataLoader without the model {verdict})"
     )
+    # Model and decoding share the cores: a frame costs cores/bound core-seconds of model and 1/(rate a worker)
+    # of decoding, so all cores busy with both give this rate.
+    cores = b["threads"]
+    combined = 1 / (1 / b["fps"] + 1 / (cores * d["fps"] / d["workers"]))
+    print(f"   combined bound      : {combined:8.1f} frames/s   (model and decoding on the same {cores} cores)")
     if not args.skip_naive:
         n = run_isolated(naive, args)
         print(f"3. naive reference     : {n['fps']:8.1f} frames/s   peak RSS {n['rss_mb']:7.0f} MB")
     print(f"4. pipeline / bound    : {p['fps'] / b['fps']:8.2f}")
+    print(f"   pipeline / combined : {p['fps'] / combined:8.2f}")
     if not args.skip_naive:
         print(f"   pipeline / naive    : {p['fps'] / n['fps']:8.2f}")
+
+
+def _compare_all(args: argparse.Namespace) -> None:
+    """Every engine x precision that can run here, each timed in its own process, and `auto`'s pick."""
+    device = resolve_device(args.device)
+    pairs = candidates(args.engine, args.precision, device)
+    print(
+        f"engine x precision ({args.backbone} @ {args.image_size}, batch {args.batch_size}): set-up, bound, and "
+        f"seconds for 3,000 / 200,000 frames"
+    )
+    rows = {}
+    for engine, precision in pairs:
+        r = run_isolated(compare, argparse.Namespace(**{**vars(args), "engine": engine, "precision": precision}))
+        rows[(engine, precision)] = r
+        if r["error"]:
+            print(f"   {engine:12s} {precision:5s} failed: {r['error']}")
+            continue
+        print(
+            f"   {engine:12s} {precision:5s} {r['setup_s']:6.1f} s {r['fps']:8.1f} frames/s   "
+            + "   ".join(f"{r['setup_s'] + n / r['fps']:8.0f} s" for n in (3_000, 200_000))
+        )
+    for n in (3_000, 200_000):
+        picked = run_isolated(decide, argparse.Namespace(**{**vars(args), "trial_frames": n}))
+        ok = {k: v["setup_s"] + n / v["fps"] for k, v in rows.items() if not v["error"]}
+        best = min(ok, key=ok.get)
+        mine = ok.get((picked["engine"], picked["precision"]), float("nan"))
+        print(
+            f"   {n:,} frames: auto takes {picked['engine']}/{picked['precision']} ({picked['chosen_by']}), "
+            f"{mine:.0f} s; the best is {best[0]}/{best[1]}, {ok[best]:.0f} s ({ok[best] / mine:.2f} of auto's rate)"
+        )
 
 
 if __name__ == "__main__":

@@ -9,12 +9,15 @@ run again, computes only what is missing, and growing the subset extracts only t
 Under `torchrun --nproc-per-node N -m pipeline.extract ...` each rank extracts its share of the
 clips on its own GPU into the shared cache, and rank 0 assembles the feature file.
 A clip that cannot be decoded is listed in the failed report with its reason and left out.
+With extract.engine or extract.precision `auto`, a short measured trial (kept per machine) picks
+the fastest engine and precision; the report records the figures and the choice.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -22,9 +25,9 @@ import torch
 
 from actrec import distributed
 from actrec.data.datasets import read_table
-from actrec.devices import resolve_device, resolve_precision
+from actrec.devices import resolve_device
 from actrec.errors import run_main
-from actrec.features.extractor import fill_cache
+from actrec.features.extractor import choose_engine, fill_cache
 from actrec.features.store import ExtractionSettings, FeatureCache, assemble
 from actrec.files import output_dir, output_file, remove_leftovers, write_json
 from actrec.params import load_params
@@ -47,16 +50,19 @@ def main(argv: list[str] | None = None) -> None:
     world = distributed.init(device.type)
     if device.type == "cuda":
         device = torch.device("cuda", world.local_rank)
-    settings = ExtractionSettings.from_params(cfg, resolve_precision(cfg.precision, device), params.seed)
     table = read_table(args.split, "split")
     for path in (args.failed, args.report):
         output_dir(path.parent)
     remove_leftovers(output_dir(args.out.parent))
+    start = time.perf_counter()
+    choice = choose_engine(table, cfg, device, params.seed, world)  # engine and precision: given, or measured
+    trial_seconds = time.perf_counter() - start
+    settings = ExtractionSettings.from_params(cfg, choice.precision, params.seed)
     cache = FeatureCache(cfg.cache_dir, settings)
     distributed.barrier(world)  # every rank has cleared dead runs' leftovers before any rank writes a shard
 
     reused = int(table["fingerprint"].isin(cache.index()).sum())
-    run = fill_cache(cache, table, cfg, device, world)
+    run = fill_cache(cache, table, cfg, device, world, choice)
     failed = pd.concat(distributed.gather(world, run.failed), ignore_index=True)
     distributed.barrier(world)
     if world.is_main:
@@ -77,8 +83,9 @@ def main(argv: list[str] | None = None) -> None:
                 "precision": settings.precision,
                 "device": device.type,
                 "engine": run.engine,
-                "seconds": round(run.seconds, 1),
+                "seconds": round(trial_seconds + run.seconds, 1),
                 "frames_per_second": round(run.steady_fps, 1),
+                "engine_choice": {**choice.record(), "seconds": round(trial_seconds, 1)},
             },
         )
         logger.info("wrote %s: %d clips (%d reused, %d failed)", args.out, written, reused, len(failed))

@@ -4,11 +4,21 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.helpers import ROOT, UCF_MINI, call_stage, class_folders, tiny_project
+
+
+@pytest.fixture(autouse=True, scope="session")
+def engine_trials_in_a_temporary_folder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """The engine trial's figures go to a folder of the test session (stages run as subprocesses inherit it),
+    never to the user's ~/.cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("ACTREC_CACHE_DIR", str(tmp_path_factory.mktemp("actrec-cache")))
+        yield
 
 
 @pytest.fixture

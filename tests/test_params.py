@@ -66,7 +66,13 @@ def test_the_code_defaults_are_the_shipped_params() -> None:
             {"extract": {"engine": "onnxruntime", "precision": "bf16"}},
             "extract.engine",
             "'onnxruntime'",
-            "(onnxruntime runs the backbone in fp32 on the CPU)",
+            "(onnxruntime runs the backbone on the CPU in fp32)",
+        ),
+        (
+            {"extract": {"engine": "openvino", "precision": "fp16"}},
+            "extract.engine",
+            "'openvino'",
+            "(openvino runs the backbone on the CPU in fp32 or bf16)",
         ),
         ({"extract": {"compile": True}}, "'extract.compile'", "True", "allowed keys in extract: "),
         # split fractions that do not fit

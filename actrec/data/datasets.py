@@ -14,11 +14,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
-from tqdm import tqdm
 
 from actrec.data.video import VIDEO_EXTENSIONS, VideoError, fingerprint, probe
 from actrec.errors import ActrecError
 from actrec.params import DatasetParams
+from actrec.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -155,7 +155,7 @@ def probe_table(table: pd.DataFrame, workers: int = 4) -> pd.DataFrame:
         }
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(tqdm(pool.map(one, table["path"]), total=len(table), desc="probe", unit="clip"))
+        results = list(progress(pool.map(one, table["path"]), total=len(table), desc="probe", unit="clip"))
     return pd.concat([table.reset_index(drop=True), pd.DataFrame(results)], axis=1)
 
 

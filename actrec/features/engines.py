@@ -1,22 +1,24 @@
-"""What runs the backbone: eager PyTorch, torch.compile or onnxruntime, and the choice among them.
+"""What runs the backbone: eager PyTorch, torch.compile, onnxruntime or OpenVINO, in which precision.
 
-`BackboneRunner` is the one forward pass extraction and `actrec predict` share: normalised
-batches through the chosen engine, under autocast for reduced precision. An engine that cannot
-run the model here (no C++ compiler for torch.compile, an operator onnxruntime lacks) is
-reported once and replaced by eager PyTorch, so a run never stops for it.
+`BackboneRunner` is the one forward pass extraction and `actrec predict` share: batches of uint8
+images through the chosen engine, in the chosen precision (autocast for torch, the runtime's own
+setting for OpenVINO). An engine that cannot run the model here (no C++ compiler for
+torch.compile, an operator a runtime lacks) is reported once and replaced by eager PyTorch, so a
+run never stops for it. Which engine and precision `auto` takes is measured: see engine_trial.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import io
 import logging
 import warnings
 from collections.abc import Callable
-from contextlib import nullcontext
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -25,10 +27,12 @@ from actrec.features.backbones import Backbone
 
 logger = logging.getLogger(__name__)
 
-# Each engine's set-up pays off only over enough frames: torch.compile builds for seconds and then
-# gains a share of each forward; onnxruntime is ready sooner and gains more per frame on a CPU.
+ENGINES = ("eager", "compile", "onnxruntime", "openvino")
+RUNTIMES = ("onnxruntime", "openvino")  # engines outside torch, running an exported graph
+# Without a trial, each engine's set-up pays off only over enough frames: torch.compile builds for a long
+# while and then gains a share of each forward; the runtimes are ready sooner and gain more on a CPU.
 AUTO_COMPILE_FRAMES = 2_000
-AUTO_ONNXRUNTIME_FRAMES = 100
+AUTO_RUNTIME_FRAMES = 100
 
 
 def to_onnx(
@@ -49,45 +53,113 @@ def to_onnx(
         )
 
 
+def available(engine: str) -> bool:
+    """Whether the engine's runtime is installed (torch's engines always are)."""
+    return engine not in RUNTIMES or importlib.util.find_spec(engine) is not None
+
+
+def supports(engine: str, precision: str, device: torch.device) -> bool:
+    """Whether `engine` can run the backbone in `precision` on `device`: onnxruntime in fp32 on a CPU,
+    OpenVINO in fp32 or bf16 on a CPU, torch's engines in any precision anywhere."""
+    if engine == "onnxruntime":
+        return device.type == "cpu" and precision == "fp32"
+    if engine == "openvino":
+        return device.type == "cpu" and precision in ("fp32", "bf16")
+    return engine in ENGINES
+
+
 def resolve_engine(engine: str, device: torch.device, precision: str, frames: int) -> str:
-    """What runs the backbone. 'auto': onnxruntime for fp32 on a CPU (faster than the compiled torch model
-    there, and ready sooner); otherwise torch, compiled; either only when the run is long enough to
-    repay its set-up."""
-    if engine == "onnxruntime" and (device.type != "cpu" or precision != "fp32"):
+    """What runs the backbone without a trial (short runs, `actrec predict`). 'auto': on a CPU a runtime, OpenVINO
+    for bf16 and onnxruntime for fp32 (both well ahead of torch there, and ready in a second or two);
+    elsewhere torch, compiled; each only when the run is long enough to repay its set-up."""
+    if engine != "auto" and not supports(engine, precision, device):
+        runs = "in fp32 on the CPU" if engine == "onnxruntime" else "in fp32 or bf16 on the CPU"
         raise ActrecError(
-            f"params: extract.engine = 'onnxruntime' runs the backbone in fp32 on the CPU, but this "
-            f"run resolved to device {device.type} and precision {precision}; use engine auto, "
-            f"compile or eager there"
+            f"params: extract.engine = {engine!r} runs the backbone {runs}, but this run resolved to device "
+            f"{device.type} and precision {precision}; use engine auto, compile or eager there"
         )
     if engine != "auto":
         return engine
-    if device.type == "cpu" and precision == "fp32" and importlib.util.find_spec("onnxruntime"):
-        return "onnxruntime" if frames >= AUTO_ONNXRUNTIME_FRAMES else "eager"
+    runtime = {"fp32": "onnxruntime", "bf16": "openvino"}.get(precision)
+    if device.type == "cpu" and runtime and available(runtime):
+        return runtime if frames >= AUTO_RUNTIME_FRAMES else "eager"
     return "compile" if frames >= AUTO_COMPILE_FRAMES else "eager"
+
+
+class _Normalized(nn.Module):
+    """uint8 images in, features out: the normalisation travels inside the exported graph, where the runtime
+    fuses it with the first convolution instead of torch making three passes over every batch first."""
+
+    def __init__(self, backbone: Backbone) -> None:
+        super().__init__()
+        self.backbone, self.model = backbone, backbone.model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.model(self.backbone.normalize(images))
+
+
+def _onnx_graph(backbone: Backbone) -> bytes:
+    """The backbone with its normalisation as ONNX: uint8 images (batch, 3, S, S) → features (batch, D)."""
+    graph = io.BytesIO()
+    size = backbone.image_size
+    example = torch.zeros(1, 3, size, size, dtype=torch.uint8)
+    to_onnx(_Normalized(backbone).eval(), example, graph, "images", "features")
+    return graph.getvalue()
 
 
 class OnnxRuntimeForward:
     """The backbone exported to ONNX (batch size left free) and run by onnxruntime's CPU kernels."""
 
-    def __init__(self, model: torch.nn.Module, image_size: int) -> None:
+    def __init__(self, backbone: Backbone) -> None:
         import onnxruntime as ort  # here, not at the top: eager runs need not pay for importing it
 
-        graph = io.BytesIO()
-        to_onnx(model, torch.zeros(1, 3, image_size, image_size), graph, "images", "features")
         options = ort.SessionOptions()
         options.intra_op_num_threads = torch.get_num_threads()
-        self.session = ort.InferenceSession(graph.getvalue(), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(_onnx_graph(backbone), options, providers=["CPUExecutionProvider"])
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(self.session.run(None, {"images": x.contiguous().numpy()})[0])
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.session.run(None, {"images": images.contiguous().numpy()})[0])
+
+
+class OpenVinoForward:
+    """The backbone exported to ONNX and compiled by OpenVINO for the CPU, in fp32 or (where the CPU runs it
+    natively) bf16.
+
+    Compiled for throughput: each batch is split among OpenVINO's streams, which run side by side, so
+    a core taken for a moment by a decoding worker holds up one stream, not the whole batch.
+    """
+
+    def __init__(self, backbone: Backbone, precision: str) -> None:
+        import openvino as ov  # here, not at the top: other engines need not pay for importing it
+
+        core = ov.Core()
+        config = {
+            "INFERENCE_PRECISION_HINT": {"fp32": "f32", "bf16": "bf16"}[precision],
+            "PERFORMANCE_HINT": "THROUGHPUT",
+            "INFERENCE_NUM_THREADS": torch.get_num_threads(),
+        }
+        self.compiled = core.compile_model(core.read_model(_onnx_graph(backbone)), "CPU", config)
+        streams = self.compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS")
+        self.requests = [self.compiled.create_infer_request() for _ in range(max(1, streams))]
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        batch = images.contiguous().numpy()
+        parts = np.array_split(batch, min(len(self.requests), len(batch)))
+        for request, part in zip(self.requests, parts, strict=False):
+            request.start_async({0: part})
+        out = []
+        for request in self.requests[: len(parts)]:
+            request.wait()
+            out.append(request.get_output_tensor(0).data.copy())  # a request reuses its output buffer
+        return torch.from_numpy(np.concatenate(out))
 
 
 class BackboneRunner:
-    """The backbone's forward on normalised batches, under autocast, run by `engine`: eager, compile or onnxruntime.
+    """The backbone's forward on batches of uint8 images in `precision`, run by `engine`.
 
     Compiled, every batch is padded to `batch_size` so that one static shape is compiled once (a
     short last batch would otherwise compile again). Where the chosen engine cannot run the model
-    (no C++ compiler for torch.compile, an operator onnxruntime lacks, an unsupported platform) the
+    (no C++ compiler for torch.compile, an operator a runtime lacks, an unsupported platform) the
     runner warns once and goes on with the eager model.
     """
 
@@ -96,17 +168,21 @@ class BackboneRunner:
     ) -> None:
         self.backbone, self.device, self.batch_size, self.engine = backbone, device, batch_size, engine
         self.model = backbone.model.to(device).to(memory_format=torch.channels_last).eval()
+        self.dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
         self.fast: Callable[[torch.Tensor], torch.Tensor] | None = None
+        self.proven = False  # the fast forward has run once
         try:
             if engine == "compile":
+                # Inductor imports torch's C++ extension builder, which warns on every CPU-only machine that
+                # it found no CUDA runtime: nothing a user can or need act on.
+                logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)
                 self.fast = torch.compile(self.model, dynamic=False)
             elif engine == "onnxruntime":
-                self.fast = OnnxRuntimeForward(self.model, backbone.image_size)
+                self.fast = OnnxRuntimeForward(backbone)
+            elif engine == "openvino":
+                self.fast = OpenVinoForward(backbone, precision)
         except Exception as err:
             self._fall_back(err)
-        self.proven = False  # the fast forward has run once
-        dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(precision)
-        self.autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else nullcontext
 
     def _fall_back(self, err: Exception) -> None:
         logger.warning(
@@ -117,22 +193,37 @@ class BackboneRunner:
         )
         self.fast, self.engine = None, "eager"
 
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        """Reduced precision for torch's kernels (the runtimes set their own)."""
+        if self.dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.dtype)
+
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         """float32 features (n, D) of uint8 images (n, 3, S, S) already on the device, n <= batch_size."""
         n = len(images)
+        if self.engine in RUNTIMES:  # they normalise inside their graph and take NCHW uint8
+            out = self._fast(images)
+            if out is not None:
+                return out
         x = self.backbone.normalize(images)
         if self.engine == "compile" and n < self.batch_size:
             x = torch.cat([x, x.new_zeros((self.batch_size - n, *x.shape[1:]))])
-        if self.engine != "onnxruntime":  # torch's kernels run fastest channels-last; the ONNX graph takes NCHW
-            x = x.contiguous(memory_format=torch.channels_last)
-        with self.autocast():
-            if self.fast is not None:
-                try:
-                    out = self.fast(x)
-                    self.proven = True
-                    return out.float()[:n]
-                except Exception as err:
-                    if self.proven:
-                        raise
-                    self._fall_back(err)
-            return self.model(x).float()[:n]
+        x = x.contiguous(memory_format=torch.channels_last)  # torch's kernels run fastest channels-last
+        with self._autocast():
+            out = self._fast(x) if self.engine == "compile" else None
+            return (out if out is not None else self.model(x).float())[:n]
+
+    def _fast(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The chosen engine's output, or None once it failed on its first batch (then eager runs)."""
+        if self.fast is None:
+            return None
+        try:
+            out = self.fast(x).float()
+        except Exception as err:
+            if self.proven:
+                raise
+            self._fall_back(err)
+            return None
+        self.proven = True
+        return out

@@ -18,15 +18,16 @@ import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from actrec.data.video import VideoError, read_clip
 from actrec.devices import resolve_batch_size, resolve_num_workers
-from actrec.distributed import SINGLE, World
+from actrec.distributed import SINGLE, World, gather
 from actrec.features.backbones import Backbone, load_backbone
+from actrec.features.engine_trial import Choice, choose
 from actrec.features.engines import BackboneRunner, resolve_engine
-from actrec.features.store import FeatureCache
+from actrec.features.store import ExtractionSettings, FeatureCache
 from actrec.params import ExtractParams
+from actrec.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -145,13 +146,48 @@ class FillResult:
         return later / max(self.seconds - self.startup_seconds, 1e-9)
 
 
+def choose_engine(
+    table: pd.DataFrame, cfg: ExtractParams, device: torch.device, seed: int, world: World = SINGLE
+) -> Choice:
+    """The engine and precision that extract the clips of `table` the caches lack soonest (engine_trial).
+
+    Under torchrun rank 0 decides, once, and every rank runs the same engine in the same precision,
+    so all shards land in one cache.
+    """
+    backbone: list[Backbone] = []
+
+    def load() -> Backbone:
+        if not backbone:
+            backbone.append(load_backbone(cfg.backbone, cfg.weights, cfg.image_size))
+        return backbone[0]
+
+    def frames_for(precision: str) -> int:
+        settings = ExtractionSettings.from_params(cfg, precision, seed)
+        cached = FeatureCache.read_index(FeatureCache.folder(cfg.cache_dir, settings))
+        return table.loc[~table["fingerprint"].isin(cached), "fingerprint"].nunique() * cfg.frames * cfg.clips
+
+    batch_size = resolve_batch_size(cfg.batch_size, device)
+    choice = None
+    if world.is_main:
+        choice = choose(load, cfg.backbone, cfg.image_size, device, batch_size, cfg.engine, cfg.precision, frames_for)
+    engine, precision, how = gather(world, (choice.engine, choice.precision, choice.how) if choice else None)[0]
+    return choice if choice is not None else Choice(engine, precision, how)
+
+
 def fill_cache(
-    cache: FeatureCache, table: pd.DataFrame, cfg: ExtractParams, device: torch.device, world: World = SINGLE
+    cache: FeatureCache,
+    table: pd.DataFrame,
+    cfg: ExtractParams,
+    device: torch.device,
+    world: World = SINGLE,
+    choice: Choice | None = None,
 ) -> FillResult:
     """Extract every clip of `table` not yet in the cache; report the clips that failed, with reasons.
 
-    With several ranks, each takes the clips whose fingerprint falls to it, so the shares do not
-    depend on what other ranks have already written.
+    The backbone runs as `choice` says (its runner, when the trial built it); without one, as
+    engines.resolve_engine's rule says for the cache's precision. With several ranks, each takes the
+    clips whose fingerprint falls to it, so the shares do not depend on what other ranks have
+    already written.
     """
     done = cache.index()
     todo = table[~table["fingerprint"].isin(done)].drop_duplicates("fingerprint")
@@ -170,9 +206,14 @@ def fill_cache(
         return FillResult()
     s = cache.settings
     start = time.perf_counter()
-    backbone = load_backbone(s.backbone, s.weights, s.image_size)
-    engine = resolve_engine(cfg.engine, device, s.precision, len(todo) * s.frames * s.clips)
-    run = BackboneRunner(backbone, device, s.precision, resolve_batch_size(cfg.batch_size, device), engine)
+    if choice is not None and choice.precision != s.precision:
+        raise ValueError(f"the engine was chosen for {choice.precision}, the cache holds {s.precision}")
+    run = choice.runner if choice is not None else None
+    if run is None:
+        backbone = load_backbone(s.backbone, s.weights, s.image_size)
+        frames = len(todo) * s.frames * s.clips
+        engine = choice.engine if choice is not None else resolve_engine(cfg.engine, device, s.precision, frames)
+        run = BackboneRunner(backbone, device, s.precision, resolve_batch_size(cfg.batch_size, device), engine)
     pending: tuple[list, list, list] = ([], [], [])
 
     def flush() -> None:
@@ -191,7 +232,7 @@ def fill_cache(
         num_workers=resolve_num_workers(cfg.num_workers, device),
     )
     startup = 0.0
-    for i, feats, indices, error in tqdm(
+    for i, feats, indices, error in progress(
         results,
         total=len(todo),
         desc=f"extract (rank {world.rank})" if world.size > 1 else "extract",

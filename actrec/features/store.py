@@ -97,20 +97,26 @@ class FeatureCache:
 
     def __init__(self, cache_dir: str | Path, settings: ExtractionSettings) -> None:
         self.settings = settings
-        self.dir = output_dir(Path(cache_dir) / f"{settings.backbone}-{settings.key()}")
+        self.dir = output_dir(self.folder(cache_dir, settings))
         remove_leftovers(self.dir)
         meta = self.dir / "settings.json"
         if not meta.exists():
             with output_file(meta) as tmp:
                 tmp.write_text(json.dumps(asdict(settings), indent=2) + "\n")
 
-    def shards(self) -> list[Path]:
-        return sorted(self.dir.glob("shard-*.h5"))
+    @staticmethod
+    def folder(cache_dir: str | Path, settings: ExtractionSettings) -> Path:
+        return Path(cache_dir) / f"{settings.backbone}-{settings.key()}"
 
     def index(self) -> dict[str, tuple[Path, int]]:
         """fingerprint → (shard, row) for every clip completely written to the cache."""
+        return self.read_index(self.dir)
+
+    @staticmethod
+    def read_index(folder: Path) -> dict[str, tuple[Path, int]]:
+        """The index of a cache folder, without creating it (an absent folder holds nothing)."""
         found: dict[str, tuple[Path, int]] = {}
-        for shard in self.shards():
+        for shard in sorted(folder.glob("shard-*.h5")):
             try:
                 with h5py.File(shard, "r") as f:
                     fingerprints = f["fingerprints"].asstr()[:]

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 
+from actrec.devices import resolve_precision
 from actrec.errors import ActrecError
 from actrec.features import engines
 from actrec.features.backbones import load_backbone
@@ -33,16 +34,39 @@ def test_bf16_features_match_fp32(ucf_mini, backbone: str, weights: str | None, 
     torch.manual_seed(0)
     net = load_backbone(backbone, weights, image_size=160)
 
-    fp32, bf16 = _features(paths, net, precision="fp32"), _features(paths, net, precision="bf16")
-    cosine = (fp32 * bf16).sum(1) / (np.linalg.norm(fp32, axis=1) * np.linalg.norm(bf16, axis=1))
+    cosine = _cosine(_features(paths, net, precision="fp32"), _features(paths, net, precision="bf16"))
     print(f"\n{backbone}: bf16 vs fp32 cosine min {cosine.min():.5f}, mean {cosine.mean():.5f}")
     assert cosine.min() >= bar
 
 
-@pytest.mark.parametrize("engine", ["compile", "onnxruntime"])
+def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+NATIVE_BF16 = resolve_precision("auto", torch.device("cpu")) == "bf16"
+
+
+@pytest.mark.parametrize("engine", ["eager", "compile", "openvino"])
+@pytest.mark.parametrize("backbone, weights", [("resnet50", None), ("efficientnet_lite0", "imagenet")])
+def test_every_bf16_engine_auto_may_pick_keeps_the_fp32_features(ucf_mini, engine, backbone, weights) -> None:
+    """Whatever engine `auto` runs in bf16 gives the features of fp32 eager torch, to cosine >= 0.998."""
+    if not NATIVE_BF16:
+        pytest.skip("this CPU has no native bf16 (AVX512-BF16 or AMX): auto never picks bf16 here")
+    if not engines.available(engine):
+        pytest.skip(f"{engine} is not installed")
+    paths = [str(p) for p in sorted((ucf_mini / "UCF-101").rglob("*_g01_c01.avi"))]
+    net = load_backbone(backbone, weights, image_size=96)
+    cosine = _cosine(_features(paths, net), _features(paths, net, precision="bf16", engine=engine))
+    print(f"\n{backbone} {engine} bf16 vs eager fp32: cosine min {cosine.min():.5f}, mean {cosine.mean():.5f}")
+    assert cosine.min() >= 0.998
+
+
+@pytest.mark.parametrize("engine", ["compile", "onnxruntime", "openvino"])
 def test_fast_engines_give_the_eager_features(ucf_mini, engine: str) -> None:
     # 3 clips x 4 frames = 12 images against batches of 16: the short batch is padded to the compiled
-    # shape; onnxruntime takes it as it is (batch size left free in the exported graph).
+    # shape; the runtimes take it as it is (batch size left free in the exported graph).
+    if not engines.available(engine):
+        pytest.skip(f"{engine} is not installed")
     paths = [str(p) for p in sorted((ucf_mini / "UCF-101").rglob("*_g01_c01.avi"))]
     net = load_backbone("efficientnet_lite0", "imagenet", image_size=96)
     eager = _features(paths, net, engine="eager")
@@ -96,16 +120,20 @@ CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 @pytest.mark.parametrize(
     "engine, device, precision, frames, expected",
     [
-        ("auto", CPU, "fp32", 100, "onnxruntime"),  # onnxruntime's CPU kernels: the fastest fp32 on a CPU,
-        ("auto", CPU, "fp32", 99, "eager"),  # once the run repays their 1-3 s set-up
-        ("auto", CPU, "bf16", 1_999, "eager"),  # native bf16 CPUs stay with torch, compiled once worth it
-        ("auto", CPU, "bf16", 2_000, "compile"),
-        ("auto", CUDA, "bf16", 10**6, "compile"),
+        ("auto", CPU, "fp32", 100, "onnxruntime"),  # the rule without a trial: a runtime on a CPU,
+        ("auto", CPU, "fp32", 99, "eager"),  # once the run repays its set-up
+        ("auto", CPU, "bf16", 100, "openvino"),  # bf16: the runtime that runs it natively
+        ("auto", CPU, "fp16", 10**6, "compile"),  # no runtime for it: torch, compiled when worth it
+        ("auto", CUDA, "bf16", 1_999, "eager"),
+        ("auto", CUDA, "bf16", 2_000, "compile"),
         ("eager", CPU, "fp32", 10**6, "eager"),
         ("compile", CPU, "fp32", 16, "compile"),
     ],
 )
-def test_auto_engine(engine: str, device: torch.device, precision: str, frames: int, expected: str) -> None:
+def test_auto_engine(
+    monkeypatch, engine: str, device: torch.device, precision: str, frames: int, expected: str
+) -> None:
+    monkeypatch.setattr(engines, "available", lambda runtime: True)
     assert engines.resolve_engine(engine, device, precision, frames) == expected
 
 

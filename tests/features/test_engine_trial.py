@@ -1,0 +1,126 @@
+"""The engine trial: it runs with whatever finishes the frames still to extract soonest, set-up counted, keeps
+its figures per machine, times torch.compile only when it could pay, and obeys explicit params."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from actrec.errors import ActrecError
+from actrec.features import engine_trial
+from actrec.features.engine_trial import TRIAL_MIN_FRAMES, Trial, candidates, choose
+
+CPU = torch.device("cpu")
+# (set-up s, frames/s) of each candidate on an imagined machine with native bf16
+FIGURES = {
+    ("eager", "fp32"): (0.1, 40),
+    ("eager", "bf16"): (0.1, 150),
+    ("onnxruntime", "fp32"): (1.0, 100),
+    ("openvino", "fp32"): (1.0, 90),
+    ("openvino", "bf16"): (1.5, 200),
+    ("compile", "fp32"): (40.0, 50),
+    ("compile", "bf16"): (40.0, 220),
+}
+
+
+@pytest.fixture
+def timed(monkeypatch, tmp_path: Path) -> list[tuple[str, str]]:
+    """Candidates are 'timed' from FIGURES (no model runs); returns the list of what was timed, in order."""
+    monkeypatch.setenv("ACTREC_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(
+        engine_trial,
+        "candidates",
+        lambda engine, precision, device: [
+            pair for pair in FIGURES if engine in ("auto", pair[0]) and precision in ("auto", pair[1])
+        ],
+    )
+    seen = []
+
+    def fake(backbone, device, engine, precision, batch_size, seconds=1.0):
+        seen.append((engine, precision))
+        setup, fps = FIGURES[(engine, precision)]
+        return Trial(engine, precision, setup, fps), f"runner {engine}/{precision}"
+
+    monkeypatch.setattr(engine_trial, "time_candidate", fake)
+    return seen
+
+
+def _choose(frames: int, engine: str = "auto", precision: str = "auto", done: str = ""):
+    return choose(
+        lambda: "backbone", "efficientnet_lite0", 224, CPU, 16, engine, precision, lambda p: 0 if p == done else frames
+    )
+
+
+def test_the_fastest_for_the_frames_left_wins_and_is_kept(timed) -> None:
+    choice = _choose(3_000)
+    assert (choice.engine, choice.precision, choice.how) == ("openvino", "bf16", "trial")
+    assert choice.runner == "runner openvino/bf16", "the runner the trial built is the one that runs"
+    assert ("compile", "bf16") not in timed, "a 45 s compile cannot pay on 3,000 frames: not even timed"
+    record = choice.record()
+    assert record["chosen_by"] == "trial" and {t["engine"] for t in record["trials"]} == {
+        "eager",
+        "onnxruntime",
+        "openvino",
+    }
+    timed.clear()
+    again = _choose(3_000)
+    assert timed == [] and again.how == "cached" and (again.engine, again.precision) == ("openvino", "bf16")
+    assert again.runner is None, "from the cache, the chosen engine is built by the run itself"
+    kept = json.loads(engine_trial.cache_file().read_text())
+    assert len(kept) == 1 and next(iter(kept.values()))["backbone"] == "efficientnet_lite0"
+
+
+def test_compile_is_timed_and_taken_only_when_the_run_repays_it(timed) -> None:
+    long = _choose(200_000)
+    assert ("compile", "bf16") in timed and (long.engine, long.precision) == ("compile", "bf16")
+    timed.clear()
+    short = _choose(3_000)  # compile's figures are known now, its 40 s set-up still counts
+    assert timed == [] and (short.engine, short.precision) == ("openvino", "bf16")
+
+
+def test_explicit_params_are_obeyed_without_a_trial(timed) -> None:
+    given = _choose(10**6, engine="onnxruntime", precision="fp32")
+    assert (given.engine, given.precision, given.how, timed) == ("onnxruntime", "fp32", "given", [])
+    fp32 = _choose(3_000, precision="fp32")
+    assert (fp32.engine, fp32.precision) == ("onnxruntime", "fp32") and {p for _, p in timed} == {"fp32"}
+
+
+def test_short_runs_and_cached_features_skip_the_trial(timed) -> None:
+    short = _choose(TRIAL_MIN_FRAMES - 1)
+    assert short.how == "rule" and timed == []
+    cached = _choose(10**6, done="fp32")  # every clip already extracted in fp32: nothing to choose
+    assert (cached.precision, cached.how, timed) == ("fp32", "cache", [])
+
+
+def test_an_engine_that_cannot_run_is_passed_over(timed, monkeypatch) -> None:
+    real = engine_trial.time_candidate
+
+    def openvino_breaks(backbone, device, engine, precision, batch_size, seconds=1.0):
+        if engine == "openvino":
+            return Trial(engine, precision, 0.0, 0.0, "RuntimeError: no such operator"), None
+        return real(backbone, device, engine, precision, batch_size, seconds)
+
+    monkeypatch.setattr(engine_trial, "time_candidate", openvino_breaks)
+    choice = _choose(3_000)
+    assert (choice.engine, choice.precision) == ("eager", "bf16")  # the next fastest
+    assert any(t["error"] for t in choice.record()["trials"] if t["engine"] == "openvino")
+
+
+def test_candidates_follow_the_device_and_params(monkeypatch) -> None:
+    monkeypatch.setattr(engine_trial, "resolve_precision", lambda precision, device: "bf16")
+    monkeypatch.setattr(engine_trial, "available", lambda engine: engine != "openvino")
+    assert candidates("auto", "auto", CPU) == [
+        ("eager", "bf16"),
+        ("eager", "fp32"),
+        ("compile", "bf16"),
+        ("compile", "fp32"),
+        ("onnxruntime", "fp32"),
+    ]
+    assert candidates("auto", "fp32", CPU) == [("eager", "fp32"), ("compile", "fp32"), ("onnxruntime", "fp32")]
+    assert candidates("auto", "auto", torch.device("cuda")) == [("eager", "bf16"), ("compile", "bf16")]
+    assert candidates("onnxruntime", "bf16", CPU) == []
+    with pytest.raises(ActrecError, match="'onnxruntime' cannot run in precision auto on cuda"):
+        choose(lambda: None, "resnet50", 224, torch.device("cuda"), 512, "onnxruntime", "auto", lambda p: 10**6)

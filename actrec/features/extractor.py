@@ -117,7 +117,8 @@ def extract_features(
             by_index = {}
             if good:
                 # clip by clip, so that pinned images go to the GPU asynchronously (a cat would unpin them)
-                images = torch.cat([c.images.to(run.device, non_blocking=True) for c in good])
+                parts = [c.images.to(run.device, non_blocking=True) for c in good]
+                images = parts[0] if len(parts) == 1 else torch.cat(parts)  # one clip fills a CPU batch: no copy
                 feats = torch.cat([run(chunk) for chunk in images.split(batch_size)]).cpu().numpy()
                 feats = feats.astype(np.float16).reshape(len(good), clips, frames, -1)
                 by_index = {c.index: (f, c.frame_indices) for c, f in zip(good, feats, strict=True)}

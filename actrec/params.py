@@ -176,6 +176,7 @@ class TrainParams:
     patience: int = 15
     balanced: bool = False
     feature_dropout: float = 0.1
+    refit: bool = False
 
     def check(self, key: str) -> None:
         for name in ("epochs", "batch_size", "patience"):

@@ -74,6 +74,7 @@ class FitResult:
     best_val_loss: float
     epochs_run: int
     state_dict: dict[str, Any]
+    refit_epochs: int = 0  # epochs of the refit on train + val (0: none)
 
 
 def _evaluate(model: nn.Module, data: FeatureSet) -> tuple[float, float]:
@@ -113,9 +114,19 @@ def _drop_frames(x: torch.Tensor, p: float, generator: torch.Generator) -> torch
 
 
 def fit(
-    model: nn.Module, train: FeatureSet, val: FeatureSet, cfg: TrainParams, seed: int, live: Any = None
+    model: nn.Module,
+    train: FeatureSet,
+    val: FeatureSet,
+    cfg: TrainParams,
+    seed: int,
+    live: Any = None,
+    epochs: int | None = None,
 ) -> FitResult:
-    """Train with AdamW, label smoothing, warm-up + cosine; stop early on validation; return the best state."""
+    """Train with AdamW, label smoothing, warm-up + cosine; stop early on validation; return the best state.
+
+    With `epochs`, train exactly that many epochs of the same schedule and return the last state (a refit,
+    whose epoch count validation chose before).
+    """
     generator = seed_everything(seed)
     features = torch.from_numpy(train.features)  # float16, cast per batch
     labels = torch.from_numpy(train.labels).long()
@@ -125,7 +136,7 @@ def fit(
     best: float | None = None
     result = FitResult(0, 0.0, float("inf"), 0, copy.deepcopy(model.state_dict()))
     stale = 0
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(1, (epochs or cfg.epochs) + 1):
         model.train()
         order = _epoch_order(labels, cfg.balanced, generator)
         total, correct, seen = 0.0, 0, 0
@@ -168,7 +179,7 @@ def fit(
         result.epochs_run = epoch
         # Ties go to the later epoch: on a small validation set accuracy saturates early, and the later
         # state has trained longer at a lower learning rate (its loss on a handful of clips says little).
-        if best is None or val_acc >= best:
+        if best is None or val_acc >= best or epochs is not None:
             best, stale = val_acc, 0
             result.best_epoch, result.best_val_accuracy, result.best_val_loss = epoch, val_acc, val_loss
             result.state_dict = copy.deepcopy(model.state_dict())
@@ -183,9 +194,27 @@ def fit(
 def train_head(
     model_params: ModelParams, cfg: TrainParams, seed: int, train: FeatureSet, val: FeatureSet, live: Any = None
 ) -> tuple[nn.Module, FitResult]:
-    """Build the head params describe (seeded, so the initial weights repeat too), fit it, load its best state."""
-    seed_everything(seed)
-    model = build_head(model_params.head, train.features.shape[-1], len(train.classes), **model_params.head_options())
+    """Build the head params describe (seeded, so the initial weights repeat too), fit it, load its best state.
+
+    With train.refit, validation only chooses the epoch count: a fresh head is then trained on train
+    and val together for that many epochs of the same schedule, so no labelled clip is left unused.
+    """
+
+    def fresh() -> nn.Module:
+        seed_everything(seed)
+        return build_head(
+            model_params.head, train.features.shape[-1], len(train.classes), **model_params.head_options()
+        )
+
+    model = fresh()
     result = fit(model, train, val, cfg, seed, live)
+    if cfg.refit and len(val.labels):
+        logger.info(
+            "refit on %d train + val clips for %d epochs", len(train.labels) + len(val.labels), result.best_epoch
+        )
+        model = fresh()
+        both = train.join(val)
+        result.state_dict = fit(model, both, both.part(), cfg, seed, epochs=result.best_epoch).state_dict
+        result.refit_epochs = result.best_epoch
     model.load_state_dict(result.state_dict)
     return model, result

@@ -20,6 +20,7 @@ import pandas as pd
 from actrec.errors import run_main
 from actrec.evaluation.metrics import confusion, most_confused, per_class_table, summary_metrics
 from actrec.evaluation.plots import confusion_heatmap, save_figure
+from actrec.evaluation.probe import linear_probe
 from actrec.evaluation.summary import summary_markdown
 from actrec.features.store import FeatureStoreError, load_features
 from actrec.files import output_dir, output_file, write_json
@@ -38,7 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder for the reports")
     args = parser.parse_args(argv)
     model, checkpoint = load_model(args.model)
-    test = load_features(args.features, parts=("test",))
+    data = load_features(args.features)
+    test, fit = data.part("test"), data.part("train", "val")
     if not len(test.labels):
         raise FeatureStoreError(f"{args.features} has no test clips")
     checkpoint.check_features(test, args.model, args.features)
@@ -46,6 +48,10 @@ def main(argv: list[str] | None = None) -> None:
 
     probs = predict_proba(model, test.features)
     metrics = summary_metrics(test.labels, probs)
+    baseline = linear_probe(fit.features, fit.labels, test.features, len(test.classes))
+    if baseline is not None:  # the same features, pooled over time: what the temporal head must beat
+        probe = summary_metrics(test.labels, baseline)
+        metrics.update({f"linear_probe_{k}": probe[k] for k in ("top1", "top1_ci95_low", "top1_ci95_high")})
     # the failed clips' list, not the extraction report, whose timings change with every extraction run
     metrics["skipped_clips"] = len(pd.read_csv(args.failed)) + json.loads(args.subset_report.read_text()).get(
         "unreadable", 0

@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
             "epochs_run": result.epochs_run,
             "best_val_accuracy": result.best_val_accuracy,
             "best_val_loss": result.best_val_loss,
+            "refit_epochs": result.refit_epochs,
         }
     Checkpoint(
         head=params.model.head,

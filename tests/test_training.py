@@ -12,10 +12,11 @@ import pytest
 import torch
 import yaml
 
+from actrec import training
 from actrec.features.store import FeatureSet, load_features
 from actrec.heads import HEADS
 from actrec.inference.proba import predict_proba
-from actrec.params import TrainParams, load_params
+from actrec.params import ModelParams, TrainParams, load_params
 from actrec.training import _drop_frames, _epoch_order, _pick_clips, fit, train_head
 from tests.helpers import ROOT, run_stage
 
@@ -71,6 +72,32 @@ def test_feature_dropout_zeroes_whole_frames() -> None:
     assert ((dropped == x).all(-1) | zero).all()  # a frame is kept whole or dropped whole
     assert 0.2 < zero.float().mean().item() < 0.3
     assert torch.equal(_drop_frames(x, 0.0, torch.Generator()), x)
+
+
+def test_refit_trains_a_fresh_head_on_train_and_val_for_the_chosen_epochs(monkeypatch) -> None:
+    """train.refit: validation picks the epoch count, then train + val are learned from, for exactly that long."""
+    data = _features(48, 3)
+    train = FeatureSet(*(a[:36] for a in (data.features, data.labels, data.clip_ids, data.split)), data.classes, {})
+    val = FeatureSet(
+        *(a[36:] for a in (data.features, data.labels, data.clip_ids)), np.full(12, "val"), data.classes, {}
+    )
+    cfg = TrainParams(epochs=6, patience=6, batch_size=8)
+    seen = []
+    real_fit = training.fit
+
+    def spy(model, fit_train, fit_val, cfg, seed, live=None, epochs=None):
+        seen.append((len(fit_train.labels), len(fit_val.labels), epochs))
+        return real_fit(model, fit_train, fit_val, cfg, seed, live, epochs)
+
+    monkeypatch.setattr(training, "fit", spy)
+    plain, result = train_head(ModelParams(hidden_size=8), cfg, 0, train, val)
+    assert seen == [(36, 12, None)] and result.refit_epochs == 0
+    seen.clear()
+    refit, again = train_head(ModelParams(hidden_size=8), dataclasses.replace(cfg, refit=True), 0, train, val)
+    assert seen == [(36, 12, None), (48, 0, again.best_epoch)] and again.refit_epochs == again.best_epoch >= 1
+    assert any(
+        not torch.equal(a, b) for a, b in zip(plain.state_dict().values(), refit.state_dict().values(), strict=True)
+    )
 
 
 def test_k_clips_training_draws_one_view_evaluation_averages_all() -> None:

@@ -8,6 +8,7 @@ accuracy. `leakage` counts the groups that do, and the split stage records it (i
 from __future__ import annotations
 
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,32 +81,69 @@ def read_hmdb51_split(lists_dir: Path, split: int, clip_ids: list[str]) -> Offic
     return _match(listed, clip_ids)
 
 
+def _groups_per_class(table: pd.DataFrame) -> pd.Series:
+    return table.groupby("label")["group"].nunique()
+
+
 def _fold(table: pd.DataFrame, fraction: float, seed: int) -> np.ndarray:
-    """Boolean mask of about `fraction` of the rows, whole groups only, stratified by label."""
-    n_groups = table["group"].nunique()
-    n_splits = min(max(2, round(1 / fraction)), n_groups)
-    if n_splits < 2:
-        raise SplitError(f"cannot split {n_groups} group(s) by group; need at least 2 groups")
-    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
-    _, held = next(folds.split(table, table["label"], table["group"]))
+    """Boolean mask of about `fraction` of the rows, whole groups only, stratified by label.
+
+    Only groups whose every class has another group to stay behind may be held out, so no class
+    loses all its clips to the held-out part; the mask is empty when no such groups are left.
+    """
+    per_class = _groups_per_class(table)
+    spare = set(per_class.index[per_class >= 2])
+    movable = table.groupby("group")["label"].agg(lambda labels: set(labels) <= spare)
+    candidates = table[table["group"].map(movable)]
+    counts = _groups_per_class(candidates)
+    n_splits = min(max(2, round(1 / fraction)), candidates["group"].nunique(), int(counts.max()) if len(counts) else 0)
     mask = np.zeros(len(table), dtype=bool)
-    mask[held] = True
+    if n_splits < 2:
+        return mask
+    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "the least populated class has only N members": expected
+        _, held = next(folds.split(candidates, candidates["label"], candidates["group"]))
+    mask[table.index.get_indexer(candidates.index[held])] = True
     return mask
 
 
+def _said(table: pd.DataFrame) -> str:
+    per_class = table.groupby("label").agg(groups=("group", "nunique"), clips=("group", "size"))
+    return ", ".join(f"{c}: {r.groups} group(s), {r.clips} clip(s)" for c, r in per_class.iterrows())
+
+
 def carve_val(table: pd.DataFrame, val_fraction: float, seed: int) -> pd.Series:
-    """Turn about val_fraction of the train rows into val, by whole groups (for early stopping)."""
+    """Turn about val_fraction of the train rows into val, by whole groups (for early stopping).
+
+    Where no class has a second group in train to give up, there is no validation part: training
+    then watches its own accuracy, and the split says so.
+    """
     split = table["split"].copy()
     train = table[split == "train"]
     if val_fraction > 0 and not train.empty:
-        split.loc[train.index[_fold(train, val_fraction, seed)]] = "val"
+        held = _fold(train, val_fraction, seed)
+        if not held.any():
+            logger.warning(
+                "no validation clips: no class has a second group among its training clips to hold "
+                "out (%s); early stopping will watch the training accuracy",
+                _said(train),
+            )
+        split.loc[train.index[held]] = "val"
     return split
 
 
 def group_split(table: pd.DataFrame, test_fraction: float, val_fraction: float, seed: int) -> pd.Series:
     """Stratified group-aware train/val/test assignment for datasets without official lists."""
+    held = _fold(table, test_fraction, seed)
+    if not held.any():
+        raise SplitError(
+            f"cannot hold out test clips by group: no class has two groups of clips ({_said(table)}); "
+            f"add videos from other sources, set dataset.group_pattern: null to make each clip its "
+            f"own group, or use official split lists"
+        )
     split = pd.Series("train", index=table.index)
-    split[_fold(table, test_fraction, seed)] = "test"
+    split[held] = "test"
     return carve_val(table.assign(split=split), val_fraction, seed + 1)
 
 

@@ -14,6 +14,26 @@ def _table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def _interval(metrics: dict[str, Any], name: str) -> str:
+    return f"(95% interval {metrics[f'{name}_ci95_low']:.1%} to {metrics[f'{name}_ci95_high']:.1%})"
+
+
+def verdict(metrics: dict[str, Any]) -> str:
+    """One sentence: did the temporal head earn its keep against the linear probe on these test clips?"""
+    if "linear_probe_top1" not in metrics:
+        return "No linear probe could be fitted to compare the temporal head with."
+    head, probe = metrics["top1"], metrics["linear_probe_top1"]
+    line = (
+        f"Temporal head {head:.1%} vs linear probe {probe:.1%} (a logistic regression on the mean and standard "
+        f"deviation of the frame features over time, fitted on the train and val clips): "
+    )
+    if probe > metrics["top1_ci95_high"]:
+        return line + "the head does worse than the order-blind baseline; try `model.head: mean` or more data."
+    if head > metrics["linear_probe_top1_ci95_high"]:
+        return line + "temporal modelling earned its keep."
+    return line + f"no difference these {metrics['test_clips']} test clips can tell apart."
+
+
 def summary_markdown(
     metrics: dict[str, Any],
     per_class: pd.DataFrame,
@@ -30,7 +50,13 @@ def summary_markdown(
     pct = "{:.1%}".format
     figures = pd.DataFrame(
         [
-            ("top-1 accuracy", pct(metrics["top1"])),
+            ("top-1 accuracy", f"{pct(metrics['top1'])} {_interval(metrics, 'top1')}"),
+            (
+                "linear probe top-1 (the baseline)",
+                f"{pct(metrics['linear_probe_top1'])} {_interval(metrics, 'linear_probe_top1')}"
+                if "linear_probe_top1" in metrics
+                else "not fitted: the train and val clips hold fewer than 2 classes",
+            ),
             (
                 "top-5 accuracy",
                 pct(metrics["top5"])
@@ -69,6 +95,7 @@ def summary_markdown(
                 f"per video, {run['image_size']} px); dataset {run.get('dataset', '?')}, test split. Accuracy of a "
                 f"class is its recall: the share of its test clips predicted as it.",
                 _table(figures),
+                verdict(metrics),
                 "## Most confused class pairs\n\nTest clips of the actual class predicted as another class.",
                 confusions,
                 f"## Best classes\n\n{_table(shown.head(n_best))}",

@@ -195,8 +195,25 @@ class FeatureSet:
     classes: list[str]
     attrs: dict
 
-    def part(self, name: str) -> FeatureSet:
-        mask = self.split == name
+    def join(self, other: FeatureSet) -> FeatureSet:
+        """These clips and `other`'s, in one set (the same classes and attributes)."""
+        return FeatureSet(
+            *(
+                np.concatenate([a, b])
+                for a, b in (
+                    (self.features, other.features),
+                    (self.labels, other.labels),
+                    (self.clip_ids, other.clip_ids),
+                    (self.split, other.split),
+                )
+            ),
+            self.classes,
+            self.attrs,
+        )
+
+    def part(self, *names: str) -> FeatureSet:
+        """The clips of the named split parts ("train", "val", "test")."""
+        mask = np.isin(self.split, names)
         return FeatureSet(
             self.features[mask], self.labels[mask], self.clip_ids[mask], self.split[mask], self.classes, self.attrs
         )

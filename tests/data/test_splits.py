@@ -32,8 +32,26 @@ def test_group_split_keeps_groups_whole_and_stratified(seed: int) -> None:
 
 
 def test_group_split_with_too_few_groups_is_a_clear_error() -> None:
-    with pytest.raises(SplitError, match="at least 2 groups"):
+    with pytest.raises(SplitError, match=r"no class has two groups of clips \(C0: 1 group\(s\), 4 clip\(s\), C1"):
         group_split(_table(groups=1, per_group=4), 0.25, 0.2, 0)
+
+
+def test_classes_with_one_group_keep_it_for_training(caplog) -> None:
+    """Holding out a class's only group would leave the model nothing of it to learn from: such groups stay in
+    train, the other classes still give up groups, and with none to give there is no validation part."""
+    table = pd.concat(
+        [
+            _table(groups=4, per_group=2, classes=2),
+            _table(groups=1, per_group=3, classes=1).assign(label="Lone", group="lone-g1"),
+        ],
+        ignore_index=True,
+    )
+    split = group_split(table, 0.25, 0.2, seed=0)
+    assert set(split[table["label"] == "Lone"]) == {"train"}
+    assert {"test", "val"} <= set(split[table["label"] != "Lone"])
+    single = table[table["label"] == "Lone"].assign(split="train")
+    assert set(carve_val(single, 0.2, 0)) == {"train"}
+    assert "no validation clips" in caplog.text and "Lone: 1 group(s), 3 clip(s)" in caplog.text
 
 
 def test_leakage_counts_groups_in_two_parts() -> None:

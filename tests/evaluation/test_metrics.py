@@ -1,11 +1,11 @@
-"""Evaluation metrics: calibration error, the most confused class pairs."""
+"""Evaluation metrics: calibration error, the most confused class pairs, the interval of top-1."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from actrec.evaluation.metrics import expected_calibration_error, most_confused, summary_metrics
+from actrec.evaluation.metrics import expected_calibration_error, most_confused, summary_metrics, wilson_interval
 
 
 def _probs(confidence: list[float], predicted: list[int], classes: int = 3) -> np.ndarray:
@@ -48,3 +48,14 @@ def test_most_confused_orders_by_clips_then_share() -> None:
     assert table[["actual", "predicted", "clips"]].values.tolist() == [["c", "b", 3], ["a", "b", 3], ["b", "a", 1]]
     assert table["share"].tolist() == pytest.approx([0.75, 3 / 8, 1 / 9])
     assert most_confused(np.diag([3, 4]), ["a", "b"]).empty, "a perfect matrix has no confused pairs"
+
+
+@pytest.mark.parametrize(
+    "correct, n, low, high",
+    [(9, 9, 0.701, 1.0), (6, 9, 0.354, 0.879), (0, 1, 0.0, 0.793), (950, 1000, 0.935, 0.962)],
+)
+def test_wilson_interval_is_wide_on_few_clips_and_narrow_on_many(correct: int, n: int, low: float, high: float) -> None:
+    assert wilson_interval(correct, n) == pytest.approx((low, high), abs=1e-3)
+    labels = np.array([0] * n)
+    metrics = summary_metrics(labels, np.eye(2)[np.array([0] * correct + [1] * (n - correct))])
+    assert (metrics["top1_ci95_low"], metrics["top1_ci95_high"]) == pytest.approx((low, high), abs=1e-3)

@@ -1,0 +1,90 @@
+"""Benchmark of training recipes on a feature file: test top-1 of heads with and without refit, beside the linear probe.
+
+python -m benchmarks.bench_recipes --features features/features.h5 [--heads lstm,mean] [--seeds 42,1,2]
+    [--train-groups N] [--frames T]
+
+Trains each head on the file's train clips (early stopping on its val clips), optionally refits on
+train + val (train.refit), and prints test top-1 as mean and range over the seeds, with the Wilson
+interval of the first seed, beside the linear probe (evaluation/probe.py) on the same clips.
+--train-groups N keeps only N groups' clips for train + val (a small dataset: clip ids must name
+UCF-style gNN groups), --frames T keeps T of the stored frames, evenly spaced (fewer frames).
+Defaults come from params.yaml, as the train stage's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import re
+from pathlib import Path
+
+import numpy as np
+
+from actrec.errors import run_main
+from actrec.evaluation.metrics import wilson_interval
+from actrec.evaluation.probe import linear_probe
+from actrec.features.store import FeatureSet, load_features
+from actrec.inference.proba import predict_proba
+from actrec.params import Params, load_params
+from actrec.training import train_head
+from benchmarks.machine import describe_machine
+
+
+def _fewer_groups(data: FeatureSet, groups: int) -> FeatureSet:
+    """The test clips, and the train + val clips of the first `groups` groups (sorted by name)."""
+    group = np.array([re.search(r"_g(\d+)_", c).group(1) for c in data.clip_ids])
+    kept = sorted(set(group[data.split != "test"]))[:groups]
+    mask = (data.split == "test") | np.isin(group, kept)
+    return FeatureSet(
+        data.features[mask], data.labels[mask], data.clip_ids[mask], data.split[mask], data.classes, data.attrs
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--features", type=Path, required=True, help="a feature file the extract stage wrote")
+    parser.add_argument("--heads", default="lstm,mean", help="comma-separated heads")
+    parser.add_argument("--seeds", default="42,1,2", help="comma-separated seeds")
+    parser.add_argument("--train-groups", type=int, default=0, help="keep this many groups for train + val")
+    parser.add_argument("--frames", type=int, default=0, help="keep this many of the stored frames")
+    args = parser.parse_args()
+    params = load_params() if Path("params.yaml").is_file() else Params()
+    data = load_features(args.features)
+    if args.frames:
+        keep = np.linspace(0, data.features.shape[2] - 1, args.frames).round().astype(int)
+        data = dataclasses.replace(data, features=np.ascontiguousarray(data.features[:, :, keep]))
+    if args.train_groups:
+        data = _fewer_groups(data, args.train_groups)
+    train, val, test = data.part("train"), data.part("val"), data.part("test")
+    print(describe_machine())
+    print(
+        f"{args.features}: {len(train.labels)} train, {len(val.labels)} val, {len(test.labels)} test clips, "
+        f"{len(data.classes)} classes, features {data.features.shape[1:]}"
+    )
+
+    def top1(probs: np.ndarray) -> float:
+        return float((probs.argmax(1) == test.labels).mean())
+
+    probe = linear_probe(
+        data.part("train", "val").features, data.part("train", "val").labels, test.features, len(data.classes)
+    )
+    if probe is not None:
+        low, high = wilson_interval(int((probe.argmax(1) == test.labels).sum()), len(test.labels))
+        print(f"   linear probe (train + val)       {top1(probe):.3f}   interval {low:.3f}-{high:.3f}")
+    for head in args.heads.split(","):
+        for refit in (False, True):
+            scores = []
+            for seed in (int(s) for s in args.seeds.split(",")):
+                model_params = dataclasses.replace(params.model, head=head)
+                cfg = dataclasses.replace(params.train, refit=refit)
+                model, _ = train_head(model_params, cfg, seed, train, val)
+                scores.append(top1(predict_proba(model, test.features)))
+            low, high = wilson_interval(round(scores[0] * len(test.labels)), len(test.labels))
+            print(
+                f"   {head:11s} refit {'on ' if refit else 'off'}          {np.mean(scores):.3f}   "
+                f"seeds {min(scores):.3f}-{max(scores):.3f}   interval (first seed) {low:.3f}-{high:.3f}"
+            )
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -44,7 +44,7 @@ def _check_range(
 
 @dataclass(frozen=True)
 class DatasetParams:
-    name: Literal["demo", "ucf101", "hmdb51", "folder"] = "demo"
+    name: Literal["demo", "ucf101", "hmdb51", "kinetics", "folder"] = "demo"
     root: str = "data/demo"
     classes: Union[str, int, list[str]] = "all"  # noqa: UP007 - the validator reads typing.Union
     max_clips_per_class: int | None = None

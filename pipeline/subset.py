@@ -13,7 +13,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from actrec.data.datasets import drop_empty_classes, limit_per_class, probe_table, scan, select_classes
+from actrec.data.datasets import NOT_ON_DISK, drop_empty_classes, limit_per_class, probe_table, scan, select_classes
 from actrec.errors import run_main
 from actrec.files import output_dir, output_file, write_json
 from actrec.params import load_params
@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> None:
     table = limit_per_class(table, ds.max_clips_per_class, params.seed)
     classes = drop_empty_classes(table, classes, ds)
     unreadable, readable = table[~table["readable"]], table[table["readable"]]
-    for row in unreadable.itertuples():
+    missing = int((unreadable["reason"] == NOT_ON_DISK).sum())  # Kinetics: listed, never downloaded
+    for row in unreadable[unreadable["reason"] != NOT_ON_DISK].itertuples():
         logger.warning("skipping unreadable clip %s: %s", row.clip_id, row.reason)
 
     with output_file(args.clips) as tmp:
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
             "classes": len(classes),
             "clips": len(readable),
             "unreadable": len(unreadable),
+            "missing": missing,
             "groups": int(readable["group"].nunique()),
         },
     )

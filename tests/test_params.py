@@ -49,7 +49,12 @@ def test_the_code_defaults_are_the_shipped_params() -> None:
         # names the pipeline does not know
         ({"extract": {"backbone": "vgg16"}}, "extract.backbone", "'vgg16'", "'resnet50' or 'efficientnet_lite0'"),
         ({"model": {"head": "no_such_head"}}, "model.head", "'no_such_head'", "'lstm'"),
-        ({"dataset": {"name": "kinetics"}}, "dataset.name", "'kinetics'", "'demo' or 'ucf101' or 'hmdb51' or 'folder'"),
+        (
+            {"dataset": {"name": "sports1m"}},
+            "dataset.name",
+            "'sports1m'",
+            "'demo' or 'ucf101' or 'hmdb51' or 'kinetics' or 'folder'",
+        ),
         ({"extract": {"device": "tpu"}}, "extract.device", "'tpu'", "'auto' or 'cpu' or 'cuda'"),
         ({"extract": {"weights": "coco"}}, "extract.weights", "'coco'", "'imagenet' or null"),
         ({"dataset": {"classes": "some"}}, "dataset.classes", "'some'", '"all", a number of classes'),

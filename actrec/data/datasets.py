@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from actrec.data import kinetics
 from actrec.data.video import VIDEO_EXTENSIONS, VideoError, fingerprint, probe
 from actrec.errors import ActrecError
 from actrec.params import DatasetParams
@@ -23,6 +24,7 @@ from actrec.progress import progress
 logger = logging.getLogger(__name__)
 
 UCF_GROUP = r"_g(\d+)_c\d+"
+NOT_ON_DISK = "not on disk (listed in the annotations)"
 HMDB_SPLITS_DIR = "testTrainMulti_7030_splits"
 UCF_SPLITS_DIR = "ucfTrainTestlist"
 
@@ -76,8 +78,27 @@ def group_of(clip_id: str, params: DatasetParams) -> str:
 
 
 def scan(params: DatasetParams) -> pd.DataFrame:
-    """List every video under the dataset root as (clip_id, path, label, group), classes sorted."""
+    """List every video under the dataset root as (clip_id, path, label, group), classes sorted.
+
+    Kinetics lists its clips in annotation files instead (data/kinetics.py): the table then also has
+    every annotated clip that is not on disk, which probing marks as missing.
+    """
     root = video_root(params)
+    if params.name == "kinetics":
+        table = kinetics.scan(root, Path(params.splits_dir) if params.splits_dir else None)
+        gone = int((~table["on_disk"]).sum())
+        if gone == len(table):
+            raise DatasetError(
+                f"none of the {len(table)} clips the Kinetics annotations list is on disk under "
+                f"{root} (looked in {', '.join(d for ds in kinetics.VIDEO_DIRS.values() for d in ds)})"
+            )
+        if gone:
+            logger.warning(
+                "%d of the %d annotated Kinetics clips are not on disk (listed as missing in the unreadable report)",
+                gone,
+                len(table),
+            )
+        return table.drop(columns="on_disk")
     skip = {UCF_SPLITS_DIR, HMDB_SPLITS_DIR}
     rows, empty = [], []
     for class_dir in sorted(
@@ -126,7 +147,11 @@ def select_classes(table: pd.DataFrame, classes: str | int | list[str]) -> list[
 def probe_table(table: pd.DataFrame, workers: int = 4) -> pd.DataFrame:
     """Add fingerprint, frames, fps, width, height, readable and reason; unreadable clips stay, marked."""
 
+    failed = {"fingerprint": "", "frames": 0, "fps": 0.0, "width": 0, "height": 0, "readable": False}
+
     def one(path: str) -> dict:
+        if not Path(path).is_file():
+            return {**failed, "reason": NOT_ON_DISK}
         try:
             info = probe(path)
             key = fingerprint(path)
@@ -144,15 +169,7 @@ def probe_table(table: pd.DataFrame, workers: int = 4) -> pd.DataFrame:
                 "readable": True,
                 "reason": "",
             }
-        return {
-            "fingerprint": "",
-            "frames": 0,
-            "fps": 0.0,
-            "width": 0,
-            "height": 0,
-            "readable": False,
-            "reason": reason,
-        }
+        return {**failed, "reason": reason}
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
         results = list(progress(pool.map(one, table["path"]), total=len(table), desc="probe", unit="clip"))

@@ -159,6 +159,8 @@ def assign_parts(table: pd.DataFrame, dataset: DatasetParams, cfg: SplitParams, 
     carved from train by group; any other dataset, or split.official: null, gets a stratified
     group-aware split.
     """
+    if dataset.name == "kinetics" and cfg.official:
+        return _kinetics_parts(table, cfg, seed)
     lists = splits_dir(dataset) if cfg.official else None
     if lists is None:
         if dataset.name in ("ucf101", "hmdb51") and cfg.official:
@@ -204,3 +206,18 @@ def assign_parts(table: pd.DataFrame, dataset: DatasetParams, cfg: SplitParams, 
 def classes_missing_a_part(table: pd.DataFrame) -> list[str]:
     """Classes without clips in both train and test: their accuracy cannot be learned or measured."""
     return [c for c, parts in table.groupby("label")["split"].agg(set).items() if not {"train", "test"} <= parts]
+
+
+def _kinetics_parts(table: pd.DataFrame, cfg: SplitParams, seed: int) -> tuple[pd.DataFrame, dict]:
+    """Kinetics' official split: its train set is train (val carved from it by YouTube video), its
+    validation set is the test set (the official test set has no public labels)."""
+    table = table.copy()
+    table["split"] = table["listed_split"].map({"train": "train", "val": "test"})
+    for part in ("train", "test"):
+        if not (table["split"] == part).any():
+            raise SplitError(
+                f"the Kinetics annotations leave no {part} clip on disk; set split.official: null for a "
+                f"group-aware split of the clips present"
+            )
+    table["split"] = carve_val(table, cfg.val_fraction, seed)
+    return table, {"source": "official kinetics train / validate"}

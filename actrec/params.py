@@ -107,7 +107,9 @@ class SplitParams:
 
 @dataclass(frozen=True)
 class ExtractParams:
-    backbone: Literal["resnet50", "efficientnet_lite0"] = "efficientnet_lite0"
+    backbone: Literal["resnet50", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"] = (
+        "efficientnet_lite0"
+    )
     weights: Literal["imagenet"] | None = "imagenet"
     frames: int = 16
     clips: int = 1

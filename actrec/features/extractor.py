@@ -8,6 +8,7 @@ extracts the clips of a table that the feature cache lacks, shard by shard.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import zlib
@@ -155,12 +156,7 @@ def choose_engine(
     Under torchrun rank 0 decides, once, and every rank runs the same engine in the same precision,
     so all shards land in one cache.
     """
-    backbone: list[Backbone] = []
-
-    def load() -> Backbone:
-        if not backbone:
-            backbone.append(load_backbone(cfg.backbone, cfg.weights, cfg.image_size))
-        return backbone[0]
+    load = functools.cache(lambda: load_backbone(cfg.backbone, cfg.weights, cfg.image_size))  # once, if timed
 
     def frames_for(precision: str) -> int:
         settings = ExtractionSettings.from_params(cfg, precision, seed)

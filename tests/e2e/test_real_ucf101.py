@@ -26,6 +26,12 @@ def test_real_ucf101_clips_official_split1(ucf_mini: Path, tmp_path: Path) -> No
     assert split["source"] == "official split 1"
     assert split["test"] == 95 and split["train"] + split["val"] == 55
     assert split["listed_missing"] == 13320 - 150 and split["groups_in_two_parts"] == 0
+    # 150 clips x 16 frames: long enough for the engine trial, which reports what it measured and ran the fastest
+    choice = json.loads((tmp_path / "reports/extract.json").read_text())["engine_choice"]
+    assert choice["chosen_by"] in ("trial", "cached") and choice["trials"], choice
+    fastest = max((t for t in choice["trials"] if not t.get("error")), key=lambda t: t["fps"])
+    ran = next(t for t in choice["trials"] if (t["engine"], t["precision"]) == (choice["engine"], choice["precision"]))
+    assert ran["fps"] >= 0.9 * fastest["fps"] or ran["setup_s"] < fastest["setup_s"], choice
     metrics = json.loads((tmp_path / "reports/metrics.json").read_text())
     print(f"\nUCF-101 mini, official split 1, efficientnet_lite0 + lstm: top-1 {metrics['top1']:.3f}")
     assert metrics["test_clips"] == 95

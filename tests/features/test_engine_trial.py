@@ -86,6 +86,9 @@ def test_explicit_params_are_obeyed_without_a_trial(timed) -> None:
     assert (given.engine, given.precision, given.how, timed) == ("onnxruntime", "fp32", "given", [])
     fp32 = _choose(3_000, precision="fp32")
     assert (fp32.engine, fp32.precision) == ("onnxruntime", "fp32") and {p for _, p in timed} == {"fp32"}
+    timed.clear()
+    assert _choose(3_000).engine == "openvino" and {p for _, p in timed} == {"bf16"}, "fp32's figures were kept"
+    assert len(next(iter(json.loads(engine_trial.cache_file().read_text()).values()))["trials"]) == 5
 
 
 def test_short_runs_and_cached_features_skip_the_trial(timed) -> None:

@@ -305,14 +305,21 @@ def main() -> None:
             f"features of the extra clips would take {held:.0f} MB)"
         )
     verdict = "keeps up with the bound" if d["fps"] >= b["fps"] else "below the bound: more workers would help"
+    per_worker = f" ({d['fps'] / d['workers']:.0f} frames/s a worker)" if d["workers"] else " (in this process)"
     print(
-        f"   decoding alone      : {d['fps']:8.1f} frames/s   {workers} ({d['fps'] / d['workers']:.0f} frames/s a "
-        f"worker; the DataLoader without the model {verdict})"
+        f"   decoding alone      : {d['fps']:8.1f} frames/s   {workers}{per_worker}; the DataLoader without the "
+        f"model {verdict}"
     )
-    # Model and decoding share the cores: a frame costs cores/bound core-seconds of model and 1/(rate a worker)
-    # of decoding, so all cores busy with both give this rate.
+    # Model and decoding share the cores. Decoding's cost is measured with every core decoding (one worker per
+    # core): one worker's rate times the cores would assume it scales perfectly, and it does not (the main
+    # process receives every frame, the workers share memory bandwidth). A frame then costs 1/bound seconds
+    # of all cores for the model and 1/(all-cores decoding rate) for decoding.
     cores = b["threads"]
-    combined = 1 / (1 / b["fps"] + 1 / (cores * d["fps"] / d["workers"]))
+    full = (
+        d if d["workers"] == cores else run_isolated(decoding, argparse.Namespace(**{**vars(args), "workers": cores}))
+    )
+    combined = 1 / (1 / b["fps"] + 1 / full["fps"])
+    print(f"   decoding, {cores} workers : {full['fps']:8.1f} frames/s   (every core decoding)")
     print(f"   combined bound      : {combined:8.1f} frames/s   (model and decoding on the same {cores} cores)")
     if not args.skip_naive:
         n = run_isolated(naive, args)

@@ -55,6 +55,7 @@ def test_bench_extract_prints_every_figure(ucf_mini: Path) -> None:
     workers = resolve_num_workers("auto", torch.device("cpu"))
     assert f"(4 clips x 16 frames, {workers} decoding worker" in out  # --repeat 2 over 2 clips
     assert figure("4. pipeline / bound") == pytest.approx(pipeline / bound, rel=0.01, abs=0.01)
+    assert figure(f"decoding, {torch.get_num_threads()} workers") > 0, "decoding timed with every core decoding"
     combined = figure("combined bound")
     assert combined <= bound and figure("pipeline / combined") == pytest.approx(pipeline / combined, rel=0.01, abs=0.01)
     assert re.search(r"^engine \S+, precision (fp32|bf16) \((trial|cached|rule)\)$", out, re.M), out

@@ -185,15 +185,8 @@ def assign_parts(table: pd.DataFrame, dataset: DatasetParams, cfg: SplitParams, 
         official.listed_missing,
         official.unlisted,
     )
-    table = table[table["clip_id"].isin(official.parts)].copy()
-    table["split"] = table["clip_id"].map(official.parts)
-    for part in ("train", "test"):
-        if not (table["split"] == part).any():
-            raise SplitError(
-                f"official split {cfg.official} leaves no {part} clips among the clips present; "
-                f"choose another split.official or set it to null"
-            )
-    table["split"] = carve_val(table, cfg.val_fraction, seed)
+    table = table[table["clip_id"].isin(official.parts)]
+    table = _listed_parts(table, table["clip_id"].map(official.parts), f"official split {cfg.official}", cfg, seed)
     info = {
         "source": f"official split {cfg.official}",
         "listed": official.listed,
@@ -211,13 +204,20 @@ def classes_missing_a_part(table: pd.DataFrame) -> list[str]:
 def _kinetics_parts(table: pd.DataFrame, cfg: SplitParams, seed: int) -> tuple[pd.DataFrame, dict]:
     """Kinetics' official split: its train set is train (val carved from it by YouTube video), its
     validation set is the test set (the official test set has no public labels)."""
-    table = table.copy()
-    table["split"] = table["listed_split"].map({"train": "train", "val": "test"})
+    parts = table["listed_split"].map({"train": "train", "val": "test"})
+    return _listed_parts(table, parts, "the Kinetics annotations", cfg, seed), {
+        "source": "official kinetics train / validate"
+    }
+
+
+def _listed_parts(table: pd.DataFrame, parts: pd.Series, lists: str, cfg: SplitParams, seed: int) -> pd.DataFrame:
+    """`table` with the train/test parts its official lists give, validation carved from train by group."""
+    table = table.assign(split=parts)
     for part in ("train", "test"):
         if not (table["split"] == part).any():
             raise SplitError(
-                f"the Kinetics annotations leave no {part} clip on disk; set split.official: null for a "
-                f"group-aware split of the clips present"
+                f"{lists}: no {part} clips among the clips present; choose another "
+                f"split.official or set it to null for a group-aware split"
             )
     table["split"] = carve_val(table, cfg.val_fraction, seed)
-    return table, {"source": "official kinetics train / validate"}
+    return table

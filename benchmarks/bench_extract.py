@@ -14,8 +14,8 @@ below the bound, more --workers would help. --repeat R goes over the sample R ti
 counted as a new video, for runs long enough to time a GPU. With --rss-clips N the pipeline
 also runs at 64 px on N/4 and on N clips (the sample repeated, each copy counted as a new video) to
 show that its peak memory does not grow with the number of clips.
-Each phase runs in a fresh process (forked, so DataLoader workers start as they do in the extract
-stage), so one phase's memory does not hide another's.
+Each phase runs in a fresh process (from a fork server, so it can use CUDA; its DataLoader workers
+fork as they do in the extract stage), so one phase's memory does not hide another's.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import resource
 import tempfile
 import time
 from pathlib import Path
+from queue import Empty
 
 import h5py
 import numpy as np
@@ -208,16 +209,28 @@ def naive(args: argparse.Namespace) -> dict:
 
 
 def _child(fn, args, queue) -> None:
+    mp.set_start_method(None, force=True)  # the platform's default again, for the phase's DataLoader workers
     queue.put(fn(args))
 
 
 def run_isolated(fn, args: argparse.Namespace) -> dict:
-    """Run one phase in a fresh process and return its result (its peak RSS is its own)."""
-    ctx = mp.get_context()
+    """Run one phase in a fresh process and return its result (its peak RSS is its own).
+
+    The process comes from a fork server, not from this one: this process has asked CUDA for the
+    machine line, and a forked child could not use CUDA again. Its DataLoader workers still fork,
+    as in the extract stage. A phase that dies ends the benchmark instead of leaving it waiting.
+    """
+    ctx = mp.get_context("forkserver")
     queue = ctx.Queue()
     proc = ctx.Process(target=_child, args=(fn, args, queue))
     proc.start()
-    result = queue.get()
+    while True:
+        try:
+            result = queue.get(timeout=1.0)
+            break
+        except Empty:
+            if not proc.is_alive():
+                raise SystemExit(f"{fn.__name__} failed (exit code {proc.exitcode}): see the traceback above") from None
     proc.join()
     return result
 

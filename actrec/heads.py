@@ -184,13 +184,34 @@ class MeanHead(nn.Module):
         return self.classifier(self.dropout(self.norm(x.mean(1))))
 
 
+class ProbeHead(nn.Module):
+    """The linear probe as a head: mean and standard deviation of the frames, standardised, one linear layer.
+
+    Not trained by the loop: actrec.probe fits it in closed form as scikit-learn's standardised logistic
+    regression and copies the scaler and coefficients in, so predict and export treat it as any head.
+    """
+
+    def __init__(self, input_dim: int, num_classes: int) -> None:
+        super().__init__()
+        self.register_buffer("center", torch.zeros(2 * input_dim))
+        self.register_buffer("scale", torch.ones(2 * input_dim))
+        self.classifier = nn.Linear(2 * input_dim, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        pooled = torch.cat([x.mean(1), x.std(1, correction=0)], dim=1)
+        return self.classifier((pooled - self.center) / self.scale)
+
+
 HEADS: dict[str, type[nn.Module]] = {
     "lstm": LSTMHead,
     "gru": GRUHead,
     "attention": AttentionHead,
     "transformer": TransformerHead,
     "mean": MeanHead,
+    "probe": ProbeHead,
 }
+TRAINED = tuple(h for h in HEADS if h != "probe")  # the heads the training loop fits
 
 
 def build_head(head: str, input_dim: int, num_classes: int, **options: Any) -> nn.Module:

@@ -90,8 +90,10 @@ class SplitParams:
     official: int | None = 1
     test_fraction: float = 0.25
     val_fraction: float = 0.2
+    folds: int | None = None
 
     def check(self, key: str) -> None:
+        _check_range(f"{key}.folds", self.folds, 2)
         if self.official is not None and self.official not in (1, 2, 3):
             _fail(f"{key}.official", self.official, "1, 2, 3 or null")
         _check_range(f"{key}.test_fraction", self.test_fraction, 0, 0.9, lo_open=True)
@@ -144,9 +146,12 @@ class ExtractParams:
             )
 
 
+HeadName = Literal["lstm", "gru", "attention", "transformer", "mean", "probe"]
+
+
 @dataclass(frozen=True)
 class ModelParams:
-    head: Literal["lstm", "gru", "attention", "transformer", "mean"] = "lstm"
+    head: Union[HeadName, list[HeadName]] = field(default_factory=lambda: ["lstm", "probe"])  # noqa: UP007
     hidden_size: int = 256
     num_layers: int = 1
     bidirectional: bool = True
@@ -154,11 +159,18 @@ class ModelParams:
     encoder: Literal["lstm", "gru", "linear"] = "linear"
     num_heads: int = 4
 
+    def candidates(self) -> list[str]:
+        """The heads to choose from, in the order listed (the first wins a tie)."""
+        return [self.head] if isinstance(self.head, str) else list(self.head)
+
     def check(self, key: str) -> None:
+        heads = self.candidates()
+        if not heads or len(set(heads)) < len(heads):
+            _fail(f"{key}.head", self.head, "a head, or a list of different heads to choose from")
         for name in ("hidden_size", "num_layers", "num_heads"):
             _check_range(f"{key}.{name}", getattr(self, name), 1)
         _check_range(f"{key}.dropout", self.dropout, 0, 0.95)
-        if self.head == "transformer" and self.hidden_size % self.num_heads:
+        if "transformer" in heads and self.hidden_size % self.num_heads:
             _fail(f"{key}.num_heads", self.num_heads, f"a divisor of hidden_size ({self.hidden_size})")
 
     def head_options(self) -> dict[str, Any]:
@@ -179,10 +191,13 @@ class TrainParams:
     balanced: bool = False
     feature_dropout: float = 0.1
     refit: bool = False
+    cv_folds: int | Literal["auto"] = "auto"
 
     def check(self, key: str) -> None:
         for name in ("epochs", "batch_size", "patience"):
             _check_range(f"{key}.{name}", getattr(self, name), 1)
+        if self.cv_folds != "auto" and self.cv_folds != 0:
+            _check_range(f"{key}.cv_folds", self.cv_folds, 2)
         _check_range(f"{key}.lr", self.lr, 0, lo_open=True)
         for name in ("weight_decay", "warmup_epochs", "grad_clip"):
             _check_range(f"{key}.{name}", getattr(self, name), 0)

@@ -16,7 +16,7 @@ import ctypes.util
 import logging
 import math
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -75,6 +75,7 @@ class FitResult:
     epochs_run: int
     state_dict: dict[str, Any]
     refit_epochs: int = 0  # epochs of the refit on train + val (0: none)
+    val_curve: list[float] = field(default_factory=list)  # validation accuracy after each epoch
 
 
 def _evaluate(model: nn.Module, data: FeatureSet) -> tuple[float, float]:
@@ -177,6 +178,7 @@ def fit(
             val_acc,
         )
         result.epochs_run = epoch
+        result.val_curve.append(val_acc)
         # Ties go to the later epoch: on a small validation set accuracy saturates early, and the later
         # state has trained longer at a lower learning rate (its loss on a handful of clips says little).
         if best is None or val_acc >= best or epochs is not None:
@@ -191,28 +193,27 @@ def fit(
     return result
 
 
+def fresh_head(model_params: ModelParams, head: str, data: FeatureSet, seed: int) -> nn.Module:
+    """The untrained `head` for `data`'s features and classes, seeded so its initial weights repeat too."""
+    seed_everything(seed)
+    return build_head(head, data.features.shape[-1], len(data.classes), **model_params.head_options())
+
+
 def train_head(
     model_params: ModelParams, cfg: TrainParams, seed: int, train: FeatureSet, val: FeatureSet, live: Any = None
 ) -> tuple[nn.Module, FitResult]:
-    """Build the head params describe (seeded, so the initial weights repeat too), fit it, load its best state.
+    """Build the head params describe, fit it, load its best state.
 
     With train.refit, validation only chooses the epoch count: a fresh head is then trained on train
     and val together for that many epochs of the same schedule, so no labelled clip is left unused.
     """
-
-    def fresh() -> nn.Module:
-        seed_everything(seed)
-        return build_head(
-            model_params.head, train.features.shape[-1], len(train.classes), **model_params.head_options()
-        )
-
-    model = fresh()
+    model = fresh_head(model_params, model_params.head, train, seed)
     result = fit(model, train, val, cfg, seed, live)
     if cfg.refit and len(val.labels):
         logger.info(
             "refit on %d train + val clips for %d epochs", len(train.labels) + len(val.labels), result.best_epoch
         )
-        model = fresh()
+        model = fresh_head(model_params, model_params.head, train, seed)
         both = train.join(val)
         result.state_dict = fit(model, both, both.part(), cfg, seed, epochs=result.best_epoch).state_dict
         result.refit_epochs = result.best_epoch

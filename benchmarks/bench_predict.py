@@ -53,11 +53,12 @@ def write_clip(path: Path, seed: int = 0) -> Path:
 
 
 def stand_in_model(path: Path, classes: int = 101) -> Path:
-    """A checkpoint as the train stage writes it: default params, random head weights."""
+    """A checkpoint as the train stage writes it: default params, the first listed head, random weights."""
     extract, model = ExtractParams(), ModelParams()
-    head = build_head(model.head, 1280, classes, **model.head_options())
+    name = model.candidates()[0]
+    head = build_head(name, 1280, classes, **model.head_options())
     Checkpoint(
-        head=model.head,
+        head=name,
         head_options=model.head_options(),
         input_dim=1280,
         classes=[f"class{i:03d}" for i in range(classes)],

@@ -20,12 +20,12 @@ import pandas as pd
 from actrec.errors import run_main
 from actrec.evaluation.metrics import confusion, most_confused, per_class_table, summary_metrics
 from actrec.evaluation.plots import confusion_heatmap, save_figure
-from actrec.evaluation.probe import linear_probe
 from actrec.evaluation.summary import summary_markdown
 from actrec.features.store import FeatureStoreError, load_features
 from actrec.files import output_dir, output_file, write_json
 from actrec.inference.checkpoint import load_model
 from actrec.inference.proba import predict_proba
+from actrec.probe import linear_probe
 
 logger = logging.getLogger("pipeline.evaluate")
 

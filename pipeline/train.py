@@ -1,4 +1,4 @@
-"""Stage 4: train the temporal head on the cached features of the train split.
+"""Stage 4: choose and train the head on the cached features of the train and val splits.
 
 python -m pipeline.train --features features/features.h5 --out models/model.pt --live reports/train
 
@@ -21,7 +21,8 @@ from actrec.features.store import FeatureStoreError, differing_settings, load_fe
 from actrec.files import output_dir
 from actrec.inference.checkpoint import Checkpoint
 from actrec.params import load_params
-from actrec.training import keep_freed_memory, train_head
+from actrec.selection import choose_and_train
+from actrec.training import keep_freed_memory
 
 logger = logging.getLogger("pipeline.train")
 
@@ -49,31 +50,39 @@ def main(argv: list[str] | None = None) -> None:
     if not len(val.labels):
         logger.warning("no validation clips: early stopping watches the training accuracy")
     logger.info(
-        "training %s head on %d train / %d val clips, features %s",
-        params.model.head,
+        "training %s on %d train / %d val clips, features %s",
+        " or ".join(params.model.candidates()),
         len(train.labels),
         len(val.labels),
         data.features.shape[1:],
     )
 
     with Live(str(args.live), dvcyaml=None, save_dvc_exp=False, report=None) as live:
-        _, result = train_head(params.model, params.train, params.seed, train, val, live)
+        model, choice, result = choose_and_train(params.model, params.train, params.seed, train, val, live)
         live.summary = {
-            "best_epoch": result.best_epoch,
-            "epochs_run": result.epochs_run,
-            "best_val_accuracy": result.best_val_accuracy,
-            "best_val_loss": result.best_val_loss,
-            "refit_epochs": result.refit_epochs,
+            "head": choice.head,
+            "chosen_by": choice.by,
+            **{f"validation_accuracy_{head}": round(score, 4) for head, score in choice.scores.items()},
         }
+        if result is not None:
+            live.summary.update(
+                {
+                    "best_epoch": result.best_epoch,
+                    "epochs_run": result.epochs_run,
+                    "best_val_accuracy": result.best_val_accuracy,
+                    "best_val_loss": result.best_val_loss,
+                    "refit_epochs": result.refit_epochs,
+                }
+            )
     Checkpoint(
-        head=params.model.head,
+        head=choice.head,
         head_options=params.model.head_options(),
         input_dim=int(data.features.shape[-1]),
         classes=data.classes,
         features=data.attrs,
-        state_dict=result.state_dict,
+        state_dict=model.state_dict(),
     ).save(args.out)
-    logger.info("best epoch %d: val accuracy %.3f; saved %s", result.best_epoch, result.best_val_accuracy, args.out)
+    logger.info("%s chosen by %s; saved %s", choice.head, choice.by, args.out)
 
 
 if __name__ == "__main__":

@@ -123,7 +123,8 @@ def class_folders(
 
 
 def clip_table(folder: Path, n: int) -> pd.DataFrame:
-    """`n` videos in two classes as a split clip table (train/test alternating); video i has 10 + i frames."""
+    """`n` videos in two classes as a split clip table (train/test alternating, a group per pair of videos);
+    video i has 10 + i frames."""
     paths = [write_video(folder / f"c{i % 2}" / f"v{i}.avi", frames=10 + i, seed=i) for i in range(n)]
     return pd.DataFrame(
         {
@@ -131,6 +132,7 @@ def clip_table(folder: Path, n: int) -> pd.DataFrame:
             "path": [str(p) for p in paths],
             "label": [f"c{i % 2}" for i in range(n)],
             "split": ["train", "test"] * (n // 2),
+            "group": [f"g{i // 2}" for i in range(n)],
             "fingerprint": [fingerprint(p) for p in paths],
         }
     )

@@ -17,6 +17,7 @@ from actrec.features.store import FeatureSet, load_features
 from actrec.heads import HEADS
 from actrec.inference.proba import predict_proba
 from actrec.params import ModelParams, TrainParams, load_params
+from actrec.selection import choose_and_train
 from actrec.training import _drop_frames, _epoch_order, _pick_clips, fit, train_head
 from tests.helpers import ROOT, run_stage
 
@@ -90,10 +91,12 @@ def test_refit_trains_a_fresh_head_on_train_and_val_for_the_chosen_epochs(monkey
         return real_fit(model, fit_train, fit_val, cfg, seed, live, epochs)
 
     monkeypatch.setattr(training, "fit", spy)
-    plain, result = train_head(ModelParams(hidden_size=8), cfg, 0, train, val)
+    plain, result = train_head(ModelParams(head="lstm", hidden_size=8), cfg, 0, train, val)
     assert seen == [(36, 12, None)] and result.refit_epochs == 0
     seen.clear()
-    refit, again = train_head(ModelParams(hidden_size=8), dataclasses.replace(cfg, refit=True), 0, train, val)
+    refit, again = train_head(
+        ModelParams(head="lstm", hidden_size=8), dataclasses.replace(cfg, refit=True), 0, train, val
+    )
     assert seen == [(36, 12, None), (48, 0, again.best_epoch)] and again.refit_epochs == again.best_epoch >= 1
     assert any(
         not torch.equal(a, b) for a, b in zip(plain.state_dict().values(), refit.state_dict().values(), strict=True)
@@ -126,19 +129,27 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.slow
 def test_order_aware_heads_beat_bag_of_frames_on_time_reversed_pairs(demo: Path) -> None:
-    """Each demo class has a twin that is itself played backwards: only frame order tells them apart."""
+    """Each demo class has a twin that is itself played backwards: only frame order tells them apart.
+    The default params (the BiLSTM or the linear probe, whichever cross-validates better) keep the BiLSTM."""
     params = load_params(demo / "params.yaml")
     data = load_features(demo / "features" / "features.h5")
     train, val, test = data.part("train"), data.part("val"), data.part("test")
-    top1 = {}
-    for head in HEADS:
-        model, _ = train_head(dataclasses.replace(params.model, head=head), params.train, params.seed, train, val)
-        top1[head] = float((predict_proba(model, test.features).argmax(1) == test.labels).mean())
+    top1, chosen = {}, {}
+    by_validation = dataclasses.replace(params.train, cv_folds=0)  # each head alone: its early stopping, as before
+    runs = {head: (dataclasses.replace(params.model, head=head), by_validation) for head in HEADS}
+    for name, (model_params, cfg) in {**runs, "default": (params.model, params.train)}.items():
+        model, choice, _ = choose_and_train(model_params, cfg, params.seed, train, val)
+        top1[name], chosen[name] = float((predict_proba(model, test.features).argmax(1) == test.labels).mean()), choice
     print("\ndemo top-1 on", len(test.labels), "test clips:", {k: round(v, 3) for k, v in top1.items()})
-    assert top1["mean"] < 0.75  # a bag of frames cannot tell a clip from its reverse
+    order_blind = ("mean", "probe")
+    for head in order_blind:
+        assert top1[head] < 0.75, (head, top1)  # a bag of frames cannot tell a clip from its reverse
     for head in HEADS:
-        if head != "mean":
+        if head not in order_blind:
             assert top1[head] >= top1["mean"] + 0.30, (head, top1)
+    assert chosen["default"].head == "lstm" and chosen["default"].by == "cross-validation (3 folds)"
+    assert chosen["default"].scores["lstm"] > chosen["default"].scores["probe"] + 0.30
+    assert top1["default"] >= top1["mean"] + 0.30
 
 
 @pytest.mark.slow

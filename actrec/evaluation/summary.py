@@ -18,8 +18,14 @@ def _interval(metrics: dict[str, Any], name: str) -> str:
     return f"(95% interval {metrics[f'{name}_ci95_low']:.1%} to {metrics[f'{name}_ci95_high']:.1%})"
 
 
-def verdict(metrics: dict[str, Any]) -> str:
+def verdict(metrics: dict[str, Any], head: str = "lstm") -> str:
     """One sentence: did the temporal head earn its keep against the linear probe on these test clips?"""
+    if head == "probe":
+        return (
+            "The linear probe is this run's model: it validated at least as well as the temporal head listed "
+            "beside it (the train stage's reports/train/metrics.json has each one's validation accuracy), so "
+            "temporal modelling did not earn its keep on this dataset."
+        )
     if "linear_probe_top1" not in metrics:
         return "No linear probe could be fitted to compare the temporal head with."
     head, probe = metrics["top1"], metrics["linear_probe_top1"]
@@ -95,7 +101,7 @@ def summary_markdown(
                 f"per video, {run['image_size']} px); dataset {run.get('dataset', '?')}, test split. Accuracy of a "
                 f"class is its recall: the share of its test clips predicted as it.",
                 _table(figures),
-                verdict(metrics),
+                verdict(metrics, run["head"]),
                 "## Most confused class pairs\n\nTest clips of the actual class predicted as another class.",
                 confusions,
                 f"## Best classes\n\n{_table(shown.head(n_best))}",

@@ -34,7 +34,7 @@ from actrec.params import ExtractParams
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 # How features were made, as recorded in the feature file: features differing in any of these
 # are other features, never to be mixed with or swapped for the ones params.extract asks for.
 MATCHED_SETTINGS = ("backbone", "weights", "frames", "clips", "image_size")
@@ -171,6 +171,7 @@ def assemble(cache: FeatureCache, table: pd.DataFrame, classes: list[str], out_p
         f.create_dataset("labels", data=table["label"].map(label_ids).to_numpy(np.int64))
         f.create_dataset("clip_ids", data=table["clip_id"].to_numpy(object), dtype=h5py.string_dtype())
         f.create_dataset("split", data=table["split"].to_numpy(object), dtype=h5py.string_dtype())
+        f.create_dataset("groups", data=table["group"].astype(str).to_numpy(object), dtype=h5py.string_dtype())
         f.attrs.update(
             {
                 **{k: ("" if v is None else v) for k, v in asdict(s).items()},
@@ -186,7 +187,11 @@ def assemble(cache: FeatureCache, table: pd.DataFrame, classes: list[str], out_p
 
 @dataclass
 class FeatureSet:
-    """A feature file in memory: features (N, K, T, D) float16 and what each row is."""
+    """A feature file in memory: features (N, K, T, D) float16 and what each row is.
+
+    `groups` names each clip's group (person, source video), which cross-validation keeps on one side
+    of each fold; None makes each clip its own group.
+    """
 
     features: np.ndarray
     labels: np.ndarray
@@ -194,29 +199,31 @@ class FeatureSet:
     split: np.ndarray
     classes: list[str]
     attrs: dict
+    groups: np.ndarray | None = None
+
+    def group_names(self) -> np.ndarray:
+        """Each clip's group (its clip id where no groups are recorded)."""
+        return self.clip_ids if self.groups is None else self.groups
 
     def join(self, other: FeatureSet) -> FeatureSet:
         """These clips and `other`'s, in one set (the same classes and attributes)."""
-        return FeatureSet(
-            *(
-                np.concatenate([a, b])
-                for a, b in (
-                    (self.features, other.features),
-                    (self.labels, other.labels),
-                    (self.clip_ids, other.clip_ids),
-                    (self.split, other.split),
-                )
-            ),
-            self.classes,
-            self.attrs,
-        )
+        rows = zip(ROWS, self._rows(), other._rows(), strict=True)
+        return FeatureSet(**{n: np.concatenate([a, b]) for n, a, b in rows}, classes=self.classes, attrs=self.attrs)
 
     def part(self, *names: str) -> FeatureSet:
         """The clips of the named split parts ("train", "val", "test")."""
-        mask = np.isin(self.split, names)
-        return FeatureSet(
-            self.features[mask], self.labels[mask], self.clip_ids[mask], self.split[mask], self.classes, self.attrs
-        )
+        return self.rows(np.isin(self.split, names))
+
+    def rows(self, index: np.ndarray) -> FeatureSet:
+        """The clips `index` selects (a boolean mask or row numbers)."""
+        rows = zip(ROWS, self._rows(), strict=True)
+        return FeatureSet(**{n: a[index] for n, a in rows}, classes=self.classes, attrs=self.attrs)
+
+    def _rows(self) -> tuple[np.ndarray, ...]:
+        return self.features, self.labels, self.clip_ids, self.split, self.group_names()
+
+
+ROWS = ("features", "labels", "clip_ids", "split", "groups")  # FeatureSet's per-clip fields, in _rows' order
 
 
 def load_features(path: str | Path, parts: Iterable[str] | None = None) -> FeatureSet:
@@ -240,4 +247,5 @@ def load_features(path: str | Path, parts: Iterable[str] | None = None) -> Featu
             split=split[mask],
             classes=json.loads(f.attrs["classes"]),
             attrs=dict(f.attrs),
+            groups=f["groups"].asstr()[:][mask],
         )

@@ -57,6 +57,7 @@ def test_identical_videos_share_one_cached_row(tmp_path) -> None:
         "path": str(copy),
         "label": "c1",
         "split": "train",
+        "group": "g9",
         "fingerprint": fingerprint(copy),
     }
     cache = FeatureCache(tmp_path / "cache", SETTINGS)
@@ -67,3 +68,4 @@ def test_identical_videos_share_one_cached_row(tmp_path) -> None:
     data = load_features(out)
     np.testing.assert_array_equal(data.features[4], data.features[0])
     assert data.labels[4] == 1 and data.labels[0] == 0
+    assert data.groups.tolist() == ["g0", "g0", "g1", "g1", "g9"], "each clip's group, for cross-validation"

@@ -235,6 +235,7 @@ def _feature_file(folder: Path, settings: ExtractionSettings, dim: int = 1280, n
             "fingerprint": fps,
             "label": [CLASSES[i % 2] for i in range(n)],
             "split": (["train", "val", "test", "test"] * n)[:n],
+            "group": [f"g{i // 4}" for i in range(n)],
         }
     )
     assemble(cache, table, list(CLASSES), folder / "features/features.h5", attrs={"dataset": "folder"})

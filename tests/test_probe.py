@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
+import torch
 
-from actrec.evaluation.probe import linear_probe, pool
+from actrec.probe import linear_probe, pool, probe_head
 
 
 def test_pool_is_mean_and_std_over_frames_of_the_averaged_views() -> None:
@@ -28,3 +30,18 @@ def test_the_probe_separates_classes_whose_frames_differ_and_gives_every_class_a
 def test_no_probe_from_a_single_class() -> None:
     features = np.zeros((4, 1, 2, 3), dtype=np.float16)
     assert linear_probe(features, np.zeros(4, dtype=int), features, num_classes=2) is None
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_the_probe_head_gives_the_regressions_probabilities(classes: int) -> None:
+    """The probe as a head (what a run saves when the probe is chosen) answers as scikit-learn's fit does,
+    for the two-class (sigmoid) and multi-class (softmax) regressions, with a class never seen at 0."""
+    rng = np.random.default_rng(1)
+    labels = np.arange(48) % classes
+    features = (rng.standard_normal((48, 1, 6, 10)) + 0.5 * labels[:, None, None, None]).astype(np.float16)
+    expected = linear_probe(features[:36], labels[:36], features[36:], num_classes=classes + 1)
+    head = probe_head(features[:36], labels[:36], num_classes=classes + 1)
+    with torch.no_grad():
+        got = head(torch.from_numpy(features[36:, 0])).softmax(1).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert got[:, classes].max() < 1e-6

@@ -1,0 +1,137 @@
+"""Choosing the model: which head (a temporal head or the linear probe) and, under cross-validation, its epochs.
+
+`model.head` may list several heads (the default: the BiLSTM and the linear probe). Where the
+labelled clips are plenty, the validation split decides, as it decides early stopping. Where they
+are few (`train.cv_folds`), a validation part of one or two groups says little and takes them away
+from training, so group k-fold cross-validation over train + val decides instead: each labelled
+clip is held out once, no group straddles a fold, a temporal head's epoch count is where the
+folds' pooled accuracy peaks, and the chosen head then trains on every labelled clip. Either way
+the run keeps the temporal head only where it validates at least as well as the probe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold
+from torch import nn
+
+from actrec.errors import ActrecError
+from actrec.features.store import FeatureSet
+from actrec.params import ModelParams, TrainParams
+from actrec.probe import linear_probe, probe_head
+from actrec.training import FitResult, fit, fresh_head, train_head
+
+logger = logging.getLogger(__name__)
+
+CV_MAX_CLIPS = 1000  # cv_folds auto: cross-validate below this many labelled clips (each fold costs a training)
+CV_FOLDS = 3  # then the chosen head trains once more, on all of them: 4 trainings where validation needs 1
+
+
+@dataclass
+class Choice:
+    """What was chosen and on what evidence: each candidate's validation accuracy."""
+
+    head: str
+    by: str  # "cross-validation (k folds)", "validation split", "only candidate" or "no validation clips"
+    scores: dict[str, float] = field(default_factory=dict)
+    epochs: int = 0  # under cross-validation: the temporal head's epochs on train + val
+
+
+def cv_folds(requested: int | str, data: FeatureSet) -> int:
+    """Folds of group cross-validation for train + val `data`: 0 where the validation split decides."""
+    groups = len(np.unique(data.group_names()))
+    folds = (CV_FOLDS if len(data.labels) < CV_MAX_CLIPS else 0) if requested == "auto" else int(requested)
+    return min(folds, groups) if folds >= 2 and groups >= 2 else 0
+
+
+def group_folds(data: FeatureSet, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train rows, held-out rows) per fold: whole groups, classes spread as evenly as the groups allow."""
+    splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "the least populated class has fewer members than folds"
+        return list(splitter.split(np.zeros(len(data.labels)), data.labels, data.group_names()))
+
+
+def _cross_validate(
+    head: str, model_params: ModelParams, cfg: TrainParams, seed: int, data: FeatureSet, folds: list
+) -> tuple[float, int]:
+    """Pooled held-out accuracy of `head` over the folds, and for a trained head the epoch where it peaks."""
+    if head == "probe":
+        correct = 0
+        for fit_rows, held in folds:
+            part, out = data.rows(fit_rows), data.rows(held)
+            probs = linear_probe(part.features, part.labels, out.features, len(data.classes))
+            correct += int((probs.argmax(1) == out.labels).sum()) if probs is not None else 0
+        return correct / len(data.labels), 0
+    correct = np.zeros(cfg.epochs)
+    for fit_rows, held in folds:
+        model = fresh_head(model_params, head, data, seed)
+        result = fit(model, data.rows(fit_rows), data.rows(held), cfg, seed, epochs=cfg.epochs)
+        correct += np.asarray(result.val_curve) * len(held)
+    curve = correct / len(data.labels)
+    epoch = len(curve) - int(np.argmax(curve[::-1]))  # ties go to the later epoch, as in early stopping
+    return float(curve[epoch - 1]), epoch
+
+
+def _validate(head: str, model_params: ModelParams, cfg: TrainParams, seed: int, train, val, live):
+    """Validation accuracy on the split's val part, with the fitted model and its training record."""
+    if head == "probe":
+        model = probe_head(train.features, train.labels, len(train.classes))
+        probs = linear_probe(train.features, train.labels, val.features, len(train.classes))
+        return (float((probs.argmax(1) == val.labels).mean()) if probs is not None else 0.0), model, None
+    model, result = train_head(dataclasses.replace(model_params, head=head), cfg, seed, train, val, live)
+    return result.best_val_accuracy, model, result
+
+
+def choose_and_train(
+    model_params: ModelParams, cfg: TrainParams, seed: int, train: FeatureSet, val: FeatureSet, live: Any = None
+) -> tuple[nn.Module, Choice, FitResult | None]:
+    """The chosen head, trained; the choice with its evidence; the trained head's record (None for the probe)."""
+    heads = model_params.candidates()
+    labelled = train.join(val)
+    folds = cv_folds(cfg.cv_folds, labelled)
+    result: FitResult | None = None
+    if folds:
+        splits = group_folds(labelled, folds, seed)
+        results = {h: _cross_validate(h, model_params, cfg, seed, labelled, splits) for h in heads}
+        best = max(heads, key=lambda h: results[h][0])  # the first listed wins a tie
+        choice = Choice(best, f"cross-validation ({folds} folds)", {h: r[0] for h, r in results.items()})
+        choice.epochs = results[best][1]
+        logger.info("%s: %s; training on all %d labelled clips", choice.by, _said(choice), len(labelled.labels))
+        if best == "probe":
+            model = probe_head(labelled.features, labelled.labels, len(labelled.classes))
+        else:
+            model = fresh_head(model_params, best, labelled, seed)
+            result = fit(model, labelled, labelled.part(), cfg, seed, live, epochs=choice.epochs)
+            result.refit_epochs = choice.epochs
+            model.load_state_dict(result.state_dict)
+    else:
+        by = "validation split" if len(heads) > 1 else "only candidate"
+        if len(heads) > 1 and not len(val.labels):
+            logger.warning(
+                "no validation clips and too few groups to cross-validate: training %s (listed first)", heads[0]
+            )
+            heads, by = heads[:1], "no validation clips"
+        logged = next((h for h in heads if h != "probe"), None)  # the dvclive curves are a trained head's
+        trained = {h: _validate(h, model_params, cfg, seed, train, val, live if h == logged else None) for h in heads}
+        best = max(heads, key=lambda h: trained[h][0])
+        choice = Choice(best, by, {h: t[0] for h, t in trained.items()})
+        if len(heads) > 1:
+            logger.info("%s: %s", by, _said(choice))
+        _, model, result = trained[best]
+        if best == "probe" and len(val.labels):  # chosen on val: now fitted on every labelled clip
+            model = probe_head(labelled.features, labelled.labels, len(labelled.classes))
+    if model is None:
+        raise ActrecError("the linear probe needs labelled clips of at least 2 classes; list a trained head too")
+    return model, choice, result
+
+
+def _said(choice: Choice) -> str:
+    scores = ", ".join(f"{h} {s:.3f}" for h, s in choice.scores.items())
+    return f"accuracy {scores} -> {choice.head}"

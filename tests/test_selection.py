@@ -1,0 +1,100 @@
+"""Choosing the head: cross-validation by group on small datasets, the validation split on large ones."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from actrec.features.store import FeatureSet
+from actrec.heads import ProbeHead
+from actrec.inference.proba import predict_proba
+from actrec.params import ModelParams, TrainParams
+from actrec.probe import linear_probe
+from actrec.selection import choose_and_train, cv_folds, group_folds
+
+MODEL = ModelParams(head=["lstm", "probe"], hidden_size=16)
+TRAIN = TrainParams(epochs=25, batch_size=8, lr=3e-3, warmup_epochs=1, patience=25)
+
+
+def _clips(groups: int, per_group: int, order_only: bool, seed: int = 0, split: str = "train") -> FeatureSet:
+    """Two classes, `per_group` clips of each class per group, (N, 1, T=8, D=6) features.
+
+    order_only: class 0 drifts one way over the clip, class 1 the other way: the same frames in reverse
+    order, so the mean and spread over time (all the probe sees) are alike. Otherwise the classes differ
+    in mean and frame order carries nothing.
+    """
+    rng = np.random.default_rng(seed)
+    n = groups * per_group * 2
+    labels = np.arange(n) % 2
+    direction = np.array([1.0, -1, 1, -1, 1, -1])  # no mean across channels, which a per-frame LayerNorm removes
+    ramp = np.linspace(-1, 1, 8)[:, None] * direction
+    if order_only:
+        base = np.where(labels[:, None, None] == 0, ramp, ramp[::-1])
+    else:
+        base = np.zeros((n, 8, 6)) + labels[:, None, None] * 0.8 * direction
+    features = (base + 0.3 * rng.standard_normal((n, 8, 6)))[:, None].astype(np.float16)
+    groups_of = np.array([f"{split}-g{i // (2 * per_group)}" for i in range(n)])
+    ids = np.array([f"{split}{i}" for i in range(n)])
+    return FeatureSet(features, labels, ids, np.full(n, split), ["a", "b"], {}, groups=groups_of)
+
+
+def test_cross_validation_is_for_small_sets_and_never_has_more_folds_than_groups() -> None:
+    assert cv_folds("auto", _clips(6, 2, False)) == 3
+    assert cv_folds("auto", _clips(2, 2, False)) == 2, "two people: two folds"
+    assert cv_folds("auto", _clips(1, 4, False)) == 0, "one group: nothing to hold out"
+    assert cv_folds("auto", _clips(250, 2, False)) == 0, "1,000 clips: the validation split decides"
+    assert cv_folds(5, _clips(250, 2, False)) == 5 and cv_folds(5, _clips(4, 2, False)) == 4
+    assert cv_folds(0, _clips(6, 2, False)) == 0
+
+
+def test_each_clip_is_held_out_once_and_no_group_straddles_a_fold() -> None:
+    data = _clips(7, 3, False)
+    held = np.concatenate([out for _, out in group_folds(data, 3, seed=0)])
+    assert sorted(held.tolist()) == list(range(len(data.labels)))
+    for fit_rows, out in group_folds(data, 3, seed=0):
+        assert not set(data.groups[fit_rows]) & set(data.groups[out])
+        assert set(data.labels[out]) == {0, 1}, "both classes held out in every fold"
+
+
+def test_cross_validation_keeps_the_temporal_head_where_order_matters() -> None:
+    train, val = _clips(6, 3, True), _clips(2, 3, True, seed=1, split="val")
+    model, choice, result = choose_and_train(MODEL, TRAIN, 0, train, val)
+    assert choice.head == "lstm" and choice.by == "cross-validation (3 folds)"
+    assert choice.scores["lstm"] >= choice.scores["probe"] + 0.3, choice.scores
+    assert 1 <= choice.epochs <= TRAIN.epochs and result.refit_epochs == choice.epochs
+    test = _clips(3, 3, True, seed=2, split="test")
+    assert (predict_proba(model, test.features).argmax(1) == test.labels).mean() >= 0.9
+
+
+def test_the_probe_is_kept_where_it_validates_better_and_refitted_on_every_labelled_clip() -> None:
+    """An LSTM that cannot learn in one epoch at a tiny learning rate against the probe on mean-separated clips."""
+    train, val = _clips(6, 3, False), _clips(2, 3, False, seed=1, split="val")
+    crippled = dataclasses.replace(TRAIN, epochs=1, lr=1e-7, warmup_epochs=0)
+    for folds, by in ((0, "validation split"), ("auto", "cross-validation (3 folds)")):
+        model, choice, result = choose_and_train(MODEL, dataclasses.replace(crippled, cv_folds=folds), 0, train, val)
+        assert choice.head == "probe" and choice.by == by and result is None
+        assert choice.scores["probe"] > choice.scores["lstm"], choice.scores
+        assert isinstance(model, ProbeHead)
+        labelled = train.join(val)
+        expected = linear_probe(labelled.features, labelled.labels, val.features, 2)
+        with torch.no_grad():
+            np.testing.assert_allclose(model(torch.from_numpy(val.features[:, 0])).softmax(1), expected, atol=1e-5)
+
+
+def test_without_validation_clips_or_groups_the_first_listed_head_is_trained() -> None:
+    train = _clips(1, 6, False)  # one group: neither a validation part nor folds
+    model, choice, result = choose_and_train(MODEL, TRAIN, 0, train, train.part())
+    assert choice.head == "lstm" and choice.by == "no validation clips" and result is not None
+    assert not isinstance(model, ProbeHead)
+
+
+@pytest.mark.parametrize("heads", [["probe"], ["lstm"]])
+def test_a_single_head_is_trained_with_no_contest(heads: list[str]) -> None:
+    train, val = _clips(30, 20, False), _clips(5, 20, False, seed=1, split="val")  # 1,400 clips: no folds
+    short = dataclasses.replace(TRAIN, epochs=2)
+    model, choice, _ = choose_and_train(dataclasses.replace(MODEL, head=heads[0]), short, 0, train, val)
+    assert choice.head == heads[0] and choice.by == "only candidate" and list(choice.scores) == heads
+    assert isinstance(model, ProbeHead) == (heads == ["probe"])

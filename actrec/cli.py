@@ -174,9 +174,9 @@ def watch_command(args: argparse.Namespace) -> None:
     from actrec.inference.predictor import Predictor
     from actrec.serving.watch import open_source, watch
 
-    open_source(args.source, args.timeout).close()  # a source that cannot be opened fails before the model loads
+    source = open_source(args.source, args.timeout)  # one that cannot be opened fails before the model loads
     predictor = Predictor(args.model, args.device)
-    for event in watch(predictor, args.source, args.window, args.stride, args.realtime, args.timeout, args.top_k):
+    for event in watch(predictor, source, args.window, args.stride, args.realtime, args.top_k):
         print(json.dumps(event.as_dict()) if args.json else event.text(), flush=True)
 
 

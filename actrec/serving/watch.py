@@ -140,15 +140,14 @@ def frame_rate(container: av.container.InputContainer) -> float:
 
 def watch(
     predictor: Predictor,
-    source: str,
+    container: av.container.InputContainer,
     window: Span,
     stride: Span,
     realtime: bool = False,
-    timeout: float = 10.0,
     top_k: int = 5,
 ) -> Iterator[Event]:
-    """Events as the source plays: an update every stride once a window has filled, drops, then the end."""
-    container = open_source(source, timeout)
+    """Events as the source (open_source) plays: an update every stride once a window has filled, drops,
+    then the end; the source is closed at the end."""
     reader = None
     try:
         fps = frame_rate(container)
@@ -194,7 +193,7 @@ def _windows(
         indices = start + offsets
         lag = time.monotonic() - arrival
         if reader.paced and lag > step / fps:  # it would fall further behind: skip to the newest window
-            yield Event("dropped", start / fps, (start + length) / fps, lag)
+            yield Event("dropped", round(start / fps, 3), round((start + length) / fps, 3), lag)
         else:
             todo = [int(i) for i in np.unique(indices) if i not in features]
             if todo:

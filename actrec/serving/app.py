@@ -176,7 +176,11 @@ class Analyst:
         ]
         timeline = gr.update(value=None, visible=False)
         windows = 0
-        if info.fps > 0 and info.frames > self.window.frames(info.fps):
+        starts = []
+        if info.fps > 0:
+            length = self.window.frames(info.fps)
+            starts, _ = predictor.window_indices(info.frames, length, self.stride.frames(info.fps))
+        if len(starts) > 1:  # longer than a window: the timeline `actrec predict --window` draws
             table = predictor.windows(
                 path, self.window, self.stride, progress=lambda f: progress(0.3 + 0.7 * f, desc="windows")
             )
@@ -191,7 +195,7 @@ class Analyst:
         length = f"{info.frames / info.fps:.1f} s, " if info.fps > 0 else ""
         status = (
             f"**{best}** ({prob:.1%}) — {name} ({length}{info.width}×{info.height}), answered in {seconds:.2f} s"
-            + (f", {windows} windows in the timeline" if windows else "")
+            + (f", timeline of {windows} windows" if windows else "")
         )
         if predictor.clips > 1:
             status += f"; the model averages {predictor.clips} clips of {predictor.frames} frames, the first is shown"

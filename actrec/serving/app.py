@@ -259,8 +259,13 @@ def build_page(predictor: Predictor, args: argparse.Namespace) -> gr.Blocks:
             else:
                 gr.Markdown(f"No confusion heatmap: {confusion} not found.")
         outputs = [status, top, frames, timeline, answer]
-        upload.upload(analyst.upload, upload, outputs, api_name="predict")
-        clip.input(analyst.test_clip, clip, outputs, api_name="predict_test_clip")
+        # Each input clears the other, so what the page shows the answer for is never in doubt.
+        upload.upload(analyst.upload, upload, outputs, api_name="predict").then(
+            lambda: None, None, clip, queue=False, api_visibility="private"
+        )
+        clip.input(analyst.test_clip, clip, outputs, api_name="predict_test_clip").then(
+            lambda: None, None, upload, queue=False, api_visibility="private"
+        )
     return page.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
 
 

@@ -162,6 +162,9 @@ def watch(
         # a file's, or for a live stream (no end known) the longest of jobs.
         total = container.streams.video[0].frames if Path(container.name).is_file() else 0
         predictor.runner(len(np.unique(predictor.window_indices(total, length, step)[1])) if total else sys.maxsize)
+        size = container.streams.video[0].codec_context
+        if size.width and size.height:  # the first inference's one-off costs, paid before the first window
+            predictor.embed(np.zeros((1, size.height, size.width, 3), np.uint8))
         reader = FrameReader(container, wanted, realtime)
         reader.start()
         yield from _windows(predictor, reader, fps, length, step, offsets, top_k)

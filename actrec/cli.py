@@ -171,10 +171,11 @@ def serve_command(args: argparse.Namespace) -> None:
 
 
 def watch_command(args: argparse.Namespace) -> None:
-    from actrec.inference.predictor import Predictor
     from actrec.serving.watch import open_source, watch
 
     source = open_source(args.source, args.timeout)  # one that cannot be opened fails before the model loads
+    from actrec.inference.predictor import Predictor
+
     predictor = Predictor(args.model, args.device)
     for event in watch(predictor, source, args.window, args.stride, args.realtime, args.top_k):
         print(json.dumps(event.as_dict()) if args.json else event.text(), flush=True)

@@ -20,13 +20,16 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import numpy as np
 
 from actrec.errors import ActrecError
 from actrec.inference.inputs import Span
-from actrec.inference.predictor import Predictor
+
+if TYPE_CHECKING:  # torch loads with the model, after the source has opened
+    from actrec.inference.predictor import Predictor
 
 logger = logging.getLogger(__name__)
 

@@ -155,5 +155,8 @@ def test_too_slow_for_the_stride_drops_windows_and_says_so(trained_run: Path, tm
 def test_a_source_that_cannot_be_opened_is_one_error_line(trained_run: Path, tmp_path: Path) -> None:
     missing = one_error_line(actrec("watch", tmp_path / "nothing.avi", cwd=trained_run))
     assert "no such file, webcam or stream URL" in missing
+    text = tmp_path / "notes.txt"
+    text.write_text("not a video")
+    assert one_error_line(actrec("watch", text, cwd=trained_run)).startswith(f"error: cannot open {text}: ")
     refused = one_error_line(actrec("watch", f"http://127.0.0.1:{free_port()}/live", "--timeout", "2", cwd=trained_run))
     assert refused.startswith("error: cannot open http://127.0.0.1:")

@@ -53,7 +53,7 @@ def _human(size: float) -> str:
     raise AssertionError("unreachable")
 
 
-def test_clips(split: Path, reports: Path) -> dict[str, Path]:
+def split_test_clips(split: Path, reports: Path) -> dict[str, Path]:
     """The run's test clips present on disk, by a label naming the actual class and what the run predicted.
 
     The page offers exactly these: the browser sends a label, never a path.
@@ -206,7 +206,7 @@ class Analyst:
 
 def build_page(predictor: Predictor, args: argparse.Namespace) -> gr.Blocks:
     reports = Path(args.reports)
-    clips = test_clips(Path(args.split), reports)
+    clips = split_test_clips(Path(args.split), reports)
     analyst = Analyst(predictor, clips, args)
     with gr.Blocks(
         title=f"actrec: {Path(args.model).name}", analytics_enabled=False, delete_cache=(3600, 3600)

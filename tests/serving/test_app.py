@@ -11,12 +11,14 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from argparse import Namespace
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
+from actrec.inference.inputs import Span
 from actrec.inference.predictor import Predictor
 from tests.helpers import actrec, write_video
 
@@ -191,6 +193,7 @@ def test_four_requests_at_once_are_all_answered(server: str, clip: Path, expecte
 
 def test_no_file_of_the_machine_is_served(server: str, trained_run: Path) -> None:
     from gradio_client import Client
+    from gradio_client.exceptions import AppError
 
     config = json.loads(get(f"{server}/config")[1])
     heatmap = next(c["props"]["value"] for c in config["components"] if c.get("type") == "image")
@@ -207,11 +210,21 @@ def test_no_file_of_the_machine_is_served(server: str, trained_run: Path) -> Non
         ):
             status, body = get(f"{server}{route}{path}")
             assert status != 200 and b"root:" not in body, (route, path, status)
-    try:  # a path in place of a test clip's label is refused, not opened
-        answer = Client(server, verbose=False).predict("/etc/passwd", api_name="/predict_test_clip")[-1]
-        assert "error" in answer and "root:" not in json.dumps(answer)
-    except Exception as err:  # Gradio may refuse a value outside the dropdown's choices itself
-        assert "root:" not in str(err)
+    with pytest.raises(AppError, match="not in the list of choices"):  # a path in place of a test clip's label
+        Client(server, verbose=False).predict("/etc/passwd", api_name="/predict_test_clip")
+
+
+def test_a_test_clip_is_only_ever_one_of_the_list(trained_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Behind Gradio's own check of the choices, the page opens only the clips of the run's split it listed."""
+    from actrec.serving.app import Analyst, split_test_clips
+
+    monkeypatch.chdir(trained_run)  # the split's paths are relative to the run's folder, where `actrec serve` runs
+    args = Namespace(max_size=MAX_SIZE, top_k=5, window=Span(1, seconds=True), stride=Span(1, seconds=True))
+    clips = split_test_clips(trained_run / "data" / "split.csv", trained_run / "reports")
+    assert len(clips) == 4 and all(path.is_file() for path in clips.values())
+    analyst = Analyst(Predictor(trained_run / "models" / "model.pt", "cpu"), clips, args)
+    status, top, frames, _, _ = analyst.test_clip("/etc/passwd", progress=lambda *_, **__: None)
+    assert status == "⚠️ That is not one of this run's test clips." and top is None and frames is None
 
 
 def test_it_listens_on_localhost_only_by_default(server: str) -> None:

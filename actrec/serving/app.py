@@ -19,6 +19,7 @@ import logging
 import math
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -273,6 +274,7 @@ def serve(args: argparse.Namespace) -> None:
     """Load the model, build the page and serve it until interrupted; uploads live in a folder removed at exit."""
     predictor = Predictor(args.model, args.device)
     predictor.runner(sys.maxsize)  # a server's requests add up: the engine that repays its set-up, set up now
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops it as Ctrl-C does: folder removed
     cache = tempfile.mkdtemp(prefix="actrec-serve-")
     os.environ["GRADIO_TEMP_DIR"] = cache  # read when components save files: uploads and what the page shows
     try:

@@ -64,11 +64,14 @@ def server(trained_run: Path) -> Iterator[str]:
         except OSError:
             time.sleep(0.3)
     yield url
+    config = json.loads(get(f"{url}/config")[1])
+    heatmap = next(c["props"]["value"] for c in config["components"] if c.get("type") == "image")
     process.terminate()
     try:
         process.wait(timeout=20)
     finally:
         process.kill()
+    assert not Path(heatmap["path"]).parent.parent.exists(), "the uploads' folder outlives the server"
 
 
 @pytest.fixture(scope="module")

@@ -179,8 +179,8 @@ class Analyst:
         windows = 0
         starts = []
         if info.fps > 0:
-            length = self.window.frames(info.fps)
-            starts, _ = predictor.window_indices(info.frames, length, self.stride.frames(info.fps))
+            window, step = self.window.frames(info.fps), self.stride.frames(info.fps)
+            starts, _ = predictor.window_indices(info.frames, window, step)
         if len(starts) > 1:  # longer than a window: the timeline `actrec predict --window` draws
             table = predictor.windows(
                 path, self.window, self.stride, progress=lambda f: progress(0.3 + 0.7 * f, desc="windows")
@@ -193,9 +193,9 @@ class Analyst:
             timeline = gr.update(value=long, visible=True)
         seconds = time.perf_counter() - start
         best, prob = predictor.top_k(result.probs, 1)[0]
-        length = f"{info.frames / info.fps:.1f} s, " if info.fps > 0 else ""
+        duration = f"{info.frames / info.fps:.1f} s, " if info.fps > 0 else ""
         status = (
-            f"**{best}** ({prob:.1%}) — {name} ({length}{info.width}×{info.height}), answered in {seconds:.2f} s"
+            f"**{best}** ({prob:.1%}) — {name} ({duration}{info.width}×{info.height}), answered in {seconds:.2f} s"
             + (f", timeline of {windows} windows" if windows else "")
         )
         if predictor.clips > 1:

@@ -17,6 +17,7 @@ import re
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -170,8 +171,11 @@ def watch(
             predictor.embed(np.zeros((1, size.height, size.width, 3), np.uint8))
         reader = FrameReader(container, wanted, realtime)
         reader.start()
-        yield from _windows(predictor, reader, fps, length, step, offsets, top_k)
-        yield Event("end", message=reader.end)
+        counts = Counter()
+        for event in _windows(predictor, reader, fps, length, step, offsets, top_k):
+            counts[event.kind] += 1
+            yield event
+        yield Event("end", message=f"{reader.end}; {counts['update']} updates, {counts['dropped']} windows dropped")
     finally:
         if reader is not None:  # a daemon: one blocked in a read does not hold up the exit
             reader.stopping.set()

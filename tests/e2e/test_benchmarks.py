@@ -77,6 +77,6 @@ def test_bench_serve_prints_its_figures(trained_run: Path) -> None:
     assert out.startswith("machine: ")
     upload = re.search(r"upload to answer, median:\s+([\d.]+) s", out)
     assert upload and float(upload.group(1)) > 0, out
-    watched = re.search(r"updates: (\d+), windows dropped: (\d+), end of stream after 150 frames", out)
+    watched = re.search(r"end of stream after 150 frames; (\d+) updates, (\d+) windows dropped", out)
     assert watched and int(watched.group(1)) + int(watched.group(2)) == 3, out  # 4 s windows every 1 s in 6 s
     assert re.search(r"lag behind real time: median [\d.]+ s", out) or watched.group(1) == "0", out

@@ -89,7 +89,12 @@ def test_a_file_played_in_real_time_gives_the_windows_of_predict_window(trained_
     assert [w["start_s"] for w in windows] == expected["start_s"].tolist()  # each window once, in order
     assert_same_windows(events, expected, predictor.classes)
     assert all(e["lag_s"] >= 0 for e in windows)
-    assert events[-1] == {"event": "end", "message": f"end of stream after {FPS * SECONDS} frames"}
+    dropped = len(windows) - len([e for e in windows if e["event"] == "update"])
+    assert events[-1] == {
+        "event": "end",
+        "message": f"end of stream after {FPS * SECONDS} frames; {len(windows) - dropped} updates, "
+        f"{dropped} windows dropped",
+    }
 
 
 def test_a_stream_served_over_http_gives_the_windows_of_predict_window(

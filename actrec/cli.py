@@ -4,6 +4,8 @@ actrec predict VIDEO [--top-k 5] [--json]           one video: the top-k classes
 actrec predict DIR_OR_GLOB ... [--out preds.csv]     many videos, batched, with a progress bar
 actrec predict VIDEO --window 16 --stride 8          per window along a long video (CSV + PNG timeline)
 actrec export --format onnx|torchscript [--with-backbone]
+actrec serve [--port 7860] [--max-size 100MB]         a web page: upload a video or pick a test clip
+actrec watch SOURCE [--window 4s --stride 1s]        live predictions on a webcam, stream URL or file
 
 The model and the backbone it was trained on come from what the run recorded in the checkpoint,
 not from today's params.yaml. Bad input gives one `error: ...` line and exit code 2.
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,18 +47,6 @@ def _positive(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number >= 1")
     return int(text)
-
-
-def _as_dict(result: VideoPrediction, predictor: Predictor, k: int) -> dict:
-    if result.probs is None:
-        return {"video": str(result.path), "error": result.error}
-    top = predictor.top_k(result.probs, k)
-    return {
-        "video": str(result.path),
-        "prediction": top[0][0],
-        "probability": round(top[0][1], 4),
-        "top_k": [{"class": c, "probability": round(p, 4)} for c, p in top],
-    }
 
 
 def _row(result: VideoPrediction, predictor: Predictor, k: int) -> dict:
@@ -90,7 +81,7 @@ def _predict_many(predictor: Predictor, videos: list[Path], args: argparse.Names
             failed += 1
             logger.warning("skipping %s: %s", result.path, result.error)
         if args.json:
-            print(json.dumps(_as_dict(result, predictor, args.top_k)), flush=True)
+            print(json.dumps(predictor.as_dict(result, args.top_k)), flush=True)
         elif args.out:
             rows.append(_row(result, predictor, args.top_k))
         elif single:
@@ -166,6 +157,30 @@ def export_command(args: argparse.Namespace) -> None:
     print(f"classes, sampling and preprocessing: {out}.json")
 
 
+def _size(text: str) -> int:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]?)B?\s*", text.upper())
+    if not match or float(match[1]) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size such as 100MB, 1.5GB or 500KB")
+    return int(float(match[1]) * 1024 ** " KMG".index(match[2] or " "))
+
+
+def serve_command(args: argparse.Namespace) -> None:
+    from actrec.serving.app import serve
+
+    serve(args)
+
+
+def watch_command(args: argparse.Namespace) -> None:
+    from actrec.serving.watch import open_source, watch
+
+    source = open_source(args.source, args.timeout)  # one that cannot be opened fails before the model loads
+    from actrec.inference.predictor import Predictor
+
+    predictor = Predictor(args.model, args.device)
+    for event in watch(predictor, source, args.window, args.stride, args.realtime, args.top_k):
+        print(json.dumps(event.as_dict()) if args.json else event.text(), flush=True)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="actrec", description="Action recognition with a trained actrec model.")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO) as well as warnings")
@@ -210,6 +225,69 @@ def build_parser() -> argparse.ArgumentParser:
     )
     exporter.add_argument("--out", help="file to write (default: beside the checkpoint)")
     exporter.set_defaults(func=export_command)
+
+    server = commands.add_parser(
+        "serve",
+        help="a web page to try the model on uploaded videos and the run's test clips",
+        description="A local web page (Gradio) for a trained run: upload a video or pick one of the run's test "
+        "clips and see the top classes, the frames the model saw, the window timeline of a long video; the "
+        "model's classes, backbone and test metrics beside. Its HTTP API answers as `actrec predict --json`.",
+    )
+    server.add_argument(
+        "--model", default=DEFAULT_MODEL, help="checkpoint or folder holding model.pt (default: %(default)s)"
+    )
+    server.add_argument(
+        "--reports", default="reports", help="the run's reports: metrics.json, confusion.png (default: %(default)s)"
+    )
+    server.add_argument(
+        "--split", default="data/split.csv", help="the run's split: its test clips are offered (default: %(default)s)"
+    )
+    server.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on; 0.0.0.0 opens it to the network (default: %(default)s)",
+    )
+    server.add_argument("--port", type=_positive, default=7860, help="(default: %(default)s)")
+    server.add_argument(
+        "--max-size", type=_size, default="100MB", help="largest upload accepted, e.g. 500MB (default: 100MB)"
+    )
+    server.add_argument("--top-k", type=_positive, default=5, help="classes to show (default: %(default)s)")
+    server.add_argument(
+        "--window", type=_span, default=Span(4.0, seconds=True), help="timeline window for long videos (default: 4s)"
+    )
+    server.add_argument("--stride", type=_span, default=Span(1.0, seconds=True), help="timeline step (default: 1s)")
+    server.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    server.set_defaults(func=serve_command)
+
+    watcher = commands.add_parser(
+        "watch",
+        help="predict live on a webcam, a stream URL or a file played in real time",
+        description="Keep the last window of frames of a live source and predict every stride, one line per "
+        "update: time, top class, probability and how far behind real time the answer is. Windows the model "
+        "cannot keep up with are dropped, and said so.",
+    )
+    watcher.add_argument(
+        "source", help="webcam index (0) or /dev/videoN, a URL FFmpeg reads (rtsp://, http://, udp://) or a file"
+    )
+    watcher.add_argument(
+        "--model", default=DEFAULT_MODEL, help="checkpoint or folder holding model.pt (default: %(default)s)"
+    )
+    watcher.add_argument(
+        "--window", type=_span, default=Span(4.0, seconds=True), help="frames ('100') or seconds ('4s') (default: 4s)"
+    )
+    watcher.add_argument(
+        "--stride", type=_span, default=Span(1.0, seconds=True), help="predict every this often (default: 1s)"
+    )
+    watcher.add_argument(
+        "--realtime", action="store_true", help="play a file at its own frame rate, as a live source would come"
+    )
+    watcher.add_argument("--json", action="store_true", help="print JSON lines instead of text")
+    watcher.add_argument("--top-k", type=_positive, default=5, help="classes in each JSON line (default: %(default)s)")
+    watcher.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds without data before a source counts as lost (default: 10)"
+    )
+    watcher.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    watcher.set_defaults(func=watch_command)
     return parser
 
 

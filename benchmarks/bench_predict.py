@@ -36,16 +36,17 @@ from benchmarks.machine import describe_machine
 SECONDS, FPS, WIDTH, HEIGHT = 10, 25, 320, 240
 
 
-def write_clip(path: Path, seed: int = 0) -> Path:
-    """A 10 s 320×240 MPEG-4 AVI: a textured square crossing a noisy background (not trivially compressible)."""
+def write_clip(path: Path, seed: int = 0, seconds: int = SECONDS) -> Path:
+    """A 10 s (or `seconds`) 320×240 MPEG-4 AVI: a textured square crossing a noisy background (not trivially
+    compressible)."""
     rng = np.random.default_rng(seed)
     background = rng.integers(0, 200, (HEIGHT, WIDTH, 3), dtype=np.uint8)
     with av.open(str(path), "w", format="avi") as container:
         stream = container.add_stream("mpeg4", rate=FPS)
         stream.width, stream.height, stream.pix_fmt = WIDTH, HEIGHT, "yuv420p"
-        for i in range(SECONDS * FPS):
+        for i in range(seconds * FPS):
             frame = np.roll(background, i * 2, axis=1)
-            x = int((WIDTH - 60) * i / (SECONDS * FPS))
+            x = int((WIDTH - 60) * i / (seconds * FPS))
             frame[90:150, x : x + 60] = (255, 64, 32)
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,6 +95,7 @@ class Predictor:
         self.model, checkpoint = load_model(model_path)
         self.backbone = recorded_backbone(checkpoint, model_path)
         record = checkpoint.features
+        self.record, self.head = dict(record), checkpoint.head  # what the run recorded (the page's model panel)
         self.classes: list[str] = list(checkpoint.classes)
         self.frames, self.clips = int(record["frames"]), int(record["clips"])
         self.seed = int(record.get("seed") or 0)
@@ -107,6 +108,18 @@ class Predictor:
         """The k most probable classes with their probabilities, most probable first."""
         order = np.argsort(-probs, kind="stable")[:k]
         return [(self.classes[i], float(probs[i])) for i in order]
+
+    def as_dict(self, result: VideoPrediction, k: int) -> dict:
+        """One video's answer as `actrec predict --json` prints it and the page's HTTP API returns it."""
+        if result.probs is None:
+            return {"video": str(result.path), "error": result.error}
+        top = self.top_k(result.probs, k)
+        return {
+            "video": str(result.path),
+            "prediction": top[0][0],
+            "probability": round(top[0][1], 4),
+            "top_k": [{"class": c, "probability": round(p, 4)} for c, p in top],
+        }
 
     def predict(self, paths: Sequence[Path], num_workers: int = 0) -> Iterator[VideoPrediction]:
         """Class probabilities per video, in order; a video that cannot be read carries its error."""
@@ -149,30 +162,52 @@ class Predictor:
         out = [run(chunk.to(self.device)).cpu() for chunk in images.split(self.batch_size)]
         return torch.cat(out).numpy().astype(np.float16)
 
-    def windows(self, path: Path, window: Span, stride: Span) -> pd.DataFrame:
-        """Probabilities per window along the video: start_s, end_s, predicted, probability, one column per class.
+    def window_offsets(self, length: int) -> np.ndarray:
+        """Where in a window of `length` frames its T frames are taken: as a whole clip is sampled (the
+        centres of T equal segments). `windows` and live streams (serving.watch) both place frames by it."""
+        return sample_indices(length, self.frames)[0]
 
-        Each window is sampled as a whole clip was (T frames at the centres of T equal segments),
-        so a window close to the length of the training clips suits the model best. Windows lie
-        wholly inside the video; a video shorter than one window is one window.
-        """
-        info = probe(path)
-        if not info.fps > 0:
-            raise VideoError("the video does not say its frame rate; cannot place windows in time")
-        length, step = min(window.frames(info.fps), info.frames), stride.frames(info.fps)
-        starts = np.arange(0, info.frames - length + 1, step)
-        indices = starts[:, None] + sample_indices(length, self.frames)[0][None, :]  # (windows, T)
-        unique, inverse = np.unique(indices, return_inverse=True)
-        chunks = np.array_split(unique, math.ceil(len(unique) / DECODE_CHUNK))
-        self.runner(len(unique))  # the engine suits the whole video, not its first chunk
-        feats = np.concatenate([self.embed(video.read_frames(path, chunk)) for chunk in chunks])
-        probs = predict_proba(self.model, feats[inverse.reshape(indices.shape)][:, None])
+    def window_indices(self, total: int, length: int, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """Starts of the windows of `length` frames every `step` that lie wholly in `total` frames, and the
+        frames each samples, (windows, T)."""
+        starts = np.arange(0, total - length + 1, step)
+        return starts, starts[:, None] + self.window_offsets(length)[None, :]
+
+    def window_table(self, starts: np.ndarray, length: int, fps: float, feats: np.ndarray) -> pd.DataFrame:
+        """The head on each window's T features (windows, T, D): start_s, end_s, predicted, probability, one
+        column per class, rounded as `actrec predict --window` writes them."""
+        probs = predict_proba(self.model, feats[:, None])
         table = pd.DataFrame(
             {
-                "start_s": (starts / info.fps).round(3),
-                "end_s": ((starts + length) / info.fps).round(3),
+                "start_s": (starts / fps).round(3),
+                "end_s": ((starts + length) / fps).round(3),
                 "predicted": [self.classes[i] for i in probs.argmax(1)],
                 "probability": probs.max(1).round(4),
             }
         )
         return pd.concat([table, pd.DataFrame(probs.round(4), columns=self.classes)], axis=1)
+
+    def windows(
+        self, path: Path, window: Span, stride: Span, progress: Callable[[float], None] | None = None
+    ) -> pd.DataFrame:
+        """Probabilities per window along the video: start_s, end_s, predicted, probability, one column per class.
+
+        Each window is sampled as a whole clip was (T frames at the centres of T equal segments),
+        so a window close to the length of the training clips suits the model best. Windows lie
+        wholly inside the video; a video shorter than one window is one window. `progress` hears
+        the share of frames embedded so far (the page's progress bar).
+        """
+        info = probe(path)
+        if not info.fps > 0:
+            raise VideoError("the video does not say its frame rate; cannot place windows in time")
+        length, step = min(window.frames(info.fps), info.frames), stride.frames(info.fps)
+        starts, indices = self.window_indices(info.frames, length, step)
+        unique, inverse = np.unique(indices, return_inverse=True)
+        chunks = np.array_split(unique, math.ceil(len(unique) / DECODE_CHUNK))
+        self.runner(len(unique))  # the engine suits the whole video, not its first chunk
+        feats = []
+        for n, chunk in enumerate(chunks, start=1):
+            feats.append(self.embed(video.read_frames(path, chunk)))
+            if progress:
+                progress(n / len(chunks))
+        return self.window_table(starts, length, info.fps, np.concatenate(feats)[inverse.reshape(indices.shape)])

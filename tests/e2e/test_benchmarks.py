@@ -60,3 +60,23 @@ def test_bench_extract_prints_every_figure(ucf_mini: Path) -> None:
     assert combined <= bound and figure("pipeline / combined") == pytest.approx(pipeline / combined, rel=0.01, abs=0.01)
     assert re.search(r"^engine \S+, precision (fp32|bf16) \((trial|cached|rule)\)$", out, re.M), out
     assert figure("pipeline / naive") == pytest.approx(pipeline / naive, rel=0.01, abs=0.01)
+
+
+def test_bench_serve_prints_its_figures(trained_run: Path) -> None:
+    """Upload-to-answer through a started `actrec serve`; the lag of `actrec watch` on a clip played in real time."""
+    model = str(trained_run / "models" / "model.pt")
+    run = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_serve", "--model", model, "--runs", "1", "--watch-seconds", "6"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = run.stdout
+    assert out.startswith("machine: ")
+    upload = re.search(r"upload to answer, median:\s+([\d.]+) s", out)
+    assert upload and float(upload.group(1)) > 0, out
+    watched = re.search(r"end of stream after 150 frames; (\d+) updates, (\d+) windows dropped", out)
+    assert watched and int(watched.group(1)) + int(watched.group(2)) == 3, out  # 4 s windows every 1 s in 6 s
+    assert re.search(r"lag behind real time: median [\d.]+ s", out) or watched.group(1) == "0", out

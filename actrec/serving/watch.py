@@ -1,0 +1,217 @@
+"""Live predictions on a stream of frames: `actrec watch SOURCE`.
+
+A thread decodes the source continuously (PyAV: a webcam through v4l2, any URL FFmpeg reads, or
+a file, at its own frame rate with `realtime`) and hands on, as RGB, only the frames some window
+samples. The caller's thread keeps the last window, runs the backbone on those frames once each
+(overlapping windows share them) and the head every stride. Windows are placed and sampled as
+`actrec predict --window` places them (Predictor.window_offsets, Predictor.window_table), so a
+file watched gives the windows that command writes. When the model falls more than one stride
+behind a live source, the window is dropped, and said so, instead of queueing ever more lag.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import av
+import numpy as np
+
+from actrec.errors import ActrecError
+from actrec.inference.inputs import Span
+
+if TYPE_CHECKING:  # torch loads with the model, after the source has opened
+    from actrec.inference.predictor import Predictor
+
+logger = logging.getLogger(__name__)
+
+# Decoded frames a file read without --realtime may run ahead of the model (it waits, nothing is dropped).
+AHEAD = 256
+
+
+@dataclass
+class Event:
+    """One line of output: a window predicted ('update'), a window dropped ('dropped'), or the end ('end')."""
+
+    kind: str
+    start_s: float = 0.0
+    end_s: float = 0.0
+    lag_s: float = 0.0  # seconds between the window's last frame arriving and its answer (or its drop)
+    top_k: list[tuple[str, float]] = field(default_factory=list)
+    message: str = ""
+
+    def as_dict(self) -> dict:
+        out: dict = {"event": self.kind}
+        if self.kind == "end":
+            return {**out, "message": self.message}
+        out.update(start_s=self.start_s, end_s=self.end_s, lag_s=round(self.lag_s, 3))
+        if self.top_k:
+            out.update(
+                prediction=self.top_k[0][0],
+                probability=self.top_k[0][1],
+                top_k=[{"class": c, "probability": p} for c, p in self.top_k],
+            )
+        return out
+
+    def text(self) -> str:
+        if self.kind == "end":
+            return self.message
+        window = f"window {self.start_s:.2f}–{self.end_s:.2f} s"
+        if self.kind == "dropped":
+            return (
+                f"{self.end_s:8.2f} s  dropped {window}: {self.lag_s:.2f} s behind, the model is slower than the stride"
+            )
+        best, prob = self.top_k[0]
+        return f"{self.end_s:8.2f} s  {best}  {prob:.1%}  ({window}, {self.lag_s:.2f} s behind)"
+
+
+def open_source(source: str, timeout: float) -> av.container.InputContainer:
+    """A webcam (index or /dev/videoN), a URL FFmpeg reads, or a file; ActrecError saying why it cannot be opened."""
+    device = f"/dev/video{source}" if source.isdigit() else source
+    try:
+        if device.startswith("/dev/video"):
+            return av.open(device, format="v4l2", timeout=timeout)
+        if not re.match(r"^[a-z][a-z0-9+.-]*://", source) and not Path(source).is_file():
+            raise ActrecError(f"no such file, webcam or stream URL: {source}")
+        return av.open(source, timeout=timeout)
+    except (av.FFmpegError, OSError) as err:
+        raise ActrecError(f"cannot open {source}: {getattr(err, 'strerror', None) or err}") from err
+
+
+class FrameReader(threading.Thread):
+    """Decodes every frame of the source in order and queues (index, RGB frame or None, arrival time).
+
+    Only frames `wanted(index)` are converted to RGB; the others are counted. A live source, or a file
+    with `realtime`, is never held up by the consumer; a plain file waits for it (AHEAD frames).
+    """
+
+    def __init__(self, container: av.container.InputContainer, wanted: Callable[[int], bool], realtime: bool) -> None:
+        super().__init__(daemon=True, name="actrec-watch-decode")
+        self.container, self.wanted, self.realtime = container, wanted, realtime
+        self.paced = realtime or not Path(container.name).is_file()
+        self.frames: queue.Queue = queue.Queue(maxsize=0 if self.paced else AHEAD)
+        self.stopping = threading.Event()
+        self.end = ""  # why decoding stopped
+
+    def run(self) -> None:
+        stream = self.container.streams.video[0]
+        stream.thread_type = "AUTO"
+        start, first = time.monotonic(), None
+        index = -1
+        try:
+            for index, frame in enumerate(self.container.decode(stream)):
+                arrival = time.monotonic()
+                if self.realtime and frame.time is not None:  # play at the file's own rate
+                    first = frame.time if first is None else first
+                    arrival = start + frame.time - first
+                    time.sleep(max(0.0, arrival - time.monotonic()))
+                image = frame.to_ndarray(format="rgb24") if self.wanted(index) else None
+                self.frames.put((index, image, arrival))
+                if self.stopping.is_set():
+                    self.end = "stopped"
+                    break
+            else:
+                self.end = f"end of stream after {index + 1} frames"
+        except (av.FFmpegError, OSError) as err:
+            reason = "no data within the timeout" if isinstance(err, av.ExitError) else str(err)
+            self.end = f"lost the source after {index + 1} frames: {reason}"
+        finally:
+            self.frames.put(None)
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray | None, float]]:
+        while (item := self.frames.get()) is not None:
+            yield item
+
+
+def frame_rate(container: av.container.InputContainer) -> float:
+    if not container.streams.video:
+        raise ActrecError(f"{container.name} has no video stream")
+    stream = container.streams.video[0]
+    fps = float(stream.average_rate or stream.guessed_rate or stream.base_rate or 0)
+    if not fps > 0:
+        raise ActrecError(f"{container.name} does not say its frame rate; cannot place windows in time")
+    return fps
+
+
+def watch(
+    predictor: Predictor,
+    container: av.container.InputContainer,
+    window: Span,
+    stride: Span,
+    realtime: bool = False,
+    top_k: int = 5,
+) -> Iterator[Event]:
+    """Events as the source (open_source) plays: an update every stride once a window has filled, drops,
+    then the end; the source is closed at the end."""
+    reader = None
+    try:
+        fps = frame_rate(container)
+        length, step = window.frames(fps), stride.frames(fps)
+        offsets = predictor.window_offsets(length)
+        sampled = set(offsets.tolist())
+
+        def wanted(index: int) -> bool:  # some window start s = k·step (k ≥ 0) samples frame s + offset
+            return any(index >= o and (index - o) % step == 0 for o in sampled)
+
+        # The engine is set up before the first frame, chosen as for `predict --window` on the frames to embed:
+        # a file's, or for a live stream (no end known) the longest of jobs.
+        total = container.streams.video[0].frames if Path(container.name).is_file() else 0
+        predictor.runner(len(np.unique(predictor.window_indices(total, length, step)[1])) if total else sys.maxsize)
+        size = container.streams.video[0].codec_context
+        if size.width and size.height:  # the first inference's one-off costs, paid before the first window
+            predictor.embed(np.zeros((1, size.height, size.width, 3), np.uint8))
+        reader = FrameReader(container, wanted, realtime)
+        reader.start()
+        counts = Counter()
+        for event in _windows(predictor, reader, fps, length, step, offsets, top_k):
+            counts[event.kind] += 1
+            yield event
+        yield Event("end", message=f"{reader.end}; {counts['update']} updates, {counts['dropped']} windows dropped")
+    finally:
+        if reader is not None:  # a daemon: one blocked in a read does not hold up the exit
+            reader.stopping.set()
+            reader.join(timeout=1.0)
+        container.close()
+
+
+def _windows(
+    predictor: Predictor,
+    reader: FrameReader,
+    fps: float,
+    length: int,
+    step: int,
+    offsets: np.ndarray,
+    top_k: int,
+) -> Iterator[Event]:
+    images: dict[int, np.ndarray] = {}  # sampled frames not yet through the backbone
+    features: dict[int, np.ndarray] = {}  # sampled frames' features, kept while a window to come needs them
+    start = 0
+    for index, image, arrival in reader:
+        if image is not None:
+            images[index] = image
+        if index < start + length - 1:
+            continue
+        indices = start + offsets
+        lag = time.monotonic() - arrival
+        if reader.paced and lag > step / fps:  # it would fall further behind: skip to the newest window
+            yield Event("dropped", round(start / fps, 3), round((start + length) / fps, 3), lag)
+        else:
+            todo = [int(i) for i in np.unique(indices) if i not in features]
+            if todo:
+                features.update(zip(todo, predictor.embed(np.stack([images.pop(i) for i in todo])), strict=True))
+            row = predictor.window_table(np.array([start]), length, fps, np.stack([features[i] for i in indices])[None])
+            best = [(c, round(p, 4)) for c, p in predictor.top_k(row.loc[0, predictor.classes].to_numpy(float), top_k)]
+            yield Event("update", float(row.start_s[0]), float(row.end_s[0]), time.monotonic() - arrival, best)
+        start += step
+        for kept in (images, features):
+            for i in [i for i in kept if i < start]:
+                del kept[i]

@@ -9,6 +9,7 @@ temporal modelling has not earned its keep on this dataset, and the summary page
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -17,13 +18,19 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 
-def pool(features: np.ndarray) -> np.ndarray:
-    """(N, K, T, D) features → (N, 2·D): mean and standard deviation over the T frames of the averaged views."""
-    frames = features.astype(np.float32).mean(1)
-    return np.concatenate([frames.mean(1), frames.std(1)], axis=1)
+def pool(features: Any, chunk: int = 1024) -> np.ndarray:
+    """(N, K, T, D) features → (N, 2·D): mean and standard deviation over the T frames of the averaged views.
+
+    `chunk` clips at a time, so streamed features are read once and never all held (nor cast to float32).
+    """
+    pooled = []
+    for start in range(0, len(features), chunk):
+        frames = np.asarray(features[start : start + chunk]).astype(np.float32).mean(1)
+        pooled.append(np.concatenate([frames.mean(1), frames.std(1)], axis=1))
+    return np.concatenate(pooled)
 
 
-def linear_probe(train: np.ndarray, labels: np.ndarray, test: np.ndarray, num_classes: int) -> np.ndarray | None:
+def linear_probe(train: Any, labels: np.ndarray, test: Any, num_classes: int) -> np.ndarray | None:
     """Class probabilities (N_test, C) of the probe fitted on `train`; None with fewer than 2 classes to fit."""
     if len(np.unique(labels)) < 2:
         return None

@@ -14,6 +14,7 @@ DistributedSampler deals it, so the ranks' batches together are the single proce
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections import deque
@@ -60,7 +61,10 @@ class DiskFeatures:
         return int(np.prod(self.shape)) * self.dtype.itemsize
 
     def __getitem__(self, key: slice | np.ndarray) -> DiskFeatures:
-        return DiskFeatures(self.path, self.rows[key])
+        view = copy.copy(self)  # shares the open file
+        view.rows = self.rows[key]
+        view.shape = (len(view.rows), *self.shape[1:])
+        return view
 
     def join(self, other: DiskFeatures) -> DiskFeatures:
         """These rows, then `other`'s (of the same file)."""
@@ -85,9 +89,6 @@ class DiskFeatures:
     def __array__(self, dtype: np.dtype | None = None, copy: bool | None = None) -> np.ndarray:
         data = self.read()
         return data if dtype is None else data.astype(dtype)
-
-    def __getstate__(self) -> dict:
-        return {**self.__dict__, "_file": None}  # an open HDF5 handle does not cross processes
 
 
 Features = np.ndarray | DiskFeatures

@@ -25,9 +25,8 @@ from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from actrec.distributed import SINGLE, World, all_sum
-from actrec.errors import ActrecError
 from actrec.features.store import FeatureSet
-from actrec.features.stream import batches, shard
+from actrec.features.stream import batches, per_rank_batch, shard
 from actrec.heads import build_head
 from actrec.inference.proba import predict_proba
 from actrec.params import ModelParams, TrainParams
@@ -152,9 +151,7 @@ def fit(
     whose epoch count validation chose before). Trains on the model's device. Under torchrun (`world`)
     each rank takes batch_size / world size clips of every batch, so the recipe is the single process's.
     """
-    if cfg.batch_size % world.size:
-        raise ActrecError(f"train.batch_size {cfg.batch_size} must be a multiple of the {world.size} torchrun ranks")
-    per_rank = cfg.batch_size // world.size
+    per_rank = per_rank_batch(cfg.batch_size, world)
     generator = seed_everything(seed + world.rank)  # clip draws, frame and model dropout: each rank its own
     order_generator = torch.Generator().manual_seed(seed)  # the epochs' orders: the same on every rank
     device = next(model.parameters()).device

@@ -25,7 +25,7 @@ from actrec import distributed
 from actrec.devices import resolve_device
 from actrec.errors import run_main
 from actrec.features.store import FeatureStoreError, differing_settings
-from actrec.features.stream import load_for_training
+from actrec.features.stream import load_for_training, per_rank_batch
 from actrec.files import output_dir
 from actrec.inference.checkpoint import Checkpoint
 from actrec.params import load_params
@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     world = distributed.init(device.type)
     if device.type == "cuda":
         device = torch.device("cuda", world.local_rank)
+    per_rank_batch(params.train.batch_size, world)  # a batch that cannot be shared out fails before any work
     if not world.is_main:
         logging.getLogger("actrec").setLevel(logging.WARNING)  # rank 0 speaks for all: the figures are shared
     train, val = load_for_training(args.features, ("train", "val"))

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from actrec.distributed import World
+from actrec.errors import ActrecError
 from actrec.features.store import FeatureSet, FeatureStoreError, load_features, read_split
 
 logger = logging.getLogger(__name__)
@@ -145,6 +146,14 @@ def shard(order: torch.Tensor, world: World) -> torch.Tensor:
         return order
     padded = torch.cat([order, order[: (-len(order)) % world.size]])
     return padded[world.rank :: world.size]
+
+
+def per_rank_batch(batch_size: int, world: World) -> int:
+    """Clips each rank takes a step: train.batch_size shared out evenly, so the ranks' batches together are
+    the single process's batch."""
+    if batch_size % world.size:
+        raise ActrecError(f"train.batch_size {batch_size} must be a multiple of the {world.size} torchrun ranks")
+    return batch_size // world.size
 
 
 def batches(features: Features, order: torch.Tensor, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -13,10 +13,19 @@ import pytest
 import torch
 
 from actrec.distributed import World
+from actrec.errors import ActrecError
 from actrec.evaluation.probe import pool
 from actrec.features import stream
 from actrec.features.store import load_features
-from actrec.features.stream import DiskFeatures, batches, choose_in_memory, load_for_training, open_features, shard
+from actrec.features.stream import (
+    DiskFeatures,
+    batches,
+    choose_in_memory,
+    load_for_training,
+    open_features,
+    per_rank_batch,
+    shard,
+)
 from actrec.inference.proba import predict_proba
 from actrec.params import ModelParams, TrainParams
 from actrec.training import train_head
@@ -110,3 +119,9 @@ def test_ranks_share_out_each_batch_as_one_process_takes_it(n: int) -> None:
             assert set(expected.tolist()) <= set(together) and len(together) == len(expected) + 1
     dealt = torch.cat([torch.cat(r) for r in ranks])
     assert set(dealt.tolist()) == set(range(n)) and len(dealt) == n + n % 2
+
+
+def test_a_batch_that_cannot_be_shared_out_is_refused() -> None:
+    assert per_rank_batch(32, World(0, 4, 0)) == 8 and per_rank_batch(32, World(0, 1, 0)) == 32
+    with pytest.raises(ActrecError, match=r"train.batch_size 32 must be a multiple of the 3 torchrun ranks"):
+        per_rank_batch(32, World(1, 3, 1))

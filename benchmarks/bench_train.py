@@ -14,12 +14,15 @@ stage's loading and loop run in a fresh process per file and path: in memory (wh
 streamed from the page cache, and streamed from the disk (the file's pages evicted first). For each:
 peak RSS (VmHWM) of that process, seconds to load, and seconds per epoch, extrapolated from --batches
 batches over clips drawn from the whole file (the fastest of --repeat runs: the CPU may be shared).
+Where both paths run, they also train on the same clips in alternating blocks in one process, so that
+their ratio holds even when other work shares the CPU.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import shutil
@@ -116,6 +119,11 @@ def evict(path: Path) -> None:
         os.close(fd)
 
 
+def subset(data: FeatureSet, rows: np.ndarray) -> FeatureSet:
+    """The clips at `rows` (streamed features stay on disk)."""
+    return FeatureSet(*(a[rows] for a in (data.features, data.labels, data.clip_ids, data.split)), data.classes, {})
+
+
 def run_one(path: Path, mode: str, batches: int, head: str) -> dict:
     """In this process: load as the train stage does, then train `batches` batches of one epoch over clips drawn
     from the whole file (no validation); the figures as a dict. Mode "cold": streamed, the file evicted first."""
@@ -132,8 +140,7 @@ def run_one(path: Path, mode: str, batches: int, head: str) -> dict:
     n = min(batches * cfg.batch_size, len(train.labels))
 
     def sample(data: FeatureSet, count: int) -> FeatureSet:
-        rows = np.sort(rng.choice(len(data.labels), count, replace=False))
-        return FeatureSet(*(a[rows] for a in (data.features, data.labels, data.clip_ids, data.split)), data.classes, {})
+        return subset(data, np.sort(rng.choice(len(data.labels), count, replace=False)))
 
     warmup = sample(train, 4 * cfg.batch_size)
     model = dataclasses.replace(params.model, head=head)
@@ -150,6 +157,37 @@ def run_one(path: Path, mode: str, batches: int, head: str) -> dict:
         "train_clips": len(train.labels),
         "rss": peak_rss(),
     }
+
+
+def run_paired(path: Path, batches: int, head: str, block: int = 6) -> dict:
+    """The same clips in memory and streamed, trained in alternating blocks of `block` batches in this one process,
+    so that both see the same load on a shared CPU: seconds for `batches` batches each."""
+    params = load_params() if Path("params.yaml").is_file() else Params()
+    keep_freed_memory()
+    cfg = dataclasses.replace(params.train, epochs=1)
+    model = dataclasses.replace(params.model, head=head)
+    (memory,), (streamed,) = (load_for_training(path, ("train",), in_memory=m) for m in (True, False))
+    rows = np.random.default_rng(0).permutation(len(memory.labels))[: batches * cfg.batch_size]
+    seconds = {"memory": 0.0, "stream": 0.0}
+    for i, start in enumerate(range(0, len(rows), block * cfg.batch_size)):
+        chunk = np.sort(rows[start : start + block * cfg.batch_size])
+        for name in ("memory", "stream") if i % 2 else ("stream", "memory"):
+            data = memory if name == "memory" else streamed
+            part = subset(data, chunk)
+            began = time.perf_counter()
+            train_head(model, cfg, 0, part, part.part())
+            if i:  # the first block builds oneDNN's kernels
+                seconds[name] += time.perf_counter() - began
+    return seconds
+
+
+def child(path: Path, mode: str, batches: int, head: str) -> dict:
+    """One measured run in a fresh process (its peak RSS is its own); its figures."""
+    command = [sys.executable, "-m", "benchmarks.bench_train", "--run", str(path), "--mode", mode]
+    done = subprocess.run([*command, "--batches", str(batches), "--heads", head], capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(done.stderr[-3000:])
+    return json.loads(done.stdout.splitlines()[-1])
 
 
 def compare_sizes(args: argparse.Namespace) -> None:
@@ -178,20 +216,20 @@ def compare_sizes(args: argparse.Namespace) -> None:
                     why = "over --memory-limit" if fits else "does not fit: the train stage would stream"
                     print(f"    in memory: skipped, {train_bytes / 1e9:.1f} GB of train + val features ({why})")
                     continue
-                command = [sys.executable, "-m", "benchmarks.bench_train", "--run", str(path), "--mode", mode]
-                command += ["--batches", str(args.batches), "--heads", head]
-                runs = []
-                for _ in range(args.repeat):
-                    done = subprocess.run(command, capture_output=True, text=True)
-                    if done.returncode:
-                        raise RuntimeError(done.stderr[-3000:])
-                    runs.append(json.loads(done.stdout.splitlines()[-1]))
+                runs = [child(path, mode, args.batches, head) for _ in range(args.repeat)]
                 r = {**min(runs, key=lambda x: x["epoch_s"]), "rss": max(x["rss"] for x in runs)}
                 r["cpu_s"] = min(x["cpu_s"] for x in runs)
                 print(
                     f"    {LABELS[mode]:18s}: peak RSS {r['rss'] / 1e9:5.2f} GB, "
                     f"load {r['load_s']:6.1f} s, {r['epoch_s']:7.1f} s/epoch, CPU {r['cpu_s']:7.1f} s/epoch "
                     f"({r['train_clips']} train clips, {r['timed']} timed)",
+                    flush=True,
+                )
+            if fits and train_bytes <= args.memory_limit * 1e9:
+                r = child(path, "paired", args.batches, head)
+                print(
+                    f"    streamed / in memory, alternating in one process: {r['stream'] / r['memory']:.2f} "
+                    f"({r['memory']:.1f} s against {r['stream']:.1f} s for the same batches)",
                     flush=True,
                 )
         finally:
@@ -248,11 +286,12 @@ def main() -> None:
         "--memory-limit", type=float, default=float("inf"), help="--sizes: GB of features at most held in memory"
     )
     parser.add_argument("--run", type=Path, help=argparse.SUPPRESS)  # one measured run, in its own process
-    parser.add_argument("--mode", choices=list(LABELS), help=argparse.SUPPRESS)
+    parser.add_argument("--mode", choices=[*LABELS, "paired"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.run:
-        print(json.dumps(run_one(args.run, args.mode, args.batches, args.heads.split(",")[0])))
+        run = run_paired if args.mode == "paired" else functools.partial(run_one, mode=args.mode)
+        print(json.dumps(run(args.run, batches=args.batches, head=args.heads.split(",")[0])))
         return
     params = load_params() if Path("params.yaml").is_file() else Params()
     keep_freed_memory()  # as the train stage does

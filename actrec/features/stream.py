@@ -2,11 +2,10 @@
 
 The feature file holds one contiguous (N, K, T, D) float16 dataset, so any set of rows is one h5py read
 (rows sorted, then put back in the asked order): a batch of 32 random UCF-101 rows from the page cache
-costs a fraction of a millisecond, against tens of milliseconds for the training step it feeds, and
-the process holds only the batches in flight. A background thread reads the next batches while the
-model trains on this one. Training takes the in-memory path whenever the features fit comfortably
-(`choose_in_memory`); evaluation reads each clip once, so it always streams. Figures: README, Training
-on features larger than memory.
+costs a fraction of a millisecond, against tens of milliseconds for the training step it feeds, and the
+process holds only the batch in hand. Training
+takes the in-memory path whenever the features fit comfortably (`choose_in_memory`); evaluation reads
+each clip once, so it always streams. Figures: README, Features larger than memory.
 
 Under torchrun each rank trains on its share of every epoch's order (`shard`), as torch's
 DistributedSampler deals it, so the ranks' batches together are the single process's batch.
@@ -17,9 +16,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
-from collections import deque
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import h5py
@@ -35,7 +32,6 @@ logger = logging.getLogger(__name__)
 # In memory only when the features take at most this share of the memory available to each local rank:
 # the rest is for the model, a refit's joined copy, and the other processes on the machine.
 MEMORY_SHARE = 0.5
-PREFETCH = 2  # batches read ahead of the one training
 
 
 class DiskFeatures:
@@ -48,11 +44,10 @@ class DiskFeatures:
     def __init__(self, path: str | Path, rows: np.ndarray) -> None:
         self.path = Path(path)
         self.rows = np.asarray(rows, dtype=np.int64)
-        with h5py.File(self.path, "r") as f:
-            dataset = f["features"]
-            self.shape: tuple[int, ...] = (len(self.rows), *dataset.shape[1:])
-            self.dtype = dataset.dtype
-        self._file: h5py.File | None = None
+        self._file = h5py.File(self.path, "r")  # shared by the views; closed when the last goes
+        dataset = self._file["features"]
+        self.shape: tuple[int, ...] = (len(self.rows), *dataset.shape[1:])
+        self.dtype = dataset.dtype
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -76,8 +71,6 @@ class DiskFeatures:
     def read(self, positions: np.ndarray | None = None) -> np.ndarray:
         """The features at `positions` (all rows when None), in that order: one read of the sorted rows."""
         rows = self.rows if positions is None else self.rows[positions]
-        if self._file is None:
-            self._file = h5py.File(self.path, "r")
         dataset = self._file["features"]
         if len(rows) == 0:
             return np.empty((0, *self.shape[1:]), dtype=self.dtype)
@@ -159,8 +152,8 @@ def per_rank_batch(batch_size: int, world: World) -> int:
 def batches(features: Features, order: torch.Tensor, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(positions, float16 features) for consecutive `batch_size` slices of `order`.
 
-    In memory: a gather. Streamed: read by a background thread, PREFETCH batches ahead (h5py reads
-    release the GIL, so reading overlaps the training step).
+    In memory: a gather. Streamed: one read per batch, in this thread: a reader thread ahead of the model
+    measured no faster from the page cache, and slower on a busy CPU, where it has to wait for a turn.
     """
     slices = [order[start : start + batch_size] for start in range(0, len(order), batch_size)]
     if isinstance(features, np.ndarray):
@@ -168,13 +161,5 @@ def batches(features: Features, order: torch.Tensor, batch_size: int) -> Iterato
         for idx in slices:
             yield idx, tensor[idx]
         return
-    with ThreadPoolExecutor(1, thread_name_prefix="features") as reader:
-        pending: deque = deque()
-        for idx in slices:
-            pending.append((idx, reader.submit(features.read, idx.numpy())))
-            if len(pending) > PREFETCH:
-                done, future = pending.popleft()
-                yield done, torch.from_numpy(future.result())
-        while pending:
-            done, future = pending.popleft()
-            yield done, torch.from_numpy(future.result())
+    for idx in slices:
+        yield idx, torch.from_numpy(features.read(idx.numpy()))

@@ -3,7 +3,9 @@
 `torchrun --nproc-per-node N -m pipeline.extract ARGS` (plus torchrun's usual --nnodes/--node-rank/
 --rdzv-endpoint flags across machines) starts N copies; each extracts its share of the clips on its
 own GPU (or CPU threads) into the shared feature cache, and rank 0 assembles the one feature file
-once all have finished. Without torchrun, world size is 1 and nothing here does anything.
+once all have finished. `torchrun ... -m pipeline.train ARGS` trains one model with
+DistributedDataParallel, each rank on its share of the clips (features.stream.shard). Without
+torchrun, world size is 1 and nothing here does anything.
 """
 
 from __future__ import annotations
@@ -55,6 +57,16 @@ def gather(world: World, obj: object) -> list:
     out: list = [None] * world.size
     dist.all_gather_object(out, obj)
     return out
+
+
+def all_sum(world: World, values: list[float]) -> list[float]:
+    """The sums over every rank of each of `values` (float64, so counts stay exact)."""
+    if world.size == 1:
+        return values
+    device = torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else None
+    total = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(total)
+    return total.tolist()
 
 
 def shutdown(world: World) -> None:

@@ -10,6 +10,7 @@ dataset, and the summary page says so. As model.head `probe` it is the run's mod
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,13 +22,19 @@ from sklearn.preprocessing import StandardScaler
 from actrec.heads import ProbeHead
 
 
-def pool(features: np.ndarray) -> np.ndarray:
-    """(N, K, T, D) features → (N, 2·D): mean and standard deviation over the T frames of the averaged views."""
-    frames = features.astype(np.float32).mean(1)
-    return np.concatenate([frames.mean(1), frames.std(1)], axis=1)
+def pool(features: Any, chunk: int = 1024) -> np.ndarray:
+    """(N, K, T, D) features → (N, 2·D): mean and standard deviation over the T frames of the averaged views.
+
+    `chunk` clips at a time, so streamed features are read once and never all held (nor cast to float32).
+    """
+    pooled = []
+    for start in range(0, len(features), chunk):
+        frames = np.asarray(features[start : start + chunk]).astype(np.float32).mean(1)
+        pooled.append(np.concatenate([frames.mean(1), frames.std(1)], axis=1))
+    return np.concatenate(pooled)
 
 
-def fit_probe(features: np.ndarray, labels: np.ndarray) -> Pipeline | None:
+def fit_probe(features: Any, labels: np.ndarray) -> Pipeline | None:
     """The standardised logistic regression on pooled (N, K, T, D) features; None with fewer than 2 classes."""
     if len(np.unique(labels)) < 2:
         return None
@@ -38,7 +45,7 @@ def fit_probe(features: np.ndarray, labels: np.ndarray) -> Pipeline | None:
     return model
 
 
-def linear_probe(train: np.ndarray, labels: np.ndarray, test: np.ndarray, num_classes: int) -> np.ndarray | None:
+def linear_probe(train: Any, labels: np.ndarray, test: Any, num_classes: int) -> np.ndarray | None:
     """Class probabilities (N_test, C) of the probe fitted on `train`; None with fewer than 2 classes to fit."""
     model = fit_probe(train, labels)
     if model is None:
@@ -48,7 +55,7 @@ def linear_probe(train: np.ndarray, labels: np.ndarray, test: np.ndarray, num_cl
     return probs
 
 
-def probe_head(features: np.ndarray, labels: np.ndarray, num_classes: int) -> ProbeHead | None:
+def probe_head(features: Any, labels: np.ndarray, num_classes: int) -> ProbeHead | None:
     """The probe fitted on (N, K, T, D) features as a ProbeHead whose softmax is the regression's predict_proba.
 
     A two-class regression has one coefficient row for the second class (a sigmoid), which is a softmax

@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 from sklearn.model_selection import StratifiedGroupKFold
 from torch import nn
 
+from actrec.distributed import SINGLE, World
 from actrec.errors import ActrecError
 from actrec.features.store import FeatureSet
 from actrec.params import ModelParams, TrainParams
@@ -33,6 +35,14 @@ CV_MAX_CLIPS = 1000  # cv_folds auto: cross-validate below this many labelled cl
 CV_FOLDS = 3  # then the chosen head trains once more, on all of them: 4 trainings where validation needs 1
 
 
+@dataclass(frozen=True)
+class Run:
+    """Where training runs: the torchrun ranks and this rank's device."""
+
+    world: World
+    device: torch.device | str
+
+
 @dataclass
 class Choice:
     """What was chosen and on what evidence: each candidate's validation accuracy."""
@@ -41,6 +51,16 @@ class Choice:
     by: str  # "cross-validation (k folds)", "validation split", "only candidate" or "no validation clips"
     scores: dict[str, float] = field(default_factory=dict)
     epochs: int = 0  # under cross-validation: the temporal head's epochs on train + val
+
+    def summary(self, result: FitResult | None) -> dict[str, Any]:
+        """What reports/train/metrics.json records: the head kept, on what evidence, and how it trained."""
+        trained = ("best_epoch", "epochs_run", "best_val_accuracy", "best_val_loss", "refit_epochs")
+        return {
+            "head": self.head,
+            "chosen_by": self.by,
+            **{f"validation_accuracy_{head}": round(score, 4) for head, score in self.scores.items()},
+            **({} if result is None else {k: getattr(result, k) for k in trained}),
+        }
 
 
 def cv_folds(requested: int | str, data: FeatureSet) -> int:
@@ -59,7 +79,7 @@ def group_folds(data: FeatureSet, folds: int, seed: int) -> list[tuple[np.ndarra
 
 
 def _cross_validate(
-    head: str, model_params: ModelParams, cfg: TrainParams, seed: int, data: FeatureSet, folds: list
+    head: str, model_params: ModelParams, cfg: TrainParams, seed: int, data: FeatureSet, folds: list, run: Run
 ) -> tuple[float, int]:
     """Pooled held-out accuracy of `head` over the folds, and for a trained head the epoch where it peaks."""
     if head == "probe":
@@ -71,35 +91,48 @@ def _cross_validate(
         return correct / len(data.labels), 0
     correct = np.zeros(cfg.epochs)
     for fit_rows, held in folds:
-        model = fresh_head(model_params, head, data, seed)
-        result = fit(model, data.rows(fit_rows), data.rows(held), cfg, seed, epochs=cfg.epochs)
+        model = fresh_head(model_params, head, data, seed, run.device)
+        result = fit(model, data.rows(fit_rows), data.rows(held), cfg, seed, epochs=cfg.epochs, world=run.world)
         correct += np.asarray(result.val_curve) * len(held)
     curve = correct / len(data.labels)
     epoch = len(curve) - int(np.argmax(curve[::-1]))  # ties go to the later epoch, as in early stopping
     return float(curve[epoch - 1]), epoch
 
 
-def _validate(head: str, model_params: ModelParams, cfg: TrainParams, seed: int, train, val, live):
+def _validate(head: str, model_params: ModelParams, cfg: TrainParams, seed: int, train, val, live, run: Run):
     """Validation accuracy on the split's val part, with the fitted model and its training record."""
     if head == "probe":
         model = probe_head(train.features, train.labels, len(train.classes))
         probs = linear_probe(train.features, train.labels, val.features, len(train.classes))
         return (float((probs.argmax(1) == val.labels).mean()) if probs is not None else 0.0), model, None
-    model, result = train_head(dataclasses.replace(model_params, head=head), cfg, seed, train, val, live)
+    named = dataclasses.replace(model_params, head=head)
+    model, result = train_head(named, cfg, seed, train, val, live, run.world, run.device)
     return result.best_val_accuracy, model, result
 
 
 def choose_and_train(
-    model_params: ModelParams, cfg: TrainParams, seed: int, train: FeatureSet, val: FeatureSet, live: Any = None
+    model_params: ModelParams,
+    cfg: TrainParams,
+    seed: int,
+    train: FeatureSet,
+    val: FeatureSet,
+    live: Any = None,
+    world: World = SINGLE,
+    device: torch.device | str = "cpu",
 ) -> tuple[nn.Module, Choice, FitResult | None]:
-    """The chosen head, trained; the choice with its evidence; the trained head's record (None for the probe)."""
+    """The chosen head, trained; the choice with its evidence; the trained head's record (None for the probe).
+
+    Under torchrun (`world`) every rank runs the same choice on its share of each batch; the figures
+    it rests on are summed over the ranks, so all ranks choose alike.
+    """
+    run = Run(world, device)
     heads = model_params.candidates()
     labelled = train.join(val)
     folds = cv_folds(cfg.cv_folds, labelled)
     result: FitResult | None = None
     if folds:
         splits = group_folds(labelled, folds, seed)
-        results = {h: _cross_validate(h, model_params, cfg, seed, labelled, splits) for h in heads}
+        results = {h: _cross_validate(h, model_params, cfg, seed, labelled, splits, run) for h in heads}
         best = max(heads, key=lambda h: results[h][0])  # the first listed wins a tie
         choice = Choice(best, f"cross-validation ({folds} folds)", {h: r[0] for h, r in results.items()})
         choice.epochs = results[best][1]
@@ -107,8 +140,8 @@ def choose_and_train(
         if best == "probe":
             model = probe_head(labelled.features, labelled.labels, len(labelled.classes))
         else:
-            model = fresh_head(model_params, best, labelled, seed)
-            result = fit(model, labelled, labelled.part(), cfg, seed, live, epochs=choice.epochs)
+            model = fresh_head(model_params, best, labelled, seed, device)
+            result = fit(model, labelled, labelled.part(), cfg, seed, live, epochs=choice.epochs, world=world)
             result.refit_epochs = choice.epochs
             model.load_state_dict(result.state_dict)
     else:
@@ -119,7 +152,9 @@ def choose_and_train(
             )
             heads, by = heads[:1], "no validation clips"
         logged = next((h for h in heads if h != "probe"), None)  # the dvclive curves are a trained head's
-        trained = {h: _validate(h, model_params, cfg, seed, train, val, live if h == logged else None) for h in heads}
+        trained = {
+            h: _validate(h, model_params, cfg, seed, train, val, live if h == logged else None, run) for h in heads
+        }
         best = max(heads, key=lambda h: trained[h][0])
         choice = Choice(best, by, {h: t[0] for h, t in trained.items()})
         if len(heads) > 1:

@@ -1,16 +1,16 @@
 """Training a temporal head on cached features: a plain loop, in the style of torchvision's references.
 
-Features are loaded once into memory as float16 and cast to float32 per batch, so an epoch costs
-seconds and no video is decoded. The recipe (every knob in params.yaml's train section): AdamW,
-label smoothing, linear warm-up then cosine decay per step, gradient clipping, whole-frame
-dropout, optional class-balanced sampling, one of the K clips of each video drawn per epoch, and
-early stopping on validation accuracy. All randomness comes from the seed, so a run on CPU repeats
-exactly.
+Features come as float16, from memory or streamed from the feature file (features.stream), and are
+cast to float32 per batch, so an epoch costs seconds and no video is decoded. Under torchrun one
+model trains with DistributedDataParallel, each rank on its share of every batch. The recipe
+(every knob in params.yaml's train section): AdamW, label smoothing, linear warm-up then cosine
+decay per step, gradient clipping, whole-frame dropout, optional class-balanced sampling, one of
+the K clips of each video drawn per epoch, and early stopping on validation accuracy. All
+randomness comes from the seed, so a run on CPU repeats exactly.
 """
 
 from __future__ import annotations
 
-import copy
 import ctypes
 import ctypes.util
 import logging
@@ -24,7 +24,9 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
+from actrec.distributed import SINGLE, World, all_sum
 from actrec.features.store import FeatureSet
+from actrec.features.stream import batches, per_rank_batch, shard
 from actrec.heads import build_head
 from actrec.inference.proba import predict_proba
 from actrec.params import ModelParams, TrainParams
@@ -78,11 +80,31 @@ class FitResult:
     val_curve: list[float] = field(default_factory=list)  # validation accuracy after each epoch
 
 
-def _evaluate(model: nn.Module, data: FeatureSet) -> tuple[float, float]:
-    probs = torch.from_numpy(predict_proba(model, data.features))
-    labels = torch.from_numpy(data.labels)
-    loss = nn.functional.nll_loss(probs.clamp_min(1e-8).log(), labels).item()
-    return loss, (probs.argmax(1) == labels).float().mean().item()
+def _evaluate(model: nn.Module, data: FeatureSet, world: World) -> tuple[float, float]:
+    """Loss and accuracy on `data`; under torchrun each rank scores its share and the sums are combined,
+    so every rank sees the same figures (and makes the same early-stopping decision)."""
+    share = slice(world.rank, None, world.size)
+    labels = torch.from_numpy(data.labels[share]).long()
+    loss, correct = 0.0, 0
+    if len(labels):
+        probs = torch.from_numpy(predict_proba(model, data.features[share]))
+        loss = nn.functional.nll_loss(probs.clamp_min(1e-8).log(), labels, reduction="sum").item()
+        correct = (probs.argmax(1) == labels).sum().item()
+    loss, correct, seen = all_sum(world, [loss, correct, len(labels)])
+    return loss / seen, correct / seen
+
+
+def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of the weights on the CPU (a checkpoint loads anywhere)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
+def _distribute(model: nn.Module, world: World) -> nn.Module:
+    """The model DistributedDataParallel wraps under torchrun (gradients averaged over ranks), else itself."""
+    if world.size == 1:
+        return model
+    device = next(model.parameters()).device
+    return nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
 
 def _schedule(optimizer: torch.optim.Optimizer, cfg: TrainParams, steps_per_epoch: int) -> LambdaLR:
@@ -122,31 +144,36 @@ def fit(
     seed: int,
     live: Any = None,
     epochs: int | None = None,
+    world: World = SINGLE,
 ) -> FitResult:
     """Train with AdamW, label smoothing, warm-up + cosine; stop early on validation; return the best state.
 
     With `epochs`, train exactly that many epochs of the same schedule and return the last state (a refit,
-    whose epoch count validation chose before).
+    whose epoch count validation chose before). Trains on the model's device. Under torchrun (`world`)
+    each rank takes batch_size / world size clips of every batch, so the recipe is the single process's.
     """
-    generator = seed_everything(seed)
-    features = torch.from_numpy(train.features)  # float16, cast per batch
+    per_rank = per_rank_batch(cfg.batch_size, world)
+    generator = seed_everything(seed + world.rank)  # clip draws, frame and model dropout: each rank its own
+    order_generator = torch.Generator().manual_seed(seed)  # the epochs' orders: the same on every rank
+    device = next(model.parameters()).device
+    net = _distribute(model, world)
     labels = torch.from_numpy(train.labels).long()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
-    scheduler = _schedule(optimizer, cfg, math.ceil(len(labels) / cfg.batch_size))
+    scheduler = _schedule(optimizer, cfg, math.ceil(math.ceil(len(labels) / world.size) / per_rank))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     best: float | None = None
-    result = FitResult(0, 0.0, float("inf"), 0, copy.deepcopy(model.state_dict()))
+    result = FitResult(0, 0.0, float("inf"), 0, _snapshot(model))
     stale = 0
     for epoch in range(1, (epochs or cfg.epochs) + 1):
-        model.train()
-        order = _epoch_order(labels, cfg.balanced, generator)
+        net.train()
+        order = _epoch_order(labels, cfg.balanced, order_generator)
         total, correct, seen = 0.0, 0, 0
         lr = scheduler.get_last_lr()[0]
-        for start in range(0, len(order), cfg.batch_size):
-            idx = order[start : start + cfg.batch_size]
-            x = _drop_frames(_pick_clips(features[idx], generator).float(), cfg.feature_dropout, generator)
-            logits = model(x)
-            loss = loss_fn(logits, labels[idx])
+        for idx, features in batches(train.features, shard(order, world), per_rank):
+            x = _drop_frames(_pick_clips(features, generator).float(), cfg.feature_dropout, generator).to(device)
+            y = labels[idx].to(device)
+            logits = net(x)
+            loss = loss_fn(logits, y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
@@ -154,10 +181,11 @@ def fit(
             optimizer.step()
             scheduler.step()
             total += loss.item() * len(idx)
-            correct += (logits.argmax(1) == labels[idx]).sum().item()
+            correct += (logits.argmax(1) == y).sum().item()
             seen += len(idx)
+        total, correct, seen = all_sum(world, [total, correct, seen])
         train_loss, train_acc = total / seen, correct / seen
-        val_loss, val_acc = _evaluate(model, val) if len(val.labels) else (train_loss, train_acc)
+        val_loss, val_acc = _evaluate(model, val, world) if len(val.labels) else (train_loss, train_acc)
         if live is not None:
             for name, value in (
                 ("train/loss", train_loss),
@@ -184,7 +212,7 @@ def fit(
         if best is None or val_acc >= best or epochs is not None:
             best, stale = val_acc, 0
             result.best_epoch, result.best_val_accuracy, result.best_val_loss = epoch, val_acc, val_loss
-            result.state_dict = copy.deepcopy(model.state_dict())
+            result.state_dict = _snapshot(model)
         else:
             stale += 1
             if stale >= cfg.patience:
@@ -193,29 +221,38 @@ def fit(
     return result
 
 
-def fresh_head(model_params: ModelParams, head: str, data: FeatureSet, seed: int) -> nn.Module:
+def fresh_head(
+    model_params: ModelParams, head: str, data: FeatureSet, seed: int, device: torch.device | str = "cpu"
+) -> nn.Module:
     """The untrained `head` for `data`'s features and classes, seeded so its initial weights repeat too."""
     seed_everything(seed)
-    return build_head(head, data.features.shape[-1], len(data.classes), **model_params.head_options())
+    return build_head(head, data.features.shape[-1], len(data.classes), **model_params.head_options()).to(device)
 
 
 def train_head(
-    model_params: ModelParams, cfg: TrainParams, seed: int, train: FeatureSet, val: FeatureSet, live: Any = None
+    model_params: ModelParams,
+    cfg: TrainParams,
+    seed: int,
+    train: FeatureSet,
+    val: FeatureSet,
+    live: Any = None,
+    world: World = SINGLE,
+    device: torch.device | str = "cpu",
 ) -> tuple[nn.Module, FitResult]:
     """Build the head params describe, fit it, load its best state.
 
     With train.refit, validation only chooses the epoch count: a fresh head is then trained on train
     and val together for that many epochs of the same schedule, so no labelled clip is left unused.
     """
-    model = fresh_head(model_params, model_params.head, train, seed)
-    result = fit(model, train, val, cfg, seed, live)
+    model = fresh_head(model_params, model_params.head, train, seed, device)
+    result = fit(model, train, val, cfg, seed, live, world=world)
     if cfg.refit and len(val.labels):
         logger.info(
             "refit on %d train + val clips for %d epochs", len(train.labels) + len(val.labels), result.best_epoch
         )
-        model = fresh_head(model_params, model_params.head, train, seed)
+        model = fresh_head(model_params, model_params.head, train, seed, device)
         both = train.join(val)
-        result.state_dict = fit(model, both, both.part(), cfg, seed, epochs=result.best_epoch).state_dict
+        result.state_dict = fit(model, both, both.part(), cfg, seed, epochs=result.best_epoch, world=world).state_dict
         result.refit_epochs = result.best_epoch
     model.load_state_dict(result.state_dict)
     return model, result

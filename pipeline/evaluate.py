@@ -5,7 +5,7 @@ python -m pipeline.evaluate --model models/model.pt --features features/features
 
 Writes into the --out folder: metrics.json (DVC metrics), predictions.csv (DVC confusion plot),
 per_class.csv (DVC bar plot of per-class accuracy), confusion.png (row-normalised heatmap) and
-summary.md (the page to read after a run).
+summary.md (the page to read after a run). Features are read from the file a chunk at a time.
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ from actrec.errors import run_main
 from actrec.evaluation.metrics import confusion, most_confused, per_class_table, summary_metrics
 from actrec.evaluation.plots import confusion_heatmap, save_figure
 from actrec.evaluation.summary import summary_markdown
-from actrec.features.store import FeatureStoreError, load_features
+from actrec.features.store import FeatureStoreError
+from actrec.features.stream import open_features
 from actrec.files import output_dir, output_file, write_json
 from actrec.inference.checkpoint import load_model
 from actrec.inference.proba import predict_proba
@@ -39,8 +40,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder for the reports")
     args = parser.parse_args(argv)
     model, checkpoint = load_model(args.model)
-    data = load_features(args.features)
-    test, fit = data.part("test"), data.part("train", "val")
+    # Streamed: each clip is read once, a chunk at a time, however large the file.
+    test, fit = open_features(args.features, ("test",)), open_features(args.features, ("train", "val"))
     if not len(test.labels):
         raise FeatureStoreError(f"{args.features} has no test clips")
     checkpoint.check_features(test, args.model, args.features)

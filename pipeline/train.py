@@ -4,7 +4,10 @@ python -m pipeline.train --features features/features.h5 --out models/model.pt -
 
 The checkpoint records the head, its options, the classes and how the features were made, so
 evaluation and `actrec predict` rebuild exactly this model on exactly these features. The live
-folder holds dvclive's training curves and the best epoch's validation scores.
+folder holds dvclive's training curves and the best epoch's validation scores. Features are held in
+memory where they fit, else streamed from the file (the log says which). Under `torchrun
+--nproc-per-node N -m pipeline.train ...` the ranks train one model with DistributedDataParallel
+(nccl on GPUs, gloo on CPU), each on its share of every batch; rank 0 writes the checkpoint and logs.
 """
 
 from __future__ import annotations
@@ -12,12 +15,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+from contextlib import nullcontext
 from pathlib import Path
 
+import torch
 from dvclive import Live
 
+from actrec import distributed
+from actrec.devices import resolve_device
 from actrec.errors import run_main
-from actrec.features.store import FeatureStoreError, differing_settings, load_features
+from actrec.features.store import FeatureStoreError, differing_settings
+from actrec.features.stream import load_for_training, per_rank_batch
 from actrec.files import output_dir
 from actrec.inference.checkpoint import Checkpoint
 from actrec.params import load_params
@@ -35,54 +43,54 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_params()
     keep_freed_memory()
-    for folder in (args.out.parent, args.live):
-        output_dir(folder)
-    data = load_features(args.features, parts=("train", "val"))
-    stale = differing_settings(data.attrs, dataclasses.asdict(params.extract))
+    device = resolve_device("auto")
+    world = distributed.init(device.type)
+    if device.type == "cuda":
+        device = torch.device("cuda", world.local_rank)
+    per_rank_batch(params.train.batch_size, world)  # a batch that cannot be shared out fails before any work
+    if not world.is_main:
+        logging.getLogger("actrec").setLevel(logging.WARNING)  # rank 0 speaks for all: the figures are shared
+    train, val = load_for_training(args.features, ("train", "val"))
+    stale = differing_settings(train.attrs, dataclasses.asdict(params.extract))
     if stale:
         raise FeatureStoreError(
             f"{args.features} was extracted otherwise than params.yaml says (extracted ≠ "
             f"extract params: {stale}); run the extract stage first (dvc repro)"
         )
-    train, val = data.part("train"), data.part("val")
     if not len(train.labels):
         raise FeatureStoreError(f"{args.features} has no train clips")
     if not len(val.labels):
         logger.warning("no validation clips: early stopping watches the training accuracy")
     logger.info(
-        "training %s on %d train / %d val clips, features %s",
+        "training %s on %d train / %d val clips, features %s, on %s%s",
         " or ".join(params.model.candidates()),
         len(train.labels),
         len(val.labels),
-        data.features.shape[1:],
+        train.features.shape[1:],
+        device,
+        f" × {world.size} ranks" if world.size > 1 else "",
     )
-
-    with Live(str(args.live), dvcyaml=None, save_dvc_exp=False, report=None) as live:
-        model, choice, result = choose_and_train(params.model, params.train, params.seed, train, val, live)
-        live.summary = {
-            "head": choice.head,
-            "chosen_by": choice.by,
-            **{f"validation_accuracy_{head}": round(score, 4) for head, score in choice.scores.items()},
-        }
-        if result is not None:
-            live.summary.update(
-                {
-                    "best_epoch": result.best_epoch,
-                    "epochs_run": result.epochs_run,
-                    "best_val_accuracy": result.best_val_accuracy,
-                    "best_val_loss": result.best_val_loss,
-                    "refit_epochs": result.refit_epochs,
-                }
-            )
-    Checkpoint(
-        head=choice.head,
-        head_options=params.model.head_options(),
-        input_dim=int(data.features.shape[-1]),
-        classes=data.classes,
-        features=data.attrs,
-        state_dict=model.state_dict(),
-    ).save(args.out)
-    logger.info("%s chosen by %s; saved %s", choice.head, choice.by, args.out)
+    for folder in (args.out.parent, args.live) if world.is_main else ():
+        output_dir(folder)
+    with (
+        Live(str(args.live), dvcyaml=None, save_dvc_exp=False, report=None) if world.is_main else nullcontext() as live
+    ):
+        model, choice, result = choose_and_train(
+            params.model, params.train, params.seed, train, val, live, world, device
+        )
+        if live is not None:
+            live.summary = choice.summary(result)
+    if world.is_main:
+        Checkpoint(
+            head=choice.head,
+            head_options=params.model.head_options(),
+            input_dim=int(train.features.shape[-1]),
+            classes=train.classes,
+            features=train.attrs,
+            state_dict={k: v.cpu() for k, v in model.state_dict().items()},
+        ).save(args.out)
+        logger.info("%s chosen by %s; saved %s", choice.head, choice.by, args.out)
+    distributed.shutdown(world)
 
 
 if __name__ == "__main__":

@@ -86,9 +86,9 @@ def test_refit_trains_a_fresh_head_on_train_and_val_for_the_chosen_epochs(monkey
     seen = []
     real_fit = training.fit
 
-    def spy(model, fit_train, fit_val, cfg, seed, live=None, epochs=None):
+    def spy(model, fit_train, fit_val, cfg, seed, live=None, epochs=None, **kwargs):
         seen.append((len(fit_train.labels), len(fit_val.labels), epochs))
-        return real_fit(model, fit_train, fit_val, cfg, seed, live, epochs)
+        return real_fit(model, fit_train, fit_val, cfg, seed, live, epochs, **kwargs)
 
     monkeypatch.setattr(training, "fit", spy)
     plain, result = train_head(ModelParams(head="lstm", hidden_size=8), cfg, 0, train, val)

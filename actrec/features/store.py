@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -187,13 +188,14 @@ def assemble(cache: FeatureCache, table: pd.DataFrame, classes: list[str], out_p
 
 @dataclass
 class FeatureSet:
-    """A feature file in memory: features (N, K, T, D) float16 and what each row is.
+    """A feature file's clips: features (N, K, T, D) float16, in memory or streamed from the file
+    (features.stream), and what each row is.
 
     `groups` names each clip's group (person, source video), which cross-validation keeps on one side
     of each fold; None makes each clip its own group.
     """
 
-    features: np.ndarray
+    features: Any
     labels: np.ndarray
     clip_ids: np.ndarray
     split: np.ndarray
@@ -208,7 +210,7 @@ class FeatureSet:
     def join(self, other: FeatureSet) -> FeatureSet:
         """These clips and `other`'s, in one set (the same classes and attributes)."""
         rows = zip(ROWS, self._rows(), other._rows(), strict=True)
-        return FeatureSet(**{n: np.concatenate([a, b]) for n, a, b in rows}, classes=self.classes, attrs=self.attrs)
+        return FeatureSet(**{n: _joined(a, b) for n, a, b in rows}, classes=self.classes, attrs=self.attrs)
 
     def part(self, *names: str) -> FeatureSet:
         """The clips of the named split parts ("train", "val", "test")."""
@@ -226,26 +228,54 @@ class FeatureSet:
 ROWS = ("features", "labels", "clip_ids", "split", "groups")  # FeatureSet's per-clip fields, in _rows' order
 
 
-def load_features(path: str | Path, parts: Iterable[str] | None = None) -> FeatureSet:
-    """Read the feature file (optionally only some split parts) into memory."""
-    path = Path(path)
+def _joined(a: Any, b: Any) -> Any:
+    """Two sets' rows of one field; streamed features (features.stream.DiskFeatures) join as a lazy view."""
+    return a.join(b) if hasattr(a, "join") else np.concatenate([a, b])
+
+
+def _open(path: Path) -> h5py.File:
     if not path.is_file():
         raise FeatureStoreError(f"feature file {path} not found; run the extract stage first")
     try:
         f = h5py.File(path, "r")
     except OSError as err:
         raise FeatureStoreError(f"{path} cannot be read as HDF5 ({err}); run the extract stage again") from err
-    with f:
-        if f.attrs.get("format") != FORMAT_VERSION or "features" not in f:
-            raise FeatureStoreError(f"{path} is not an actrec feature file (format {FORMAT_VERSION})")
-        split = f["split"].asstr()[:]
-        mask = np.isin(split, list(parts)) if parts is not None else np.ones(len(split), dtype=bool)
-        return FeatureSet(
-            features=f["features"][:][mask],  # one contiguous read beats h5py's point selection
-            labels=f["labels"][:][mask],
-            clip_ids=f["clip_ids"].asstr()[:][mask],
-            split=split[mask],
-            classes=json.loads(f.attrs["classes"]),
-            attrs=dict(f.attrs),
-            groups=f["groups"].asstr()[:][mask],
+    if f.attrs.get("format") != FORMAT_VERSION or "features" not in f:
+        f.close()
+        raise FeatureStoreError(f"{path} is not an actrec feature file (format {FORMAT_VERSION})")
+    return f
+
+
+def read_split(path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str], dict, np.ndarray]:
+    """Everything of the feature file but the features: split parts, labels, clip ids, classes, attributes,
+    groups."""
+    with _open(Path(path)) as f:
+        return (
+            f["split"].asstr()[:],
+            f["labels"][:],
+            f["clip_ids"].asstr()[:],
+            json.loads(f.attrs["classes"]),
+            dict(f.attrs),
+            f["groups"].asstr()[:],
         )
+
+
+def load_features(path: str | Path, parts: Iterable[str] | None = None, chunk: int = 1024) -> FeatureSet:
+    """Read the feature file (optionally only some split parts) into memory.
+
+    Read `chunk` rows at a time, keeping the wanted ones: contiguous reads, and no copy of the whole file
+    on top of the rows kept.
+    """
+    split, labels, clip_ids, classes, attrs, groups = read_split(path)
+    mask = np.isin(split, list(parts)) if parts is not None else np.ones(len(split), dtype=bool)
+    with _open(Path(path)) as f:
+        dataset = f["features"]
+        features = np.empty((int(mask.sum()), *dataset.shape[1:]), dtype=dataset.dtype)
+        kept = 0
+        for start in range(0, len(mask), chunk):
+            wanted = mask[start : start + chunk]
+            if wanted.any():
+                rows = dataset[start : start + len(wanted)][wanted]
+                features[kept : kept + len(rows)] = rows
+                kept += len(rows)
+    return FeatureSet(features, labels[mask], clip_ids[mask], split[mask], classes, attrs, groups[mask])

@@ -1,12 +1,17 @@
-"""torchrun: two extraction processes (gloo, CPU) give the same feature file as one process."""
+"""torchrun: two extraction processes (gloo, CPU) give the same feature file as one process, and two
+training processes the same model."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import h5py
 import numpy as np
+import pytest
+import torch
 
+from benchmarks.bench_train import write_feature_file
 from tests.helpers import class_folders, run_stage, tiny_project
 
 
@@ -41,3 +46,33 @@ def test_torchrun_two_processes_match_one(tmp_path: Path) -> None:
     np.testing.assert_allclose(
         two["features"].astype(np.float32), one["features"].astype(np.float32), rtol=1e-2, atol=1e-3
     )
+
+
+def test_torchrun_training_two_ranks_match_one(tmp_path: Path) -> None:
+    """2 gloo ranks, each on half of every batch, train the model one process trains: the same recipe and seed
+    give the same metrics. Model and frame dropout are off here: each rank draws its own masks for its own
+    clips, which no single process draws, so with them the runs agree only as two seeds do."""
+    # 80 train clips: whole batches of 8, so no rank's share is padded with a repeated clip
+    write_feature_file(tmp_path / "features" / "features.h5", clips=140, frames=4, dim=16, classes=3)
+    tiny_project(
+        tmp_path,
+        extract={"backbone": "resnet50", "weights": "imagenet", "frames": 4, "clips": 1, "image_size": 224},
+        model={"hidden_size": 16, "dropout": 0.0},
+        train={"epochs": 6, "patience": 6, "batch_size": 8, "feature_dropout": 0.0},
+    )
+    one_thread = {"OMP_NUM_THREADS": "1"}
+    runs = []
+    for launcher in (("-m", "torch.distributed.run", "--nproc-per-node", "2"), ()):
+        log = run_stage("train", tmp_path, launcher=launcher, env=one_thread).stderr
+        summary = json.loads((tmp_path / "reports" / "train" / "metrics.json").read_text())
+        curve = (tmp_path / "reports" / "train" / "plots" / "metrics" / "val" / "loss.tsv").read_text()
+        weights = torch.load(tmp_path / "models" / "model.pt", weights_only=True)["state_dict"]
+        runs.append((log, summary, curve, weights))
+    (log, summary, curve, weights), (single_log, single, single_curve, single_weights) = runs
+    assert "× 2 ranks" in log and "ranks" not in single_log and "features: in memory" in log
+    assert summary["best_epoch"] == single["best_epoch"] and summary["epochs_run"] == single["epochs_run"] == 6
+    assert summary["best_val_accuracy"] == pytest.approx(single["best_val_accuracy"], abs=1e-6)
+    assert summary["best_val_loss"] == pytest.approx(single["best_val_loss"], rel=1e-3)
+    assert len(curve.splitlines()) == len(single_curve.splitlines()) == 7, "rank 0 alone logged, once per epoch"
+    for key in single_weights:
+        torch.testing.assert_close(weights[key], single_weights[key], rtol=1e-3, atol=1e-4)

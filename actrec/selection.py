@@ -54,7 +54,9 @@ class Choice:
 
     def summary(self, result: FitResult | None) -> dict[str, Any]:
         """What reports/train/metrics.json records: the head kept, on what evidence, and how it trained."""
-        trained = ("best_epoch", "epochs_run", "best_val_accuracy", "best_val_loss", "refit_epochs")
+        # After cross-validation the head trains on every labelled clip: no clip is left to score it on.
+        held_out = () if self.epochs else ("best_epoch", "best_val_accuracy", "best_val_loss")
+        trained = ("epochs_run", "refit_epochs", *held_out)
         return {
             "head": self.head,
             "chosen_by": self.by,

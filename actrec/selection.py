@@ -65,11 +65,16 @@ class Choice:
         }
 
 
+def most_folds(data: FeatureSet) -> int:
+    """The most folds `data` can be cut into: no more than its groups, nor than its largest class's clips."""
+    return min(len(np.unique(data.group_names())), int(np.bincount(data.labels).max(initial=0)))
+
+
 def cv_folds(requested: int | str, data: FeatureSet) -> int:
     """Folds of group cross-validation for train + val `data`: 0 where the validation split decides."""
-    groups = len(np.unique(data.group_names()))
     folds = (CV_FOLDS if len(data.labels) < CV_MAX_CLIPS else 0) if requested == "auto" else int(requested)
-    return min(folds, groups) if folds >= 2 and groups >= 2 else 0
+    folds = min(folds, most_folds(data))
+    return folds if folds >= 2 else 0
 
 
 def group_folds(data: FeatureSet, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -82,15 +87,16 @@ def group_folds(data: FeatureSet, folds: int, seed: int) -> list[tuple[np.ndarra
 
 def _cross_validate(
     head: str, model_params: ModelParams, cfg: TrainParams, seed: int, data: FeatureSet, folds: list, run: Run
-) -> tuple[float, int]:
-    """Pooled held-out accuracy of `head` over the folds, and for a trained head the epoch where it peaks."""
+) -> tuple[float, int, np.ndarray | None]:
+    """Pooled held-out accuracy of `head` over the folds; for a trained head the epoch where it peaks, and the
+    accuracy after each epoch."""
     if head == "probe":
         correct = 0
         for fit_rows, held in folds:
             part, out = data.rows(fit_rows), data.rows(held)
             probs = linear_probe(part.features, part.labels, out.features, len(data.classes))
             correct += int((probs.argmax(1) == out.labels).sum()) if probs is not None else 0
-        return correct / len(data.labels), 0
+        return correct / len(data.labels), 0, None
     correct = np.zeros(cfg.epochs)
     for fit_rows, held in folds:
         model = fresh_head(model_params, head, data, seed, run.device)
@@ -98,7 +104,7 @@ def _cross_validate(
         correct += np.asarray(result.val_curve) * len(held)
     curve = correct / len(data.labels)
     epoch = len(curve) - int(np.argmax(curve[::-1]))  # ties go to the later epoch, as in early stopping
-    return float(curve[epoch - 1]), epoch
+    return float(curve[epoch - 1]), epoch, curve
 
 
 def _validate(head: str, model_params: ModelParams, cfg: TrainParams, seed: int, train, val, live, run: Run):
@@ -141,6 +147,9 @@ def choose_and_train(
         logger.info("%s: %s; training on all %d labelled clips", choice.by, _said(choice), len(labelled.labels))
         if best == "probe":
             model = probe_head(labelled.features, labelled.labels, len(labelled.classes))
+            if live is not None:
+                curves = {f"cv/{h}/accuracy": r[0] if r[2] is None else r[2] for h, r in results.items()}
+                _log_evidence(live, curves, cfg.epochs)
         else:
             model = fresh_head(model_params, best, labelled, seed, device)
             result = fit(model, labelled, labelled.part(), cfg, seed, live, epochs=choice.epochs, world=world)
@@ -162,11 +171,22 @@ def choose_and_train(
         if len(heads) > 1:
             logger.info("%s: %s", by, _said(choice))
         _, model, result = trained[best]
+        if live is not None and logged is None:
+            _log_evidence(live, {"val/accuracy": choice.scores[best]}, 1)
         if best == "probe" and len(val.labels):  # chosen on val: now fitted on every labelled clip
             model = probe_head(labelled.features, labelled.labels, len(labelled.classes))
     if model is None:
         raise ActrecError("the linear probe needs labelled clips of at least 2 classes; list a trained head too")
     return model, choice, result
+
+
+def _log_evidence(live: Any, curves: dict[str, np.ndarray | float], epochs: int) -> None:
+    """dvclive's curves where no trained head logged its own (the probe was kept): each candidate's accuracy
+    after each epoch, the probe's (fitted once) a flat line. A run has its plots whatever it chose."""
+    for epoch in range(epochs):
+        for name, curve in curves.items():
+            live.log_metric(name, float(np.broadcast_to(curve, (epochs,))[epoch]))
+        live.next_step()
 
 
 def _said(choice: Choice) -> str:

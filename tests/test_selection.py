@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+from dvclive import Live
 
 from actrec.features.store import FeatureSet
 from actrec.heads import ProbeHead
@@ -48,6 +50,8 @@ def test_cross_validation_is_for_small_sets_and_never_has_more_folds_than_groups
     assert cv_folds("auto", _clips(250, 2, False)) == 0, "1,000 clips: the validation split decides"
     assert cv_folds(5, _clips(250, 2, False)) == 5 and cv_folds(5, _clips(4, 2, False)) == 4
     assert cv_folds(0, _clips(6, 2, False)) == 0
+    one_each = _clips(2, 1, False).rows(np.array([0, 3]))  # HMDB-51's mini split: one clip of each class
+    assert cv_folds("auto", one_each) == 0, "a fold needs a class with a clip to hold out and one to keep"
 
 
 def test_each_clip_is_held_out_once_and_no_group_straddles_a_fold() -> None:
@@ -98,3 +102,21 @@ def test_a_single_head_is_trained_with_no_contest(heads: list[str]) -> None:
     model, choice, _ = choose_and_train(dataclasses.replace(MODEL, head=heads[0]), short, 0, train, val)
     assert choice.head == heads[0] and choice.by == "only candidate" and list(choice.scores) == heads
     assert isinstance(model, ProbeHead) == (heads == ["probe"])
+
+
+@pytest.mark.parametrize("heads, folds", [(["lstm", "probe"], "auto"), (["probe"], 0)])
+def test_a_run_that_keeps_the_probe_still_has_its_training_plots(tmp_path, heads: list[str], folds) -> None:
+    """DVC declares reports/train/plots: with the probe kept and no head trained to log its curves, the
+    evidence is logged instead (each candidate's cross-validated accuracy by epoch, or the probe's score)."""
+    train, val = _clips(6, 3, False), _clips(2, 3, False, seed=1, split="val")
+    crippled = dataclasses.replace(TRAIN, epochs=3, lr=1e-7, warmup_epochs=0, cv_folds=folds)
+    with Live(str(tmp_path), dvcyaml=None, save_dvc_exp=False, report=None) as live:
+        _, choice, _ = choose_and_train(dataclasses.replace(MODEL, head=heads), crippled, 0, train, val, live)
+    assert choice.head == "probe"
+    plots = tmp_path / "plots" / "metrics"
+    if folds == "auto":
+        for head in heads:
+            rows = pd.read_csv(plots / "cv" / head / "accuracy.tsv", sep="\t")
+            assert len(rows) == crippled.epochs and rows["accuracy"].between(0, 1).all()
+    else:
+        assert pd.read_csv(plots / "val" / "accuracy.tsv", sep="\t")["accuracy"].tolist() == [choice.scores["probe"]]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from actrec.data.splits import carve_val
@@ -21,16 +20,18 @@ from actrec.features.store import FeatureSet
 from actrec.inference.proba import predict_proba
 from actrec.params import Params
 from actrec.probe import linear_probe
-from actrec.selection import choose_and_train, group_folds
+from actrec.selection import choose_and_train, group_folds, most_folds
 
 logger = logging.getLogger(__name__)
 
 
 def cross_evaluate(data: FeatureSet, params: Params) -> dict[str, Any]:
     """Train and test the recipe once per fold of `params.split.folds`; top-1 per fold, mean and std."""
-    folds = min(params.split.folds, len(np.unique(data.group_names())))
+    folds = min(params.split.folds, most_folds(data))
     if folds < 2:
-        raise ActrecError(f"split.folds needs clips of at least 2 groups to cut folds from; the features hold {folds}")
+        raise ActrecError(
+            "split.folds needs at least 2 groups of clips, and a class with at least 2 clips, to cut folds from"
+        )
     rows = []
     for number, (rest, held) in enumerate(group_folds(data, folds, params.seed), start=1):
         labelled, test = data.rows(rest), data.rows(held)

@@ -53,8 +53,10 @@ def test_dvc_status_names_exactly_the_stages_a_code_change_affects(repo_copy: Pa
     run_command(["dvc", "repro"], repo)
     edits = {  # a file → the stages that run it
         "actrec/evaluation/metrics.py": {"evaluate"},
-        "actrec/inference/proba.py": {"train", "evaluate"},  # predict_proba: validation in training, evaluation
-        "actrec/features/store.py": {"extract", "train", "evaluate"},
+        # predict_proba: validation in training and in the k-fold evaluation, and evaluation
+        "actrec/inference/proba.py": {"train", "crossval", "evaluate"},
+        "actrec/features/store.py": {"extract", "train", "crossval", "evaluate"},
+        "actrec/selection.py": {"train", "crossval"},
         "actrec/cli.py": set(),  # predicting on new videos is no stage's business
         "actrec/export.py": set(),
     }

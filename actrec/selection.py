@@ -108,11 +108,13 @@ def _cross_validate(
 
 
 def _validate(head: str, model_params: ModelParams, cfg: TrainParams, seed: int, train, val, live, run: Run):
-    """Validation accuracy on the split's val part, with the fitted model and its training record."""
+    """Validation accuracy on the split's val part (without one, the training accuracy, as early stopping
+    watches), with the trained head and its training record. The probe is fitted for its score only: if
+    kept, it is fitted again on every labelled clip."""
     if head == "probe":
-        model = probe_head(train.features, train.labels, len(train.classes))
-        probs = linear_probe(train.features, train.labels, val.features, len(train.classes))
-        return (float((probs.argmax(1) == val.labels).mean()) if probs is not None else 0.0), model, None
+        scored = val if len(val.labels) else train
+        probs = linear_probe(train.features, train.labels, scored.features, len(train.classes))
+        return (float((probs.argmax(1) == scored.labels).mean()) if probs is not None else 0.0), None, None
     named = dataclasses.replace(model_params, head=head)
     model, result = train_head(named, cfg, seed, train, val, live, run.world, run.device)
     return result.best_val_accuracy, model, result
@@ -146,7 +148,6 @@ def choose_and_train(
         choice.epochs = results[best][1]
         logger.info("%s: %s; training on all %d labelled clips", choice.by, _said(choice), len(labelled.labels))
         if best == "probe":
-            model = probe_head(labelled.features, labelled.labels, len(labelled.classes))
             if live is not None:
                 curves = {f"cv/{h}/accuracy": r[0] if r[2] is None else r[2] for h, r in results.items()}
                 _log_evidence(live, curves, cfg.epochs)
@@ -173,8 +174,8 @@ def choose_and_train(
         _, model, result = trained[best]
         if live is not None and logged is None:
             _log_evidence(live, {"val/accuracy": choice.scores[best]}, 1)
-        if best == "probe" and len(val.labels):  # chosen on val: now fitted on every labelled clip
-            model = probe_head(labelled.features, labelled.labels, len(labelled.classes))
+    if best == "probe":  # fitted, whichever way it was chosen, on every labelled clip
+        model = probe_head(labelled.features, labelled.labels, len(labelled.classes))
     if model is None:
         raise ActrecError("the linear probe needs labelled clips of at least 2 classes; list a trained head too")
     return model, choice, result

@@ -78,6 +78,14 @@ def stand_in_model(path: Path, classes: int = 101) -> Path:
     return path
 
 
+def model_or_stand_in(model: Path, folder: Path) -> Path:
+    """`model` if it exists, else a stand-in checkpoint written into `folder` (and said so)."""
+    if model.is_file():
+        return model
+    print(f"{model} not found: timing a stand-in head of the default params (random weights)")
+    return stand_in_model(folder / "model.pt")
+
+
 def _median_time(fn, runs: int) -> float:
     times = []
     for _ in range(runs):
@@ -104,10 +112,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        model = Path(args.model)
-        if not model.is_file():
-            print(f"{model} not found: timing a stand-in head of the default params (random weights)")
-            model = stand_in_model(tmp / "model.pt")
+        model = model_or_stand_in(Path(args.model), tmp)
         clip = write_clip(tmp / "clip.avi")
         folder = tmp / "batch"
         folder.mkdir()

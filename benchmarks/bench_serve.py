@@ -24,7 +24,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from benchmarks.bench_predict import FPS, HEIGHT, SECONDS, WIDTH, stand_in_model, write_clip
+from benchmarks.bench_predict import FPS, HEIGHT, SECONDS, WIDTH, model_or_stand_in, write_clip
 from benchmarks.machine import describe_machine
 
 
@@ -98,10 +98,7 @@ def main() -> None:
     print(describe_machine())
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        model = Path(args.model)
-        if not model.is_file():
-            print(f"{model} not found: timing a stand-in head of the default params (random weights)")
-            model = stand_in_model(tmp / "model.pt")
+        model = model_or_stand_in(Path(args.model), tmp)
         bench_upload(model, write_clip(tmp / "clip.avi"), args.runs)
         bench_watch(model, write_clip(tmp / "long.avi", seconds=args.watch_seconds), args.watch_seconds)
 

@@ -42,8 +42,15 @@ def cross_evaluate(data: FeatureSet, params: Params) -> dict[str, Any]:
         top1 = float((predict_proba(model, test.features).argmax(1) == test.labels).mean())
         probe = linear_probe(labelled.features, labelled.labels, test.features, len(data.classes))
         probe_top1 = float((probe.argmax(1) == test.labels).mean()) if probe is not None else float("nan")
-        rows.append({"fold": number, "test_clips": len(test.labels), "head": choice.head, "top1": top1})
-        rows[-1]["linear_probe_top1"] = probe_top1
+        rows.append(
+            {
+                "fold": number,
+                "test_clips": len(test.labels),
+                "head": choice.head,
+                "top1": top1,
+                "linear_probe_top1": probe_top1,
+            }
+        )
         logger.info("fold %d/%d: %s top-1 %.3f, linear probe %.3f", number, folds, choice.head, top1, probe_top1)
     table = pd.DataFrame(rows)
     summary: dict[str, Any] = {"folds": folds, "clips": len(data.labels)}

@@ -15,33 +15,32 @@ from actrec.devices import resolve_num_workers
 from tests.helpers import ROOT
 
 
-def test_bench_extract_prints_every_figure(ucf_mini: Path) -> None:
-    # Small images and the small backbone: the figures, not their size, are under test.
+def _benchmark(name: str, *args: str) -> str:
+    """What `python -m benchmarks.<name> ARGS` prints, run from the checkout; it must succeed."""
     run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.bench_extract",
-            "--clips",
-            str(ucf_mini),
-            "--limit",
-            "2",
-            "--repeat",
-            "2",
-            "--backbone",
-            "efficientnet_lite0",
-            "--image-size",
-            "64",
-            "--device",
-            "cpu",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
+        [sys.executable, "-m", f"benchmarks.{name}", *args], capture_output=True, text=True, timeout=600, cwd=ROOT
     )
     assert run.returncode == 0, run.stderr[-3000:]
-    out = run.stdout
+    return run.stdout
+
+
+def test_bench_extract_prints_every_figure(ucf_mini: Path) -> None:
+    # Small images and the small backbone: the figures, not their size, are under test.
+    out = _benchmark(
+        "bench_extract",
+        "--clips",
+        str(ucf_mini),
+        "--limit",
+        "2",
+        "--repeat",
+        "2",
+        "--backbone",
+        "efficientnet_lite0",
+        "--image-size",
+        "64",
+        "--device",
+        "cpu",
+    )
 
     def figure(label: str) -> float:
         found = re.search(rf"{re.escape(label)}\s*:\s*([\d.]+)", out)
@@ -65,15 +64,7 @@ def test_bench_extract_prints_every_figure(ucf_mini: Path) -> None:
 def test_bench_serve_prints_its_figures(trained_run: Path) -> None:
     """Upload-to-answer through a started `actrec serve`; the lag of `actrec watch` on a clip played in real time."""
     model = str(trained_run / "models" / "model.pt")
-    run = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_serve", "--model", model, "--runs", "1", "--watch-seconds", "6"],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    out = run.stdout
+    out = _benchmark("bench_serve", "--model", model, "--runs", "1", "--watch-seconds", "6")
     assert out.startswith("machine: ")
     upload = re.search(r"upload to answer, median:\s+([\d.]+) s", out)
     assert upload and float(upload.group(1)) > 0, out

@@ -5,7 +5,7 @@ PYTHON ?= python3
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install demo test lint clean
+.PHONY: install demo test lint deps clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +17,15 @@ install: $(VENV)/.installed
 
 demo: install
 	dvc repro
-	dvc metrics show
+	@echo
+	@actrec report
 
 test: lint
 	python -m pytest
+
+# dvc.yaml's code deps, written from each stage's import closure (tests/stages/test_dvc_yaml.py checks them)
+deps: install
+	python -m tools.dvc_deps
 
 lint: install
 	ruff check .

@@ -14,6 +14,7 @@ not from today's params.yaml. Bad input gives one `error: ...` line and exit cod
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import re
@@ -21,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from actrec.data.video import VideoError, probe
+from actrec.data.video import VideoError, video_info
 from actrec.errors import ActrecError, run_main
 from actrec.files import output_file
 from actrec.inference.inputs import Span, find_videos
@@ -102,7 +103,7 @@ def _predict_windows(predictor: Predictor, path: Path, args: argparse.Namespace)
 
     try:
         windows = predictor.windows(path, args.window, args.stride or args.window)
-    except VideoError as err:  # probed fine, but frames further in fail to decode
+    except VideoError as err:  # opened fine, but frames further in fail to decode
         raise VideoError(f"{path}: {err}") from err
     out = Path(args.out or f"{path.stem}_windows.csv")
     with output_file(out) as tmp:
@@ -132,7 +133,7 @@ def predict_command(args: argparse.Namespace) -> None:
         raise ActrecError(f"--window takes one video; {len(videos)} were given")
     if len(videos) == 1:  # a lone unreadable video fails before the model loads (seconds)
         try:
-            probe(videos[0])
+            video_info(videos[0])
         except VideoError as err:
             raise VideoError(f"{videos[0]}: {err}") from err
     from actrec.inference.predictor import Predictor
@@ -164,10 +165,22 @@ def _size(text: str) -> int:
     return int(float(match[1]) * 1024 ** " KMG".index(match[2] or " "))
 
 
-def serve_command(args: argparse.Namespace) -> None:
-    from actrec.serving.app import serve
+def report_command(args: argparse.Namespace) -> None:
+    from actrec.evaluation.summary import run_report
 
-    serve(args)
+    reports = Path(args.reports)
+    try:
+        metrics = json.loads((reports / "metrics.json").read_text())
+        training = json.loads((reports / "train" / "metrics.json").read_text())
+    except (OSError, ValueError) as err:
+        raise ActrecError(f"no finished run's reports in {reports}/ ({err}); run dvc repro first") from err
+    print("\n".join(run_report(metrics, training, args.reports)))
+
+
+def serve_command(args: argparse.Namespace) -> None:
+    from actrec.serving.app import ServeOptions, serve
+
+    serve(ServeOptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(ServeOptions)}))
 
 
 def watch_command(args: argparse.Namespace) -> None:
@@ -225,6 +238,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     exporter.add_argument("--out", help="file to write (default: beside the checkpoint)")
     exporter.set_defaults(func=export_command)
+
+    report = commands.add_parser(
+        "report",
+        help="what the last run kept and scored, in a few lines",
+        description="The head the train stage kept and its evidence, test top-1 with its 95%% interval beside "
+        "the linear probe's, and where to read more; from the reports dvc repro wrote.",
+    )
+    report.add_argument("--reports", default="reports", help="the run's reports folder (default: %(default)s)")
+    report.set_defaults(func=report_command)
 
     server = commands.add_parser(
         "serve",

@@ -22,8 +22,8 @@ from actrec.errors import ActrecError
 from actrec.features.backbones import Backbone
 from actrec.features.engines import to_onnx
 from actrec.files import output_file
-from actrec.inference.checkpoint import load_model
 from actrec.inference.predictor import recorded_backbone
+from actrec.model.checkpoint import load_model
 
 SUFFIX = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
 
@@ -60,8 +60,8 @@ def build_export(model_path: str | Path, with_backbone: bool) -> tuple[nn.Module
     meta: dict[str, Any] = {
         "classes": checkpoint.classes,
         "frames": frames,
-        "clips": int(record["clips"]),
-        "sampling": "T frames at the centres of T equal segments of the video; with K clips, average "
+        "views": int(record["views"]),
+        "sampling": "T frames at the centres of T equal segments of the video; with K views, average "
         "the probabilities of K jittered samplings",
         "backbone": backbone.name,
         "output": {"name": "probabilities", "shape": ["batch", len(checkpoint.classes)], "dtype": "float32"},

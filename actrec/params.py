@@ -90,10 +90,10 @@ class SplitParams:
     official: int | None = 1
     test_fraction: float = 0.25
     val_fraction: float = 0.2
-    folds: int | None = None
+    crossval_folds: int | None = None
 
     def check(self, key: str) -> None:
-        _check_range(f"{key}.folds", self.folds, 2)
+        _check_range(f"{key}.crossval_folds", self.crossval_folds, 2)
         if self.official is not None and self.official not in (1, 2, 3):
             _fail(f"{key}.official", self.official, "1, 2, 3 or null")
         _check_range(f"{key}.test_fraction", self.test_fraction, 0, 0.9, lo_open=True)
@@ -114,7 +114,7 @@ class ExtractParams:
     )
     weights: Literal["imagenet"] | None = "imagenet"
     frames: int = 16
-    clips: int = 1
+    views: int = 1
     image_size: int = 224
     batch_size: int | Literal["auto"] = "auto"
     num_workers: int | Literal["auto"] = "auto"
@@ -126,7 +126,7 @@ class ExtractParams:
     shard_size: int = 32
 
     def check(self, key: str) -> None:
-        for name in ("frames", "clips", "shard_size"):
+        for name in ("frames", "views", "shard_size"):
             _check_range(f"{key}.{name}", getattr(self, name), 1)
         if self.batch_size != "auto":
             _check_range(f"{key}.batch_size", self.batch_size, 1)
@@ -191,13 +191,13 @@ class TrainParams:
     balanced: bool = False
     feature_dropout: float = 0.1
     refit: bool = False
-    cv_folds: int | Literal["auto"] = "auto"
+    choice_folds: int | Literal["auto"] = "auto"
 
     def check(self, key: str) -> None:
         for name in ("epochs", "batch_size", "patience"):
             _check_range(f"{key}.{name}", getattr(self, name), 1)
-        if self.cv_folds != "auto" and self.cv_folds != 0:
-            _check_range(f"{key}.cv_folds", self.cv_folds, 2)
+        if self.choice_folds != "auto" and self.choice_folds != 0:
+            _check_range(f"{key}.choice_folds", self.choice_folds, 2)
         _check_range(f"{key}.lr", self.lr, 0, lo_open=True)
         for name in ("weight_decay", "warmup_epochs", "grad_clip"):
             _check_range(f"{key}.{name}", getattr(self, name), 0)
@@ -214,6 +214,14 @@ class Params:
     extract: ExtractParams = field(default_factory=ExtractParams)
     model: ModelParams = field(default_factory=ModelParams)
     train: TrainParams = field(default_factory=TrainParams)
+
+
+# Keys renamed so that one word names one idea: an old params.yaml gets one line naming the new key.
+RENAMED = {
+    "extract.clips": "extract.views",
+    "split.folds": "split.crossval_folds",
+    "train.cv_folds": "train.choice_folds",
+}
 
 
 def _describe(tp: Any) -> str:
@@ -252,6 +260,9 @@ def _build(cls: type, data: Any, key: str) -> Any:
     hints = typing.get_type_hints(cls)
     fields = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - fields)
+    for old in unknown:
+        if (new := RENAMED.get(f"{key}.{old}")) is not None:
+            raise ParamsError(f"params: {key}.{old} is now {new} (same meaning); rename the key in params.yaml")
     if unknown:
         name = f"{key}.{unknown[0]}" if key else unknown[0]
         close = difflib.get_close_matches(unknown[0], fields, n=1)

@@ -1,6 +1,6 @@
 """Benchmark of feature extraction: the pipeline against the backbone alone and a naive loop.
 
-python -m benchmarks.bench_extract --clips ../shared/data/ucf101-mini [--backbone resnet50] [--limit 30]
+python -m benchmarks.bench_extract --root ../shared/data/ucf101-mini [--backbone resnet50] [--limit 30]
 
 Prints, on the same clips: (1) backbone-only frames/s on random tensors with the pipeline's model,
 batch, precision and engine (onnxruntime, torch.compile or eager torch): the bound; (2) pipeline
@@ -66,7 +66,7 @@ def _clip_table(root: Path, limit: int, total: int = 0) -> pd.DataFrame:
 
 
 def _table(args: argparse.Namespace) -> pd.DataFrame:
-    return _clip_table(args.clips, args.limit, getattr(args, "total", 0) or args.limit * args.repeat)
+    return _clip_table(args.root, args.limit, getattr(args, "total", 0) or args.limit * args.repeat)
 
 
 def _settings(args: argparse.Namespace) -> tuple[ExtractionSettings, torch.device, int, str]:
@@ -76,7 +76,7 @@ def _settings(args: argparse.Namespace) -> tuple[ExtractionSettings, torch.devic
         backbone=args.backbone,
         weights=args.weights,
         frames=args.frames,
-        clips=1,
+        views=1,
         image_size=args.image_size,
         precision=args.precision,
         seed=0,
@@ -194,7 +194,7 @@ def naive(args: argparse.Namespace) -> dict:
             transforms.Normalize(backbone.mean, backbone.std),
         ]
     )
-    table = _clip_table(args.clips, args.limit)
+    table = _clip_table(args.root, args.limit)
     with tempfile.TemporaryDirectory() as tmp, h5py.File(Path(tmp) / "naive.h5", "w") as out:
         start = time.perf_counter()
         for row in table.itertuples():
@@ -237,7 +237,7 @@ def run_isolated(fn, args: argparse.Namespace) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--clips", type=Path, required=True, help="dataset root (UCF-101 layout or class folders)")
+    parser.add_argument("--root", type=Path, required=True, help="dataset root (UCF-101 layout or class folders)")
     parser.add_argument("--limit", type=int, default=30, help="number of clips (seeded sample)")
     parser.add_argument("--backbone", default="resnet50", choices=("resnet50", *LITE))
     parser.add_argument("--weights", default=None, help="imagenet or none; speed does not depend on it")

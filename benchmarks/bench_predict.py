@@ -26,10 +26,10 @@ import numpy as np
 import torch
 
 from actrec.data.video import read_clip
-from actrec.heads import build_head
-from actrec.inference.checkpoint import Checkpoint
 from actrec.inference.predictor import Predictor
-from actrec.inference.proba import predict_proba
+from actrec.model.checkpoint import Checkpoint
+from actrec.model.heads import build_head
+from actrec.model.proba import predict_proba
 from actrec.params import ExtractParams, ModelParams
 from benchmarks.machine import describe_machine
 
@@ -67,7 +67,7 @@ def stand_in_model(path: Path, classes: int = 101) -> Path:
             "backbone": "efficientnet_lite0",
             "weights": "imagenet",
             "frames": extract.frames,
-            "clips": 1,
+            "views": 1,
             "image_size": extract.image_size,
             "precision": "fp32",
             "seed": 0,
@@ -131,10 +131,10 @@ def main() -> None:
         predictor.predict([clip]).__next__()  # warm-up: first-call allocations and kernel choices
 
         end_to_end = _median_time(lambda: list(predictor.predict([clip])), args.runs)
-        frames, _ = read_clip(clip, predictor.frames, predictor.clips)
-        decode = _median_time(lambda: read_clip(clip, predictor.frames, predictor.clips), args.runs)
+        frames, _ = read_clip(clip, predictor.frames, predictor.views)
+        decode = _median_time(lambda: read_clip(clip, predictor.frames, predictor.views), args.runs)
         backbone = _median_time(lambda: predictor.embed(frames), args.runs)
-        feats = predictor.embed(frames).reshape(1, predictor.clips, predictor.frames, -1)
+        feats = predictor.embed(frames).reshape(1, predictor.views, predictor.frames, -1)
         head_s = _median_time(lambda: predict_proba(predictor.model, feats), args.runs)
 
         paths = sorted(folder.glob("*.avi"))

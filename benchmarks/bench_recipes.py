@@ -5,10 +5,10 @@ python -m benchmarks.bench_recipes --features features/features.h5 [--heads lstm
 
 Trains each head three ways: on the file's train clips with early stopping on its val clips, the
 same then refitted on train + val (train.refit), and cross-validated by group on train + val
-(train.cv_folds: --folds) then trained on all of them; then the default params' choice among
+(train.choice_folds: --folds) then trained on all of them; then the default params' choice among
 model.head's list (what the train stage runs, and which head it took). Prints test top-1 as mean and
 range over the seeds, with the Wilson interval of the first seed, beside the linear probe
-(actrec/probe.py) on the same clips.
+(actrec/model/probe.py) on the same clips.
 --train-groups N keeps only N groups' clips for train + val (a small dataset: clip ids must name
 UCF-style gNN groups), --frames T keeps T of the stored frames, evenly spaced (fewer frames).
 Defaults come from params.yaml, as the train stage's.
@@ -28,10 +28,10 @@ from torch import nn
 from actrec.errors import run_main
 from actrec.evaluation.metrics import wilson_interval
 from actrec.features.store import FeatureSet, load_features
-from actrec.inference.proba import predict_proba
+from actrec.model.proba import predict_proba
+from actrec.model.probe import linear_probe
+from actrec.model.selection import choose_and_train
 from actrec.params import ModelParams, Params, TrainParams, load_params
-from actrec.probe import linear_probe
-from actrec.selection import choose_and_train
 from benchmarks.machine import describe_machine
 
 
@@ -99,9 +99,9 @@ def main() -> None:
     for head in args.heads.split(","):
         model_params = dataclasses.replace(params.model, head=head)
         for name, cfg in (
-            ("refit off", dataclasses.replace(params.train, cv_folds=0, refit=False)),
-            ("refit on", dataclasses.replace(params.train, cv_folds=0, refit=True)),
-            (f"{args.folds}-fold group CV", dataclasses.replace(params.train, cv_folds=args.folds)),
+            ("refit off", dataclasses.replace(params.train, choice_folds=0, refit=False)),
+            ("refit on", dataclasses.replace(params.train, choice_folds=0, refit=True)),
+            (f"{args.folds}-fold group CV", dataclasses.replace(params.train, choice_folds=args.folds)),
         ):
             report(f"{head} {name}", trained(model_params, cfg))
     report("default", trained(params.model, params.train))

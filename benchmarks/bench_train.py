@@ -38,9 +38,9 @@ import torch
 from actrec.errors import run_main
 from actrec.features.store import ExtractionSettings, FeatureCache, FeatureSet, assemble
 from actrec.features.stream import available_memory, choose_in_memory, load_for_training
-from actrec.heads import HEADS
+from actrec.model.heads import HEADS
+from actrec.model.training import keep_freed_memory, train_head
 from actrec.params import Params, load_params
-from actrec.training import keep_freed_memory, train_head
 from benchmarks.machine import describe_machine
 
 UCF101_CLIPS = 13320

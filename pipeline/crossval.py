@@ -1,10 +1,10 @@
-"""Stage 6 (optional): group k-fold evaluation of the recipe, when split.folds is set.
+"""Stage 6 (optional): group k-fold evaluation of the recipe, when split.crossval_folds is set.
 
 python -m pipeline.crossval --features features/features.h5 --out reports/crossval.json
 
-With split.folds: N every clip of the feature file is test once, in N folds cut by group, and
+With split.crossval_folds: N every clip of the feature file is test once, in N folds cut by group, and
 the recipe trains N times on the rest; the report holds top-1 as mean ± std over the folds beside
-the linear probe's. With split.folds: null (the default) the report says it was not asked for.
+the linear probe's. With split.crossval_folds: null (the default) the report says it was not asked for.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import logging
 from pathlib import Path
 
 from actrec.errors import run_main
-from actrec.evaluation.crossval import cross_evaluate
 from actrec.features.store import load_features
 from actrec.files import output_dir, write_json
+from actrec.model.crossval import cross_evaluate
 from actrec.params import load_params
 
 logger = logging.getLogger("pipeline.crossval")
@@ -29,15 +29,17 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_params()
     output_dir(args.out.parent)
-    if params.split.folds is None:
-        write_json(args.out, {"folds": None})
-        logger.info("split.folds is null: no k-fold evaluation (set it to evaluate small datasets on every clip)")
+    if params.split.crossval_folds is None:
+        write_json(args.out, {"crossval_folds": None})
+        logger.info(
+            "split.crossval_folds is null: no k-fold evaluation (set it to evaluate small datasets on every clip)"
+        )
         return
     report = cross_evaluate(load_features(args.features), params)
     write_json(args.out, report)
     logger.info(
         "%d-fold group cross-validation over %d clips: top-1 %.3f ± %.3f, linear probe %.3f ± %.3f",
-        report["folds"],
+        report["crossval_folds"],
         report["clips"],
         report["top1_mean"],
         report["top1_std"],

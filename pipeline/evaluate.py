@@ -24,9 +24,9 @@ from actrec.evaluation.summary import summary_markdown
 from actrec.features.store import FeatureStoreError
 from actrec.features.stream import open_features
 from actrec.files import output_dir, output_file, write_json
-from actrec.inference.checkpoint import load_model
-from actrec.inference.proba import predict_proba
-from actrec.probe import linear_probe
+from actrec.model.checkpoint import load_model
+from actrec.model.proba import predict_proba
+from actrec.model.probe import linear_probe
 
 logger = logging.getLogger("pipeline.evaluate")
 

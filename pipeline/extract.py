@@ -73,13 +73,13 @@ def main(argv: list[str] | None = None) -> None:
         write_json(
             args.report,
             {
-                "clips": written,
+                "videos": written,
                 "reused_from_cache": reused,
                 "extracted": written - reused,
                 "failed": len(failed),
                 "backbone": cfg.backbone,
                 "frames": cfg.frames,
-                "clips_per_video": cfg.clips,
+                "views_per_video": cfg.views,
                 "precision": settings.precision,
                 "device": device.type,
                 "engine": run.engine,

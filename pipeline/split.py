@@ -1,6 +1,6 @@
 """Stage 2: assign every readable clip to train, val or test.
 
-python -m pipeline.split --clips data/clips.csv --out data/split.csv --report reports/split.json
+python -m pipeline.split --clip-table data/clips.csv --out data/split.csv --report reports/split.json
 
 UCF-101 and HMDB-51 use their official split lists (split.official) when present, with
 validation carved from train by group; any other dataset, or split.official: null, gets a
@@ -24,12 +24,12 @@ logger = logging.getLogger("pipeline.split")
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clips", type=Path, required=True, help="clip table the subset stage wrote")
+    parser.add_argument("--clip-table", type=Path, required=True, help="clip table the subset stage wrote")
     parser.add_argument("--out", type=Path, required=True, help="clip table with its split column (CSV)")
     parser.add_argument("--report", type=Path, required=True, help="JSON counts and leakage (DVC metrics)")
     args = parser.parse_args(argv)
     params = load_params()
-    clips = read_table(args.clips, "subset")
+    clips = read_table(args.clip_table, "subset")
     for path in (args.out, args.report):
         output_dir(path.parent)
 

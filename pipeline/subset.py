@@ -1,9 +1,9 @@
 """Stage 1: scan the dataset root into the clip table and select the subset to work on.
 
-python -m pipeline.subset --clips data/clips.csv --unreadable reports/unreadable.csv --report reports/subset.json
+python -m pipeline.subset --clip-table data/clips.csv --unreadable reports/unreadable.csv --report reports/subset.json
 
-Every video of the selected classes is probed; one that cannot be opened stays in the table
-with readable = False and its reason, is listed in the unreadable report, and goes no further.
+Every video of the selected classes is opened for its frame count, rate and size; one that cannot be
+opened stays in the table with readable = False and its reason, is listed in the unreadable report, and goes no further.
 A class left without readable clips is dropped with a warning, unless dataset.classes names it.
 """
 
@@ -13,7 +13,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from actrec.data.datasets import NOT_ON_DISK, drop_empty_classes, limit_per_class, probe_table, scan, select_classes
+from actrec.data.datasets import NOT_ON_DISK, drop_empty_classes, limit_per_class, read_video_info, scan, select_classes
 from actrec.errors import run_main
 from actrec.files import output_dir, output_file, write_json
 from actrec.params import load_params
@@ -23,18 +23,18 @@ logger = logging.getLogger("pipeline.subset")
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clips", type=Path, required=True, help="clip table to write (CSV)")
+    parser.add_argument("--clip-table", type=Path, required=True, help="clip table to write (CSV)")
     parser.add_argument("--unreadable", type=Path, required=True, help="CSV of the videos that cannot be read")
     parser.add_argument("--report", type=Path, required=True, help="JSON counts (DVC metrics)")
     args = parser.parse_args(argv)
     params = load_params()
     ds = params.dataset
-    for path in (args.clips, args.unreadable, args.report):
+    for path in (args.clip_table, args.unreadable, args.report):
         output_dir(path.parent)
 
     table = scan(ds)
     classes = select_classes(table, ds.classes)
-    table = probe_table(table[table["label"].isin(classes)])
+    table = read_video_info(table[table["label"].isin(classes)])
     table = limit_per_class(table, ds.max_clips_per_class, params.seed)
     classes = drop_empty_classes(table, classes, ds)
     unreadable, readable = table[~table["readable"]], table[table["readable"]]
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     for row in unreadable[unreadable["reason"] != NOT_ON_DISK].itertuples():
         logger.warning("skipping unreadable clip %s: %s", row.clip_id, row.reason)
 
-    with output_file(args.clips) as tmp:
+    with output_file(args.clip_table) as tmp:
         table.to_csv(tmp, index=False)
     with output_file(args.unreadable) as tmp:
         unreadable[["clip_id", "path", "reason"]].to_csv(tmp, index=False)

@@ -27,10 +27,10 @@ from actrec.errors import run_main
 from actrec.features.store import FeatureStoreError, differing_settings
 from actrec.features.stream import load_for_training, per_rank_batch
 from actrec.files import output_dir
-from actrec.inference.checkpoint import Checkpoint
+from actrec.model.checkpoint import Checkpoint
+from actrec.model.selection import choose_and_train
+from actrec.model.training import keep_freed_memory
 from actrec.params import load_params
-from actrec.selection import choose_and_train
-from actrec.training import keep_freed_memory
 
 logger = logging.getLogger("pipeline.train")
 

@@ -26,7 +26,7 @@ FAST_EXTRACT = {
     "backbone": "efficientnet_lite0",
     "weights": "imagenet",
     "frames": 4,
-    "clips": 1,
+    "views": 1,
     "image_size": 64,
     "batch_size": "auto",
     "num_workers": 0,

@@ -120,3 +120,19 @@ def test_bad_input_gives_one_error_line_and_exit_2(trained_run: Path, tmp_path: 
     elif case == "other backbone":
         model = _other_backbone(trained_run, tmp_path / "other")
     assert expected in one_error_line(actrec("predict", target, "--model", model, cwd=tmp_path))
+
+
+def test_report_says_what_the_run_kept_and_scored(trained_run: Path, tmp_path: Path) -> None:
+    """`make demo` ends with `actrec report`: a few lines read from the reports dvc repro wrote."""
+    done = actrec("report", cwd=trained_run)
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads((trained_run / "reports/metrics.json").read_text())
+    training = json.loads((trained_run / "reports/train/metrics.json").read_text())
+    lines = done.stdout.splitlines()
+    assert len(lines) == 4 and max(map(len, lines)) <= 120
+    assert lines[0].startswith(f"head kept: {training['head']} (chosen by {training['chosen_by']}")
+    assert f"test top-1 {metrics['top1']:.3f} [{metrics['top1_ci95_low']:.3f}," in lines[1]
+    assert f"linear probe {metrics['linear_probe_top1']:.3f}" in lines[1]
+    assert "reports/summary.md" in lines[2] and "actrec serve" in lines[3]
+    done = actrec("report", "--reports", tmp_path / "none", cwd=tmp_path)
+    assert one_error_line(done).endswith("run dvc repro first")

@@ -40,7 +40,7 @@ def test_the_code_defaults_are_the_shipped_params() -> None:
         ({"extract": [16]}, "extract", "[16]", "expected a mapping of keys to values"),
         # out of range
         ({"extract": {"frames": 0}}, "extract.frames", "0", "expected an integer >= 1"),
-        ({"extract": {"clips": -1}}, "extract.clips", "-1", "expected an integer >= 1"),
+        ({"extract": {"views": -1}}, "extract.views", "-1", "expected an integer >= 1"),
         ({"extract": {"image_size": 16}}, "extract.image_size", "16", "expected an integer >= 32"),
         ({"extract": {"num_workers": -2}}, "extract.num_workers", "-2", "expected an integer >= 0"),
         ({"extract": {"num_workers": "many"}}, "extract.num_workers", "'many'", "expected an integer"),
@@ -107,7 +107,7 @@ def test_each_kind_of_mistake_is_one_line_naming_key_value_and_allowed(
     [
         {"split": {"test_fraction": 0.5, "val_fraction": 0.5}},
         {"split": {"test_fraction": 0.9, "val_fraction": 0}},
-        {"extract": {"frames": 1, "clips": 1, "image_size": 32, "num_workers": 0, "weights": None, "batch_size": 1}},
+        {"extract": {"frames": 1, "views": 1, "image_size": 32, "num_workers": 0, "weights": None, "batch_size": 1}},
         {"dataset": {"classes": ["A", "B"], "group_pattern": None, "max_clips_per_class": None}},
     ],
 )
@@ -116,9 +116,27 @@ def test_values_at_the_edges_are_accepted(data: dict) -> None:
 
 
 def test_broken_yaml_and_a_missing_file_are_one_line(tmp_path: Path) -> None:
-    (tmp_path / "params.yaml").write_text("extract:\n  frames: 16\n  clips: [1\n")
+    (tmp_path / "params.yaml").write_text("extract:\n  frames: 16\n  views: [1\n")
     with pytest.raises(ParamsError, match="is not valid YAML") as err:
         load_params(tmp_path / "params.yaml")
     assert "\n" not in str(err.value)
     with pytest.raises(ParamsError, match="not found"):
         load_params(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ({"extract": {"clips": 3}}, "extract.views"),
+        ({"split": {"folds": 3}}, "split.crossval_folds"),
+        ({"train": {"cv_folds": 3}}, "train.choice_folds"),
+    ],
+)
+def test_a_renamed_key_gets_one_line_naming_its_new_name(old: dict, new: str) -> None:
+    with pytest.raises(ParamsError) as err:
+        parse_params(old)
+    section, key = next(iter(old.items()))
+    assert (
+        str(err.value)
+        == f"params: {section}.{next(iter(key))} is now {new} (same meaning); rename the key in params.yaml"
+    )

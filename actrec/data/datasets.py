@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from actrec.data import kinetics
-from actrec.data.video import VIDEO_EXTENSIONS, VideoError, fingerprint, probe
+from actrec.data.video import VIDEO_EXTENSIONS, VideoError, fingerprint, video_info
 from actrec.errors import ActrecError
 from actrec.params import DatasetParams
 from actrec.progress import progress
@@ -144,7 +144,7 @@ def select_classes(table: pd.DataFrame, classes: str | int | list[str]) -> list[
     return [by_lower[c.lower()] for c in classes]
 
 
-def probe_table(table: pd.DataFrame, workers: int = 4) -> pd.DataFrame:
+def read_video_info(table: pd.DataFrame, workers: int = 4) -> pd.DataFrame:
     """Add fingerprint, frames, fps, width, height, readable and reason; unreadable clips stay, marked."""
 
     failed = {"fingerprint": "", "frames": 0, "fps": 0.0, "width": 0, "height": 0, "readable": False}
@@ -153,7 +153,7 @@ def probe_table(table: pd.DataFrame, workers: int = 4) -> pd.DataFrame:
         if not Path(path).is_file():
             return {**failed, "reason": NOT_ON_DISK}
         try:
-            info = probe(path)
+            info = video_info(path)
             key = fingerprint(path)
         except (VideoError, OSError) as err:
             reason = str(err) if isinstance(err, VideoError) else f"cannot read: {err.strerror or err}"

@@ -61,21 +61,21 @@ def fingerprint(path: str | Path, block: int = 1 << 16) -> str:
     return digest.hexdigest()[:20]
 
 
-def sample_indices(num_frames: int, frames: int, clips: int = 1, seed: int | None = None) -> np.ndarray:
-    """Frame indices of shape (clips, frames), spread uniformly over the video.
+def sample_indices(num_frames: int, frames: int, views: int = 1, seed: int | None = None) -> np.ndarray:
+    """Frame indices of shape (views, frames), spread uniformly over the video.
 
-    The video is cut into `frames` equal segments. Clip 0 takes the centre of each segment (the
-    deterministic view evaluation and the K=1 cache use); further clips take a random position in
+    The video is cut into `frames` equal segments. View 0 takes the centre of each segment (the
+    deterministic view evaluation and the K=1 cache use); further views take a random position in
     each segment (TSN-style jitter) from `seed`. A video shorter than `frames` repeats frames.
     """
     if num_frames < 1:
         raise VideoError("video has no frames")
     edges = np.arange(frames + 1) * num_frames / frames
-    out = np.empty((clips, frames), dtype=np.int64)
+    out = np.empty((views, frames), dtype=np.int64)
     out[0] = np.floor((edges[:-1] + edges[1:]) / 2)
-    if clips > 1:
+    if views > 1:
         rng = np.random.default_rng(seed)
-        out[1:] = np.floor(edges[:-1] + rng.random((clips - 1, frames)) * (edges[1:] - edges[:-1]))
+        out[1:] = np.floor(edges[:-1] + rng.random((views - 1, frames)) * (edges[1:] - edges[:-1]))
     return np.clip(out, 0, num_frames - 1)
 
 
@@ -104,7 +104,7 @@ def _checked(info: VideoInfo) -> VideoInfo:
     return info
 
 
-def probe(path: str | Path) -> VideoInfo:
+def video_info(path: str | Path) -> VideoInfo:
     """Frame count, frame rate and size of a video, or VideoError if it cannot be opened."""
     path = Path(path)
     _check_file(path)
@@ -113,11 +113,11 @@ def probe(path: str | Path) -> VideoInfo:
             return _checked(_open_decord(path)[1])
         except VideoError as err:
             logger.debug("decord cannot open %s (%s); trying PyAV", path, err)
-    return _checked(_probe_av(path))
+    return _checked(_video_info_av(path))
 
 
-def read_clip(path: str | Path, frames: int, clips: int = 1, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Sample and decode clips × frames frames: uint8 (clips·frames, H, W, 3) and indices (clips, frames).
+def read_clip(path: str | Path, frames: int, views: int = 1, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Sample and decode views × frames frames: uint8 (views·frames, H, W, 3) and indices (views, frames).
 
     The frame count comes from the opened video itself, so no clip table is needed (predict).
     """
@@ -126,11 +126,11 @@ def read_clip(path: str | Path, frames: int, clips: int = 1, seed: int | None = 
     if decord is not None:
         try:
             reader, info = _open_decord(path)
-            indices = sample_indices(_checked(info).frames, frames, clips, seed)
+            indices = sample_indices(_checked(info).frames, frames, views, seed)
             return _decord_batch(reader, indices.ravel()), indices
         except VideoError as err:
             logger.debug("decord cannot decode %s (%s); trying PyAV", path, err)
-    indices = sample_indices(_checked(_probe_av(path)).frames, frames, clips, seed)
+    indices = sample_indices(_checked(_video_info_av(path)).frames, frames, views, seed)
     return _read_av(path, indices.ravel()), indices
 
 
@@ -168,7 +168,7 @@ def _av_reason(err: Exception) -> str:
     return getattr(err, "strerror", None) or str(err)
 
 
-def _probe_av(path: Path) -> VideoInfo:
+def _video_info_av(path: Path) -> VideoInfo:
     import av
 
     try:

@@ -97,7 +97,7 @@ def summary_markdown(
         "\n\n".join(
             [
                 "# Evaluation summary",
-                f"{run['head']} head on {run['backbone']} features ({run['frames']} frames, {run['clips']} clip(s) "
+                f"{run['head']} head on {run['backbone']} features ({run['frames']} frames, {run['views']} view(s) "
                 f"per video, {run['image_size']} px); dataset {run.get('dataset', '?')}, test split. Accuracy of a "
                 f"class is its recall: the share of its test clips predicted as it.",
                 _table(figures),
@@ -113,3 +113,24 @@ def summary_markdown(
         )
         + "\n"
     )
+
+
+def run_report(metrics: dict[str, Any], training: dict[str, Any], reports: str = "reports") -> list[str]:
+    """The few lines a run ends with (`actrec report`): the head kept and its evidence, test top-1 with
+    its interval beside the linear probe's, and where to read and see more."""
+    scores = ", ".join(
+        f"{name.removeprefix('validation_accuracy_')} {score:.3f}"
+        for name, score in training.items()
+        if name.startswith("validation_accuracy_")
+    )
+    lines = [f"head kept: {training['head']} (chosen by {training['chosen_by']}: {scores or 'no scores'})"]
+    top1 = f"test top-1 {metrics['top1']:.3f} [{metrics['top1_ci95_low']:.3f}, {metrics['top1_ci95_high']:.3f}]"
+    if "linear_probe_top1" in metrics:
+        top1 += (
+            f"; linear probe {metrics['linear_probe_top1']:.3f} [{metrics['linear_probe_top1_ci95_low']:.3f}, "
+            f"{metrics['linear_probe_top1_ci95_high']:.3f}]"
+        )
+    lines.append(f"{top1} (95% intervals, {metrics['test_clips']} test clips)")
+    lines.append(f"the whole story: {reports}/summary.md (per class, confusions, the heatmap)")
+    lines.append("try it on a video: actrec serve (a page at http://127.0.0.1:7860) or actrec predict VIDEO")
+    return lines

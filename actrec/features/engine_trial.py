@@ -61,7 +61,7 @@ class Trial:
 
 
 @dataclass
-class Choice:
+class EngineChoice:
     """The engine and precision a run takes, why, and the runner when the trial already built it."""
 
     engine: str
@@ -199,7 +199,7 @@ def choose(
     engine: str,
     precision: str,
     frames_for: Callable[[str], int],
-) -> Choice:
+) -> EngineChoice:
     """The engine and precision to run, for `frames_for(precision)` frames still to extract in that precision.
 
     `load` gives the backbone (`name` at `image_size`), loaded only if a candidate is timed. Explicit
@@ -208,7 +208,7 @@ def choose(
     follows the static rule (engines.resolve_engine, devices.resolve_precision).
     """
     if engine != "auto" and precision != "auto":
-        return Choice(engine, precision, "given")
+        return EngineChoice(engine, precision, "given")
     pairs = candidates(engine, precision, device)
     if not pairs:
         raise ActrecError(
@@ -216,43 +216,74 @@ def choose(
             f"(or its runtime is not installed); use engine auto"
         )
     frames = {p: frames_for(p) for p in {p for _, p in pairs}}
+    done = [p for p, n in frames.items() if n == 0]
+    if done:  # every clip is in the cache already in this precision: nothing will run
+        return EngineChoice(engine if engine != "auto" else "eager", done[0], "cache")
     path, key = cache_file(), _key(name, image_size, device, batch_size)
     kept = {(t["engine"], t["precision"]): Trial(**t) for t in _load(path).get(key, {}).get("trials", [])}
     known = {pair: trial for pair, trial in kept.items() if pair in pairs}  # what this run may choose from
-    done = [p for p, n in frames.items() if n == 0]
-    if done:  # every clip is in the cache already in this precision: nothing will run
-        return Choice(engine if engine != "auto" else "eager", done[0], "cache")
     # An engine given in params is timed whatever its set-up; under `auto` a compile only if it may pay.
     gated = engine == "auto"
     missing = [pair for pair in pairs if pair not in known and (pair[0] != "compile" or not gated)]
     if missing and max(frames.values()) < TRIAL_MIN_FRAMES:
         chosen = precision if precision != "auto" else resolve_precision("auto", device)
-        return Choice(
+        return EngineChoice(
             engine if engine != "auto" else resolve_engine("auto", device, chosen, frames[chosen]), chosen, "rule"
         )
-
-    built: dict[tuple[str, str], BackboneRunner] = {}
-    for pair in missing + [p for p in pairs if p[0] == "compile" and p not in known and p not in missing]:
-        if pair[0] == "compile" and gated and not _compile_may_pay(known, pair[1], frames[pair[1]]):
-            continue
-        logger.info("engine trial: timing %s in %s", *pair)
-        known[pair], runner = time_candidate(load(), device, *pair, batch_size)
-        if runner is not None:
-            built[pair] = runner
-    if built or any(t.error for t in known.values()):
+    measured, built = measure(load, device, batch_size, pairs, known, frames, gated)
+    known.update(measured)
+    if measured:
         about = {"machine": machine(), "backbone": name, "image_size": image_size, "batch_size": batch_size}
         _save(path, key, list({**kept, **known}.values()), about)  # keep what other params' runs measured
+    return pick(pairs, known, built, frames, source="measured now" if built else f"from {path}")
+
+
+def measure(
+    load: Callable[[], Backbone],
+    device: torch.device,
+    batch_size: int,
+    pairs: list[tuple[str, str]],
+    known: dict[tuple[str, str], Trial],
+    frames: dict[str, int],
+    gated: bool,
+) -> tuple[dict[tuple[str, str], Trial], dict[tuple[str, str], BackboneRunner]]:
+    """Time the candidates not yet `known`: their trials, and the runners they built (ready to run).
+
+    Under `gated` (engine auto) torch.compile is timed only where, at its best, it could beat what is known.
+    """
+    measured: dict[tuple[str, str], Trial] = {}
+    built: dict[tuple[str, str], BackboneRunner] = {}
+    for pair in [p for p in pairs if p not in known and p[0] != "compile"] + [
+        p for p in pairs if p not in known and p[0] == "compile"
+    ]:
+        if pair[0] == "compile" and gated and not _compile_may_pay({**known, **measured}, pair[1], frames[pair[1]]):
+            continue
+        logger.info("engine trial: timing %s in %s", *pair)
+        measured[pair], runner = time_candidate(load(), device, *pair, batch_size)
+        if runner is not None:
+            built[pair] = runner
+    return measured, built
+
+
+def pick(
+    pairs: list[tuple[str, str]],
+    known: dict[tuple[str, str], Trial],
+    built: dict[tuple[str, str], BackboneRunner],
+    frames: dict[str, int],
+    source: str,
+) -> EngineChoice:
+    """The candidate that finishes `frames` soonest, its set-up counted unless `built`; eager if none can run."""
 
     def seconds(pair: tuple[str, str]) -> float:
         return known[pair].seconds_for(frames[pair[1]], built=pair in built)
 
+    trials = [known[p] for p in pairs if p in known]
     best = min(known, key=seconds, default=("eager", pairs[0][1]))
     if best not in known or math.isinf(seconds(best)):  # nothing could run: eager torch runs anything
-        return Choice("eager", best[1], "fallback", [known[p] for p in pairs if p in known])
-    trials = [known[p] for p in pairs if p in known]
+        return EngineChoice("eager", best[1], "fallback", trials)
     logger.info(
         "engine trial (%s): %s; running %s in %s for %d frames",
-        "measured now" if built else f"from {path}",
+        source,
         ", ".join(
             f"{t.engine}/{t.precision} {t.fps:.0f} frames/s after {t.setup_s:.1f} s set-up"
             if not t.error
@@ -262,4 +293,4 @@ def choose(
         *best,
         frames[best[1]],
     )
-    return Choice(best[0], best[1], "trial" if built else "cached", trials, built.get(best))
+    return EngineChoice(best[0], best[1], "trial" if built else "cached", trials, built.get(best))

@@ -24,7 +24,7 @@ from actrec.data.video import VideoError, read_clip
 from actrec.devices import resolve_batch_size, resolve_num_workers
 from actrec.distributed import SINGLE, World, gather
 from actrec.features.backbones import Backbone, load_backbone
-from actrec.features.engine_trial import Choice, choose
+from actrec.features.engine_trial import EngineChoice, choose
 from actrec.features.engines import BackboneRunner, resolve_engine
 from actrec.features.store import ExtractionSettings, FeatureCache
 from actrec.params import ExtractParams
@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 
 
 def clip_seed(key: str, seed: int) -> int:
-    """A per-video seed for jittered clips that does not depend on the order videos are visited."""
+    """A per-video seed for jittered views that does not depend on the order videos are visited."""
     return zlib.crc32(key.encode()) ^ seed
 
 
@@ -55,17 +55,17 @@ class ClipDataset(Dataset):
     """Decodes and preprocesses one video per item; errors become DecodedClip.error."""
 
     def __init__(
-        self, paths: Sequence[str], keys: Sequence[str], backbone: Backbone, frames: int, clips: int, seed: int
+        self, paths: Sequence[str], keys: Sequence[str], backbone: Backbone, frames: int, views: int, seed: int
     ) -> None:
         self.paths, self.keys, self.backbone = list(paths), list(keys), backbone
-        self.frames, self.clips, self.seed = frames, clips, seed
+        self.frames, self.views, self.seed = frames, views, seed
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> DecodedClip:
         try:
-            frames, indices = read_clip(self.paths[i], self.frames, self.clips, clip_seed(self.keys[i], self.seed))
+            frames, indices = read_clip(self.paths[i], self.frames, self.views, clip_seed(self.keys[i], self.seed))
             images = self.backbone.preprocess(torch.from_numpy(frames))
         except VideoError as err:
             return DecodedClip(i, None, None, str(err))
@@ -81,7 +81,7 @@ def _collate(items: list[DecodedClip]) -> list[DecodedClip]:
 def clip_loader(dataset: ClipDataset, batch_size: int, num_workers: int, device: torch.device) -> DataLoader:
     """Batches of whole clips, as many as fill `batch_size` images, decoded by `num_workers` processes
     (and pinned for asynchronous copies when they are bound for a GPU)."""
-    per_clip = dataset.clips * dataset.frames
+    per_clip = dataset.views * dataset.frames
     return DataLoader(
         dataset,
         batch_size=max(1, batch_size // per_clip),
@@ -100,7 +100,7 @@ def extract_features(
     run: BackboneRunner,
     *,
     frames: int,
-    clips: int,
+    views: int,
     seed: int,
     num_workers: int,
 ) -> Iterator[tuple[int, np.ndarray | None, np.ndarray | None, str]]:
@@ -110,7 +110,7 @@ def extract_features(
     """
     batch_size = run.batch_size
     loader = clip_loader(
-        ClipDataset(paths, keys, run.backbone, frames, clips, seed), batch_size, num_workers, run.device
+        ClipDataset(paths, keys, run.backbone, frames, views, seed), batch_size, num_workers, run.device
     )
     with torch.inference_mode():
         for batch in loader:
@@ -121,7 +121,7 @@ def extract_features(
                 parts = [c.images.to(run.device, non_blocking=True) for c in good]
                 images = parts[0] if len(parts) == 1 else torch.cat(parts)  # one clip fills a CPU batch: no copy
                 feats = torch.cat([run(chunk) for chunk in images.split(batch_size)]).cpu().numpy()
-                feats = feats.astype(np.float16).reshape(len(good), clips, frames, -1)
+                feats = feats.astype(np.float16).reshape(len(good), views, frames, -1)
                 by_index = {c.index: (f, c.frame_indices) for c, f in zip(good, feats, strict=True)}
             for c in batch:
                 if c.images is None:
@@ -150,7 +150,7 @@ class FillResult:
 
 def choose_engine(
     table: pd.DataFrame, cfg: ExtractParams, device: torch.device, seed: int, world: World = SINGLE
-) -> Choice:
+) -> EngineChoice:
     """The engine and precision that extract the clips of `table` the caches lack soonest (engine_trial).
 
     Under torchrun rank 0 decides, once, and every rank runs the same engine in the same precision,
@@ -161,14 +161,14 @@ def choose_engine(
     def frames_for(precision: str) -> int:
         settings = ExtractionSettings.from_params(cfg, precision, seed)
         cached = FeatureCache.read_index(FeatureCache.folder(cfg.cache_dir, settings))
-        return table.loc[~table["fingerprint"].isin(cached), "fingerprint"].nunique() * cfg.frames * cfg.clips
+        return table.loc[~table["fingerprint"].isin(cached), "fingerprint"].nunique() * cfg.frames * cfg.views
 
     batch_size = resolve_batch_size(cfg.batch_size, device)
     choice = None
     if world.is_main:
         choice = choose(load, cfg.backbone, cfg.image_size, device, batch_size, cfg.engine, cfg.precision, frames_for)
     engine, precision, how = gather(world, (choice.engine, choice.precision, choice.how) if choice else None)[0]
-    return choice if choice is not None else Choice(engine, precision, how)
+    return choice if choice is not None else EngineChoice(engine, precision, how)
 
 
 def fill_cache(
@@ -177,7 +177,7 @@ def fill_cache(
     cfg: ExtractParams,
     device: torch.device,
     world: World = SINGLE,
-    choice: Choice | None = None,
+    choice: EngineChoice | None = None,
 ) -> FillResult:
     """Extract every clip of `table` not yet in the cache; report the clips that failed, with reasons.
 
@@ -208,7 +208,7 @@ def fill_cache(
     run = choice.runner if choice is not None else None
     if run is None:
         backbone = load_backbone(s.backbone, s.weights, s.image_size)
-        frames = len(todo) * s.frames * s.clips
+        frames = len(todo) * s.frames * s.views
         engine = choice.engine if choice is not None else resolve_engine(cfg.engine, device, s.precision, frames)
         run = BackboneRunner(backbone, device, s.precision, resolve_batch_size(cfg.batch_size, device), engine)
     pending: tuple[list, list, list] = ([], [], [])
@@ -224,7 +224,7 @@ def fill_cache(
         todo["fingerprint"].tolist(),
         run,
         frames=s.frames,
-        clips=s.clips,
+        views=s.views,
         seed=s.seed,
         num_workers=resolve_num_workers(cfg.num_workers, device),
     )
@@ -251,7 +251,7 @@ def fill_cache(
     result = FillResult(
         pd.DataFrame(failed, columns=["clip_id", "reason"]),
         done_now,
-        done_now * s.frames * s.clips,
+        done_now * s.frames * s.views,
         time.perf_counter() - start,
         startup,
         run.engine,

@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 2
 # How features were made, as recorded in the feature file: features differing in any of these
 # are other features, never to be mixed with or swapped for the ones params.extract asks for.
-MATCHED_SETTINGS = ("backbone", "weights", "frames", "clips", "image_size")
+MATCHED_SETTINGS = ("backbone", "weights", "frames", "views", "image_size")
 
 
 class FeatureStoreError(ActrecError):
@@ -52,7 +52,7 @@ class ExtractionSettings:
     backbone: str
     weights: str | None
     frames: int
-    clips: int
+    views: int
     image_size: int
     precision: str
     seed: int
@@ -61,16 +61,16 @@ class ExtractionSettings:
     def from_params(cls, cfg: ExtractParams, precision: str, seed: int) -> ExtractionSettings:
         """The settings params.extract asks for, with the precision resolved for this device.
 
-        The seed only moves jittered clips (K > 1); with K = 1 sampling is fixed and the key ignores it.
+        The seed only moves jittered views (K > 1); with K = 1 sampling is fixed and the key ignores it.
         """
         return cls(
             backbone=cfg.backbone,
             weights=cfg.weights,
             frames=cfg.frames,
-            clips=cfg.clips,
+            views=cfg.views,
             image_size=cfg.image_size,
             precision=precision,
-            seed=seed if cfg.clips > 1 else 0,
+            seed=seed if cfg.views > 1 else 0,
         )
 
     def key(self) -> str:
@@ -164,8 +164,8 @@ def assemble(cache: FeatureCache, table: pd.DataFrame, classes: list[str], out_p
             if "features" not in f:
                 # Contiguous, so the file's bytes do not depend on the order shards are read in (their
                 # names are random): the same features give the same DVC hash and train is not rerun.
-                f.create_dataset("features", (n, s.clips, s.frames, feats.shape[-1]), dtype=np.float16)
-                f.create_dataset("frame_indices", (n, s.clips, s.frames), dtype=np.int32)
+                f.create_dataset("features", (n, s.views, s.frames, feats.shape[-1]), dtype=np.float16)
+                f.create_dataset("frame_indices", (n, s.views, s.frames), dtype=np.int32)
             for target, feat, ind in zip(group.index, feats, idx, strict=True):
                 f["features"][target] = feat
                 f["frame_indices"][target] = ind

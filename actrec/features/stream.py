@@ -138,7 +138,7 @@ def load_for_training(
     return tuple(streamed)
 
 
-def shard(order: torch.Tensor, world: World) -> torch.Tensor:
+def share(order: torch.Tensor, world: World) -> torch.Tensor:
     """This rank's share of an epoch's order, as DistributedSampler deals it: padded (with the order's first
     clips) to a multiple of the world size, then every world-size-th clip from this rank's position."""
     if world.size == 1:

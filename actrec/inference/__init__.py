@@ -1,1 +1,1 @@
-"""Using a trained head: the checkpoint format, class probabilities, predictions on new videos."""
+"""Using a trained model on new videos: what the user names, predictions on videos and windows."""

@@ -1,7 +1,7 @@
 """Predictions on videos the dataset never held: one video, many, or windows along a long one.
 
 A Predictor is the trained head plus the backbone its features came from, sampling as the run
-recorded it (T frames, K clips, seed, precision), so a new video is seen exactly as a test clip
+recorded it (T frames, K views, seed, precision), so a new video is seen exactly as a test clip
 was. Many videos go through features.extractor.extract_features: decoded ahead by a worker, run through
 the backbone in batches, a video that cannot be read reported instead of raised.
 """
@@ -19,15 +19,15 @@ import pandas as pd
 import torch
 
 from actrec.data import video
-from actrec.data.video import VideoError, fingerprint, probe, sample_indices
+from actrec.data.video import VideoError, fingerprint, sample_indices, video_info
 from actrec.devices import resolve_batch_size, resolve_device, resolve_precision
 from actrec.errors import ActrecError
 from actrec.features.backbones import Backbone, load_backbone
 from actrec.features.engines import BackboneRunner, resolve_engine
 from actrec.features.extractor import extract_features
-from actrec.inference.checkpoint import Checkpoint, load_model
 from actrec.inference.inputs import Span
-from actrec.inference.proba import predict_proba
+from actrec.model.checkpoint import Checkpoint, load_model
+from actrec.model.proba import predict_proba
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def recorded_backbone(checkpoint: Checkpoint, path: str | Path) -> Backbone:
     be fed features from a backbone it never saw.
     """
     record = checkpoint.features
-    missing = [k for k in ("backbone", "weights", "image_size", "frames", "clips", "feature_dim") if k not in record]
+    missing = [k for k in ("backbone", "weights", "image_size", "frames", "views", "feature_dim") if k not in record]
     if missing:
         raise ActrecError(
             f"model {path} does not record how its features were made ({', '.join(missing)} "
@@ -97,7 +97,7 @@ class Predictor:
         record = checkpoint.features
         self.record, self.head = dict(record), checkpoint.head  # what the run recorded (the page's model panel)
         self.classes: list[str] = list(checkpoint.classes)
-        self.frames, self.clips = int(record["frames"]), int(record["clips"])
+        self.frames, self.views = int(record["frames"]), int(record["views"])
         self.seed = int(record.get("seed") or 0)
         self.device = resolve_device(device)
         self.precision = _runtime_precision(str(record.get("precision") or "fp32"), self.device)
@@ -129,13 +129,13 @@ class Predictor:
                 keys.append(fingerprint(path))
             except OSError:
                 keys.append(str(path))
-        run = self.runner(len(paths) * self.frames * self.clips)
+        run = self.runner(len(paths) * self.frames * self.views)
         results = extract_features(
             [str(p) for p in paths],
             keys,
             run,
             frames=self.frames,
-            clips=self.clips,
+            views=self.views,
             seed=self.seed,
             num_workers=num_workers,
         )
@@ -197,7 +197,7 @@ class Predictor:
         wholly inside the video; a video shorter than one window is one window. `progress` hears
         the share of frames embedded so far (the page's progress bar).
         """
-        info = probe(path)
+        info = video_info(path)
         if not info.fps > 0:
             raise VideoError("the video does not say its frame rate; cannot place windows in time")
         length, step = min(window.frames(info.fps), info.frames), stride.frames(info.fps)

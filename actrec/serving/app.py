@@ -13,7 +13,6 @@ label in a fixed list, and nothing is allowed beyond that folder (no `allowed_pa
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
@@ -23,6 +22,7 @@ import signal
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import gradio as gr
@@ -30,8 +30,9 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from actrec.data.video import VideoError, probe, read_clip
+from actrec.data.video import VideoError, read_clip, video_info
 from actrec.errors import ActrecError
+from actrec.inference.inputs import Span
 from actrec.inference.predictor import Predictor
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,22 @@ QUEUE_SIZE = 64
 THEME = gr.themes.Default(
     font=["system-ui", "Helvetica", "Arial", "sans-serif"], font_mono=["ui-monospace", "monospace"]
 )
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """What `actrec serve` is asked for: the run's files, where to listen, and the page's limits."""
+
+    model: str = "models/model.pt"
+    reports: str = "reports"
+    split: str = "data/split.csv"
+    host: str = "127.0.0.1"
+    port: int = 7860
+    max_size: int = 100 * 2**20  # bytes: the largest upload accepted
+    top_k: int = 5
+    window: Span = field(default_factory=lambda: Span(4.0, seconds=True))  # the timeline of a long video
+    stride: Span = field(default_factory=lambda: Span(1.0, seconds=True))
+    device: str = "auto"
 
 
 def _human(size: float) -> str:
@@ -90,7 +107,7 @@ def model_panel(predictor: Predictor, model: str, reports: Path) -> str:
         f"| temporal head | {predictor.head} |",
         f"| backbone | {record['backbone']}, weights {record['weights'] or 'random'}, {record['image_size']} px |",
         f"| frames per clip (T) | {predictor.frames} |",
-        f"| clips per video (K) | {predictor.clips} |",
+        f"| views per video (K) | {predictor.views} |",
         f"| precision | {precision} |",
     ]
     metrics_file = reports / "metrics.json"
@@ -126,10 +143,10 @@ def _thumbnail(frame: np.ndarray) -> Image.Image:
 class Analyst:
     """What the page does with one video: checks, prediction, thumbnails, timeline, each bad case a message."""
 
-    def __init__(self, predictor: Predictor, clips: dict[str, Path], args: argparse.Namespace) -> None:
-        self.predictor, self.clips = predictor, clips
-        self.max_size, self.top_k = args.max_size, args.top_k
-        self.window, self.stride = args.window, args.stride
+    def __init__(self, predictor: Predictor, test_clips: dict[str, Path], options: ServeOptions) -> None:
+        self.predictor, self.test_clips = predictor, test_clips
+        self.max_size, self.top_k = options.max_size, options.top_k
+        self.window, self.stride = options.window, options.stride
 
     def upload(self, video: str | None, progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008 - Gradio's idiom
         if not video:
@@ -139,9 +156,9 @@ class Analyst:
     def test_clip(self, label: str | None, progress: gr.Progress = gr.Progress()) -> tuple:  # noqa: B008
         if not label:
             return self._message("Pick one of the run's test clips.")
-        if label not in self.clips:
+        if label not in self.test_clips:
             return self._message("That is not one of this run's test clips.")
-        return self._answer(self.clips[label], label.split(" (")[0], progress)
+        return self._answer(self.test_clips[label], label.split(" (")[0], progress)
 
     def _message(self, text: str, name: str = "") -> tuple:
         answer = {"video": name, "error": text} if name else {}
@@ -162,7 +179,7 @@ class Analyst:
         if size > self.max_size:
             return self._message(f"{name} is {_human(size)}, over the {_human(self.max_size)} limit (--max-size)", name)
         try:
-            info = probe(path)
+            info = video_info(path)
         except VideoError as err:
             return self._message(f"{name} is not a video this server can read: {err}", name)
         predictor = self.predictor
@@ -170,7 +187,7 @@ class Analyst:
         result = next(predictor.predict([path]))
         if result.error:
             return self._message(f"{name} could not be read as a video: {result.error}", name)
-        frames, indices = read_clip(path, predictor.frames, predictor.clips)  # clip 0: the centre of each segment
+        frames, indices = read_clip(path, predictor.frames, predictor.views)  # view 0: the centre of each segment
         thumbs = [
             (_thumbnail(frame), f"{i / info.fps:.2f} s" if info.fps > 0 else f"frame {i}")
             for frame, i in zip(frames[: predictor.frames], indices[0], strict=True)
@@ -198,27 +215,27 @@ class Analyst:
             f"**{best}** ({prob:.1%}) — {name} ({duration}{info.width}×{info.height}), answered in {seconds:.2f} s"
             + (f", timeline of {windows} windows" if windows else "")
         )
-        if predictor.clips > 1:
-            status += f"; the model averages {predictor.clips} clips of {predictor.frames} frames, the first is shown"
+        if predictor.views > 1:
+            status += f"; the model averages {predictor.views} views of {predictor.frames} frames, the first is shown"
         labels = dict(predictor.top_k(result.probs, self.top_k))
         answer = predictor.as_dict(result, self.top_k) | {"video": name, "seconds": round(seconds, 3)}
         return status, labels, thumbs, timeline, answer
 
 
-def build_page(predictor: Predictor, args: argparse.Namespace) -> gr.Blocks:
-    reports = Path(args.reports)
-    clips = split_test_clips(Path(args.split), reports)
-    analyst = Analyst(predictor, clips, args)
+def build_page(predictor: Predictor, options: ServeOptions) -> gr.Blocks:
+    reports = Path(options.reports)
+    clips = split_test_clips(Path(options.split), reports)
+    analyst = Analyst(predictor, clips, options)
     with gr.Blocks(
-        title=f"actrec: {Path(args.model).name}", analytics_enabled=False, delete_cache=(3600, 3600)
+        title=f"actrec: {Path(options.model).name}", analytics_enabled=False, delete_cache=(3600, 3600)
     ) as page:
         gr.Markdown(
-            f"# actrec — what is happening in this video?\nModel `{args.model}`: {', '.join(predictor.classes)}"
+            f"# actrec — what is happening in this video?\nModel `{options.model}`: {', '.join(predictor.classes)}"
         )
         with gr.Row():
             with gr.Column(scale=1):
                 upload = gr.File(
-                    label=f"Upload a video (at most {_human(args.max_size)})", elem_id="upload", file_count="single"
+                    label=f"Upload a video (at most {_human(options.max_size)})", elem_id="upload", file_count="single"
                 )
                 clip = gr.Dropdown(
                     choices=list(clips),
@@ -229,7 +246,7 @@ def build_page(predictor: Predictor, args: argparse.Namespace) -> gr.Blocks:
                 )
             with gr.Column(scale=2):
                 status = gr.Markdown("Upload a video or pick a test clip.", elem_id="status")
-                top = gr.Label(num_top_classes=args.top_k, label="Top classes", elem_id="top-k")
+                top = gr.Label(num_top_classes=options.top_k, label="Top classes", elem_id="top-k")
                 frames = gr.Gallery(
                     label=f"The {predictor.frames} frames the model saw",
                     elem_id="frames",
@@ -243,9 +260,9 @@ def build_page(predictor: Predictor, args: argparse.Namespace) -> gr.Blocks:
                     color="class",
                     x_title="time (s), window centres",
                     y_lim=[0, 1],
-                    label=f"Class probabilities per window ({args.window.value:g}"
-                    f"{'s' if args.window.seconds else ' frames'}, every {args.stride.value:g}"
-                    f"{'s' if args.stride.seconds else ' frames'})",
+                    label=f"Class probabilities per window ({options.window.value:g}"
+                    f"{'s' if options.window.seconds else ' frames'}, every {options.stride.value:g}"
+                    f"{'s' if options.stride.seconds else ' frames'})",
                     elem_id="timeline",
                     visible=False,
                     tooltip="all",
@@ -253,7 +270,7 @@ def build_page(predictor: Predictor, args: argparse.Namespace) -> gr.Blocks:
                 with gr.Accordion("The answer as JSON (what the HTTP API returns)", open=False):
                     answer = gr.JSON(elem_id="answer")
         with gr.Accordion("Model", open=True, elem_id="model"), gr.Row():
-            gr.Markdown(model_panel(predictor, args.model, reports))
+            gr.Markdown(model_panel(predictor, options.model, reports))
             confusion = reports / "confusion.png"
             if confusion.is_file():
                 gr.Image(str(confusion), label="Confusion on the test clips", interactive=False, elem_id="confusion")
@@ -270,20 +287,20 @@ def build_page(predictor: Predictor, args: argparse.Namespace) -> gr.Blocks:
     return page.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
 
 
-def serve(args: argparse.Namespace) -> None:
+def serve(options: ServeOptions) -> None:
     """Load the model, build the page and serve it until interrupted; uploads live in a folder removed at exit."""
-    predictor = Predictor(args.model, args.device)
+    predictor = Predictor(options.model, options.device)
     predictor.runner(sys.maxsize)  # a server's requests add up: the engine that repays its set-up, set up now
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops it as Ctrl-C does: folder removed
     cache = tempfile.mkdtemp(prefix="actrec-serve-")
     os.environ["GRADIO_TEMP_DIR"] = cache  # read when components save files: uploads and what the page shows
     try:
-        page = build_page(predictor, args)
-        print(f"actrec serve: http://{args.host}:{args.port} (Ctrl-C to stop)", flush=True)
+        page = build_page(predictor, options)
+        print(f"actrec serve: http://{options.host}:{options.port} (Ctrl-C to stop)", flush=True)
         page.launch(
-            server_name=args.host,
-            server_port=args.port,
-            max_file_size=args.max_size,
+            server_name=options.host,
+            server_port=options.port,
+            max_file_size=options.max_size,
             ssr_mode=False,
             mcp_server=False,
             quiet=True,

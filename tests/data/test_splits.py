@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from actrec.data.datasets import probe_table, scan
+from actrec.data.datasets import read_video_info, scan
 from actrec.data.splits import SplitError, carve_val, group_split, leakage, read_hmdb51_split, read_ucf101_split
 from actrec.params import DatasetParams
 
@@ -61,7 +61,7 @@ def test_leakage_counts_groups_in_two_parts() -> None:
 
 
 def test_real_ucf101_lists_over_the_clips_present(ucf_mini) -> None:
-    table = probe_table(scan(DatasetParams(name="ucf101", root=str(ucf_mini))))
+    table = read_video_info(scan(DatasetParams(name="ucf101", root=str(ucf_mini))))
     assert len(table) == 150 and table["readable"].all()
     split = read_ucf101_split(ucf_mini / "ucfTrainTestlist", 1, table["clip_id"].tolist())
     assert split.listed == 13320

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from actrec.data.video import VideoError, probe, read_clip, sample_indices
+from actrec.data.video import VideoError, read_clip, sample_indices, video_info
 from tests.helpers import write_video
 
 
@@ -28,12 +28,12 @@ def test_short_clip_repeats_frames() -> None:
 
 
 def test_jittered_clips_stay_in_their_segments_and_are_seeded() -> None:
-    idx = sample_indices(160, 16, clips=4, seed=7)
+    idx = sample_indices(160, 16, views=4, seed=7)
     assert idx.shape == (4, 16)
     segments = idx // 10
     assert np.all(segments == np.arange(16)), "each jittered frame stays in its own segment"
     assert not np.array_equal(idx[1], idx[2])
-    assert np.array_equal(idx, sample_indices(160, 16, clips=4, seed=7))
+    assert np.array_equal(idx, sample_indices(160, 16, views=4, seed=7))
 
 
 def test_zero_frames_is_an_error() -> None:
@@ -43,7 +43,7 @@ def test_zero_frames_is_an_error() -> None:
 
 def test_read_clip_decodes_the_sampled_frames_in_order(tmp_path) -> None:
     path = write_video(tmp_path / "v.avi", frames=40, width=64, height=48)
-    info = probe(path)
+    info = video_info(path)
     assert (info.frames, info.width, info.height) == (40, 64, 48)
     frames, idx = read_clip(path, 8)
     assert frames.shape == (8, 48, 64, 3) and frames.dtype == np.uint8
@@ -65,6 +65,6 @@ def test_unreadable_files_raise_video_error(tmp_path, content: bytes, reason: st
     path = tmp_path / "bad.avi"
     path.write_bytes(content)
     with pytest.raises(VideoError, match=reason):
-        probe(path)
+        video_info(path)
     with pytest.raises(VideoError):
         read_clip(path, 16)

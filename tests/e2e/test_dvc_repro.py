@@ -54,9 +54,9 @@ def test_dvc_status_names_exactly_the_stages_a_code_change_affects(repo_copy: Pa
     edits = {  # a file → the stages that run it
         "actrec/evaluation/metrics.py": {"evaluate"},
         # predict_proba: validation in training and in the k-fold evaluation, and evaluation
-        "actrec/inference/proba.py": {"train", "crossval", "evaluate"},
+        "actrec/model/proba.py": {"train", "crossval", "evaluate"},
         "actrec/features/store.py": {"extract", "train", "crossval", "evaluate"},
-        "actrec/selection.py": {"train", "crossval"},
+        "actrec/model/selection.py": {"train", "crossval"},
         "actrec/cli.py": set(),  # predicting on new videos is no stage's business
         "actrec/export.py": set(),
     }

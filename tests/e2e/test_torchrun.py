@@ -56,10 +56,10 @@ def test_torchrun_training_two_ranks_match_one(tmp_path: Path) -> None:
     write_feature_file(tmp_path / "features" / "features.h5", clips=140, frames=4, dim=16, classes=3)
     tiny_project(
         tmp_path,
-        extract={"backbone": "resnet50", "weights": "imagenet", "frames": 4, "clips": 1, "image_size": 224},
+        extract={"backbone": "resnet50", "weights": "imagenet", "frames": 4, "views": 1, "image_size": 224},
         # one head, early stopping on the validation split: the loop whose figures ranks must share
         model={"head": "lstm", "hidden_size": 16, "dropout": 0.0},
-        train={"epochs": 6, "patience": 6, "batch_size": 8, "feature_dropout": 0.0, "cv_folds": 0},
+        train={"epochs": 6, "patience": 6, "batch_size": 8, "feature_dropout": 0.0, "choice_folds": 0},
     )
     one_thread = {"OMP_NUM_THREADS": "1"}
     runs = []

@@ -26,7 +26,7 @@ def test_summary_page_has_the_figures_pairs_and_classes() -> None:
         "head": "lstm",
         "backbone": "efficientnet_lite0",
         "frames": 16,
-        "clips": 1,
+        "views": 1,
         "image_size": 224,
         "dataset": "ucf101",
     }

@@ -4,7 +4,7 @@ from actrec.features.store import ExtractionSettings
 from actrec.params import ExtractParams
 
 SETTINGS = ExtractionSettings(
-    backbone="efficientnet_lite0", weights="imagenet", frames=4, clips=1, image_size=64, precision="fp32", seed=0
+    backbone="efficientnet_lite0", weights="imagenet", frames=4, views=1, image_size=64, precision="fp32", seed=0
 )
 CFG = ExtractParams(
     backbone="efficientnet_lite0",

@@ -127,3 +127,16 @@ def test_candidates_follow_the_device_and_params(monkeypatch) -> None:
     assert candidates("onnxruntime", "bf16", CPU) == []
     with pytest.raises(ActrecError, match="'onnxruntime' cannot run in precision auto on cuda"):
         choose(lambda: None, "resnet50", 224, torch.device("cuda"), 512, "onnxruntime", "auto", lambda p: 10**6)
+
+
+def test_pick_counts_set_up_unless_the_runner_is_built_and_falls_back_to_eager() -> None:
+    """Measuring and picking are apart: pick weighs the figures alone, as the run's frame count makes them."""
+    pairs = [("eager", "fp32"), ("onnxruntime", "fp32")]
+    known = {pairs[0]: Trial("eager", "fp32", 0.1, 100.0), pairs[1]: Trial("onnxruntime", "fp32", 5.0, 400.0)}
+    assert engine_trial.pick(pairs, known, {}, {"fp32": 200}, "test").engine == "eager"  # 2.1 s against 5.5 s
+    assert engine_trial.pick(pairs, known, {}, {"fp32": 10_000}, "test").engine == "onnxruntime"
+    built = {pairs[1]: object()}  # set up already by the trial: its set-up is spent
+    assert engine_trial.pick(pairs, known, built, {"fp32": 200}, "test").how == "trial"
+    assert engine_trial.pick(pairs, known, built, {"fp32": 200}, "test").engine == "onnxruntime"
+    broken = {p: Trial(*p, 0.0, 0.0, "RuntimeError: no") for p in pairs}
+    assert engine_trial.pick(pairs, broken, {}, {"fp32": 200}, "test").how == "fallback"

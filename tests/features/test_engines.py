@@ -20,7 +20,7 @@ from actrec.features.extractor import extract_features
 
 def _features(paths: list[str], net, precision: str = "fp32", engine: str = "eager") -> np.ndarray:
     run = BackboneRunner(net, torch.device("cpu"), precision, 16, engine)
-    out = extract_features(paths, paths, run, frames=4, clips=1, seed=0, num_workers=0)
+    out = extract_features(paths, paths, run, frames=4, views=1, seed=0, num_workers=0)
     return np.stack([feats for _, feats, _, _ in out]).astype(np.float32).reshape(-1, net.feature_dim)
 
 

@@ -97,16 +97,16 @@ def test_a_clip_that_fails_to_decode_is_reported_not_fatal(tmp_path) -> None:
 
 
 def test_k_clips_store_jittered_views_of_each_video(tmp_path) -> None:
-    """extract.clips = 3: clip 0 is the K=1 view (segment centres), clips 1-2 jitter within each segment."""
+    """extract.views = 3: view 0 is the K=1 view (segment centres), views 1-2 jitter within each segment."""
     table = clip_table(tmp_path / "videos", 4)
     files = {}
-    for settings in (SETTINGS, dataclasses.replace(SETTINGS, clips=3)):
+    for settings in (SETTINGS, dataclasses.replace(SETTINGS, views=3)):
         cache = FeatureCache(tmp_path / "cache", settings)
-        fill_cache(cache, table, dataclasses.replace(CFG, clips=settings.clips), torch.device("cpu"))
-        files[settings.clips] = tmp_path / f"k{settings.clips}.h5"
-        assemble(cache, table, ["c0", "c1"], files[settings.clips], attrs={})
+        fill_cache(cache, table, dataclasses.replace(CFG, views=settings.views), torch.device("cpu"))
+        files[settings.views] = tmp_path / f"k{settings.views}.h5"
+        assemble(cache, table, ["c0", "c1"], files[settings.views], attrs={})
     with h5py.File(files[3]) as f:
-        assert f.attrs["clips"] == 3 and f["features"].shape == (4, 3, 4, 1280)
+        assert f.attrs["views"] == 3 and f["features"].shape == (4, 3, 4, 1280)
         idx = f["frame_indices"][:]
     k1, k3 = load_features(files[1]), load_features(files[3])
     np.testing.assert_allclose(k3.features[:, 0].astype(np.float32), k1.features[:, 0].astype(np.float32), atol=2e-3)

@@ -23,12 +23,12 @@ from actrec.features.stream import (
     load_for_training,
     open_features,
     per_rank_batch,
-    shard,
+    share,
 )
-from actrec.inference.proba import predict_proba
+from actrec.model.proba import predict_proba
+from actrec.model.probe import pool
+from actrec.model.training import train_head
 from actrec.params import ModelParams, TrainParams
-from actrec.probe import pool
-from actrec.training import train_head
 from benchmarks.bench_train import write_feature_file
 
 
@@ -109,7 +109,7 @@ def test_ranks_share_out_each_batch_as_one_process_takes_it(n: int) -> None:
     is dealt, and the ranks take equally many steps (the order padded with its first clips, as DistributedSampler)."""
     order = torch.randperm(n, generator=torch.Generator().manual_seed(1))
     single = [idx for idx, _ in batches(np.zeros((n, 1)), order, 8)]
-    ranks = [[idx for idx, _ in batches(np.zeros((n, 1)), shard(order, World(r, 2, r)), 4)] for r in range(2)]
+    ranks = [[idx for idx, _ in batches(np.zeros((n, 1)), share(order, World(r, 2, r)), 4)] for r in range(2)]
     assert len(ranks[0]) == len(ranks[1]) == len(single)
     for step, expected in enumerate(single):
         together = torch.cat([ranks[0][step], ranks[1][step]]).tolist()

@@ -11,7 +11,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from argparse import Namespace
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -221,13 +220,13 @@ def test_no_file_of_the_machine_is_served(server: str, trained_run: Path) -> Non
 
 def test_a_test_clip_is_only_ever_one_of_the_list(trained_run: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Behind Gradio's own check of the choices, the page opens only the clips of the run's split it listed."""
-    from actrec.serving.app import Analyst, split_test_clips
+    from actrec.serving.app import Analyst, ServeOptions, split_test_clips
 
     monkeypatch.chdir(trained_run)  # the split's paths are relative to the run's folder, where `actrec serve` runs
-    args = Namespace(max_size=MAX_SIZE, top_k=5, window=Span(1, seconds=True), stride=Span(1, seconds=True))
+    options = ServeOptions(max_size=MAX_SIZE, window=Span(1, seconds=True), stride=Span(1, seconds=True))
     clips = split_test_clips(trained_run / "data" / "split.csv", trained_run / "reports")
     assert len(clips) == 4 and all(path.is_file() for path in clips.values())
-    analyst = Analyst(Predictor(trained_run / "models" / "model.pt", "cpu"), clips, args)
+    analyst = Analyst(Predictor(trained_run / "models" / "model.pt", "cpu"), clips, options)
     status, top, frames, _, _ = analyst.test_clip("/etc/passwd", progress=lambda *_, **__: None)
     assert status == "⚠️ That is not one of this run's test clips." and top is None and frames is None
 

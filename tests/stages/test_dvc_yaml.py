@@ -3,8 +3,8 @@ imports, and names every path its command reads or writes."""
 
 from __future__ import annotations
 
-import ast
 import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,57 +12,9 @@ import yaml
 
 from actrec.features.store import MATCHED_SETTINGS
 from tests.helpers import ROOT
+from tools.dvc_deps import code_closure, imports, rewrite
 
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-OWN = ("actrec", "pipeline")  # the project's packages; everything else is an installed dependency
-
-
-def _module_file(name: str) -> Path | None:
-    base = ROOT / name.replace(".", "/")
-    for candidate in (base / "__init__.py", base.with_suffix(".py")):
-        if candidate.is_file():
-            return candidate
-    return None  # a name imported from a module (a function, a class), not a module
-
-
-def _imports(path: Path) -> set[str]:
-    """Every module name `path` imports when it runs: at the top or inside functions, not under TYPE_CHECKING."""
-    tree = ast.parse(path.read_text())
-    typing_only = {
-        id(n)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-        for statement in node.body
-        for n in ast.walk(statement)
-    }
-    names = set()
-    for node in ast.walk(tree):
-        if id(node) in typing_only:
-            continue
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)  # `from actrec.data import video`
-    return names
-
-
-def code_closure(script: Path) -> set[str]:
-    """The project's files that run when `script` runs: its imports, followed transitively, and the
-    __init__.py of every package on the way (Python runs each when it imports a module below it)."""
-    parts = script.relative_to(ROOT).with_suffix("").parts
-    todo = [script] + [f for i in range(1, len(parts)) if (f := _module_file(".".join(parts[:i])))]
-    seen: set[Path] = set()
-    while todo:
-        path = todo.pop()
-        if path in seen:
-            continue
-        seen.add(path)
-        for name in _imports(path):
-            words = name.split(".")
-            if words[0] in OWN:
-                todo += [f for i in range(1, len(words) + 1) if (f := _module_file(".".join(words[:i])))]
-    return {p.relative_to(ROOT).as_posix() for p in seen}
 
 
 def _paths(entries: list) -> set[str]:
@@ -84,8 +36,8 @@ def test_each_stage_depends_on_exactly_the_code_it_runs(name: str) -> None:
 def test_the_closure_follows_imports_inside_functions_and_packages() -> None:
     """The check itself: a dependency reached only through a function-level import or a package is found."""
     closure = code_closure(ROOT / "pipeline" / "evaluate.py")
-    assert "actrec/inference/proba.py" in closure  # predict_proba, used by evaluate
-    assert {"actrec/__init__.py", "actrec/inference/__init__.py", "pipeline/__init__.py"} <= closure
+    assert "actrec/model/proba.py" in closure  # predict_proba, used by evaluate
+    assert {"actrec/__init__.py", "actrec/model/__init__.py", "pipeline/__init__.py"} <= closure
     cli = code_closure(ROOT / "actrec" / "cli.py")
     assert "actrec/evaluation/plots.py" in cli, "imported inside a function"
     assert "actrec/export.py" in cli and "pipeline/__init__.py" not in cli
@@ -93,9 +45,9 @@ def test_the_closure_follows_imports_inside_functions_and_packages() -> None:
 
 def test_a_missing_dep_is_named(monkeypatch) -> None:
     """Remove one library file from a stage's deps: the check fails, naming the stage and the file."""
-    edited = {**STAGES["evaluate"], "deps": [d for d in STAGES["evaluate"]["deps"] if d != "actrec/inference/proba.py"]}
+    edited = {**STAGES["evaluate"], "deps": [d for d in STAGES["evaluate"]["deps"] if d != "actrec/model/proba.py"]}
     monkeypatch.setitem(STAGES, "evaluate", edited)
-    with pytest.raises(AssertionError, match=r"stage 'evaluate' runs actrec/inference/proba\.py but does not"):
+    with pytest.raises(AssertionError, match=r"stage 'evaluate' runs actrec/model/proba\.py but does not"):
         test_each_stage_depends_on_exactly_the_code_it_runs("evaluate")
 
 
@@ -115,7 +67,7 @@ def test_no_stage_imports_another_and_the_library_imports_no_stage() -> None:
         stages = {p for p in code_closure(ROOT / "pipeline" / f"{name}.py") if p.startswith("pipeline/")}
         assert stages == {f"pipeline/{name}.py", "pipeline/__init__.py"}, name
     for path in sorted((ROOT / "actrec").rglob("*.py")):
-        outside = {n for n in _imports(path) if n.split(".")[0] in ("pipeline", "benchmarks", "tests")}
+        outside = {n for n in imports(path) if n.split(".")[0] in ("pipeline", "benchmarks", "tests")}
         assert not outside, f"{path.relative_to(ROOT)} imports {outside}"
 
 
@@ -151,3 +103,19 @@ def test_stage_scripts_are_short() -> None:
     for name in STAGES:
         lines = (ROOT / "pipeline" / f"{name}.py").read_text().splitlines()
         assert len(lines) <= 100, f"pipeline/{name}.py has {len(lines)} lines"
+
+
+def test_make_deps_writes_the_closure_after_a_new_import(tmp_path: Path) -> None:
+    """A stage module that gains an import: `make deps` adds the file to exactly the stages that run it."""
+    for folder in ("actrec", "pipeline"):
+        shutil.copytree(ROOT / folder, tmp_path / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    text = (ROOT / "dvc.yaml").read_text()
+    assert rewrite(text, ROOT) == (text, []), "dvc.yaml's code deps are stale: run `make deps`"
+    (tmp_path / "actrec" / "newmod.py").write_text('"""A new module."""\n')
+    metrics = tmp_path / "actrec" / "evaluation" / "metrics.py"
+    metrics.write_text(metrics.read_text() + "\nfrom actrec import newmod  # noqa: E402, F401\n")
+    new, changed = rewrite(text, tmp_path)
+    assert changed == ["evaluate"]
+    deps = yaml.safe_load(new)["stages"]["evaluate"]["deps"]
+    assert "actrec/newmod.py" in deps and "models/model.pt" in deps  # data deps are kept
+    assert new.count("#") == text.count("#")  # comments are kept

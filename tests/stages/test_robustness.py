@@ -136,7 +136,7 @@ def test_odd_and_broken_videos_are_processed_or_listed(tmp_path: Path) -> None:
     assert subset_counts["unreadable"] == len(unreadable) >= len(bad)
     assert subset_counts["clips"] == len(clips) - len(unreadable) and subset_counts["classes"] == 2
     extract_counts = json.loads((run / "reports/extract.json").read_text())
-    assert (extract_counts["clips"], extract_counts["failed"]) == (len(ids), 1)
+    assert (extract_counts["videos"], extract_counts["failed"]) == (len(ids), 1)
 
     # Decoding in a worker process (where it happens with num_workers > 0) gives the same result.
     again = tmp_path / "workers"
@@ -205,7 +205,7 @@ def test_killed_extraction_resumes_without_loss_or_duplicates(tmp_path: Path, mo
     monkeypatch.chdir(ref)
     call_stage("extract")  # the uninterrupted run (in this process: no second start-up to pay for)
     counts = json.loads((run / "reports/extract.json").read_text())
-    assert counts["reused_from_cache"] > 0 and counts["clips"] == len(expected)
+    assert counts["reused_from_cache"] > 0 and counts["videos"] == len(expected)
     with h5py.File(run / "features/features.h5") as f, h5py.File(ref / "features/features.h5") as r:
         assert sorted(f["clip_ids"].asstr()[:]) == sorted(expected["clip_id"]), "every clip, exactly once"
         assert list(f["clip_ids"].asstr()[:]) == list(r["clip_ids"].asstr()[:])
@@ -227,7 +227,7 @@ def _feature_file(folder: Path, settings: ExtractionSettings, dim: int = 1280, n
     cache = FeatureCache(folder / "features/cache", settings)
     fps = [f"clip{i}" for i in range(n)]
     cache.write_shard(
-        fps, rng.normal(size=(n, settings.clips, settings.frames, dim)), np.zeros((n, settings.clips, settings.frames))
+        fps, rng.normal(size=(n, settings.views, settings.frames, dim)), np.zeros((n, settings.views, settings.frames))
     )
     table = pd.DataFrame(
         {
@@ -243,7 +243,7 @@ def _feature_file(folder: Path, settings: ExtractionSettings, dim: int = 1280, n
 
 
 SETTINGS = ExtractionSettings(
-    backbone="efficientnet_lite0", weights="imagenet", frames=8, clips=1, image_size=64, precision="fp32", seed=0
+    backbone="efficientnet_lite0", weights="imagenet", frames=8, views=1, image_size=64, precision="fp32", seed=0
 )
 
 
@@ -256,7 +256,7 @@ SETTINGS = ExtractionSettings(
             {"backbone": "resnet50", "weights": None},
             "backbone: efficientnet_lite0 ≠ resnet50, weights: imagenet ≠ None",
         ),
-        ({"clips": 2}, "clips: 1 ≠ 2"),
+        ({"views": 2}, "views: 1 ≠ 2"),
     ],
 )
 def test_train_refuses_features_extracted_otherwise(tmp_path: Path, monkeypatch, change: dict, named: str) -> None:
@@ -385,7 +385,7 @@ def test_an_unwritable_feature_file_leaves_no_partial_file(tmp_path: Path, monke
     shutil.rmtree("features/features.h5")
     call_stage("extract")  # the extracted clips were kept in the cache: nothing is computed again
     counts = json.loads(Path("reports/extract.json").read_text())
-    assert counts["reused_from_cache"] == counts["clips"] == 8
+    assert counts["reused_from_cache"] == counts["videos"] == 8
 
     Path("features/cache").rename("features/cache.old")
     Path("features/cache").write_text("")  # a file where the cache folder goes

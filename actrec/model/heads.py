@@ -187,7 +187,7 @@ class MeanHead(nn.Module):
 class ProbeHead(nn.Module):
     """The linear probe as a head: mean and standard deviation of the frames, standardised, one linear layer.
 
-    Not trained by the loop: actrec.probe fits it in closed form as scikit-learn's standardised logistic
+    Not trained by the loop: actrec.model.probe fits it in closed form as scikit-learn's standardised logistic
     regression and copies the scaler and coefficients in, so predict and export treat it as any head.
     """
 

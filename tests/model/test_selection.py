@@ -11,11 +11,13 @@ import torch
 from dvclive import Live
 
 from actrec.features.store import FeatureSet
-from actrec.heads import ProbeHead
-from actrec.inference.proba import predict_proba
+from actrec.model.heads import ProbeHead
+from actrec.model.proba import predict_proba
+from actrec.model.probe import linear_probe
+from actrec.model.selection import choice_folds, choose_and_train, group_folds
 from actrec.params import ModelParams, TrainParams
-from actrec.probe import linear_probe
-from actrec.selection import choose_and_train, cv_folds, group_folds
+
+CV3 = "cross-validation on train + val (3 group folds, train.choice_folds)"  # HeadChoice.by
 
 MODEL = ModelParams(head=["lstm", "probe"], hidden_size=16)
 TRAIN = TrainParams(epochs=25, batch_size=8, lr=3e-3, warmup_epochs=1, patience=25)
@@ -44,14 +46,14 @@ def _clips(groups: int, per_group: int, order_only: bool, seed: int = 0, split: 
 
 
 def test_cross_validation_is_for_small_sets_and_never_has_more_folds_than_groups() -> None:
-    assert cv_folds("auto", _clips(6, 2, False)) == 3
-    assert cv_folds("auto", _clips(2, 2, False)) == 2, "two people: two folds"
-    assert cv_folds("auto", _clips(1, 4, False)) == 0, "one group: nothing to hold out"
-    assert cv_folds("auto", _clips(250, 2, False)) == 0, "1,000 clips: the validation split decides"
-    assert cv_folds(5, _clips(250, 2, False)) == 5 and cv_folds(5, _clips(4, 2, False)) == 4
-    assert cv_folds(0, _clips(6, 2, False)) == 0
+    assert choice_folds("auto", _clips(6, 2, False)) == 3
+    assert choice_folds("auto", _clips(2, 2, False)) == 2, "two people: two folds"
+    assert choice_folds("auto", _clips(1, 4, False)) == 0, "one group: nothing to hold out"
+    assert choice_folds("auto", _clips(250, 2, False)) == 0, "1,000 clips: the validation split decides"
+    assert choice_folds(5, _clips(250, 2, False)) == 5 and choice_folds(5, _clips(4, 2, False)) == 4
+    assert choice_folds(0, _clips(6, 2, False)) == 0
     one_each = _clips(2, 1, False).rows(np.array([0, 3]))  # HMDB-51's mini split: one clip of each class
-    assert cv_folds("auto", one_each) == 0, "a fold needs a class with a clip to hold out and one to keep"
+    assert choice_folds("auto", one_each) == 0, "a fold needs a class with a clip to hold out and one to keep"
 
 
 def test_each_clip_is_held_out_once_and_no_group_straddles_a_fold() -> None:
@@ -66,7 +68,7 @@ def test_each_clip_is_held_out_once_and_no_group_straddles_a_fold() -> None:
 def test_cross_validation_keeps_the_temporal_head_where_order_matters() -> None:
     train, val = _clips(6, 3, True), _clips(2, 3, True, seed=1, split="val")
     model, choice, result = choose_and_train(MODEL, TRAIN, 0, train, val)
-    assert choice.head == "lstm" and choice.by == "cross-validation (3 folds)"
+    assert choice.head == "lstm" and choice.by == CV3
     assert choice.scores["lstm"] >= choice.scores["probe"] + 0.3, choice.scores
     assert 1 <= choice.epochs <= TRAIN.epochs and result.refit_epochs == choice.epochs
     test = _clips(3, 3, True, seed=2, split="test")
@@ -77,8 +79,13 @@ def test_the_probe_is_kept_where_it_validates_better_and_refitted_on_every_label
     """An LSTM that cannot learn in one epoch at a tiny learning rate against the probe on mean-separated clips."""
     train, val = _clips(6, 3, False), _clips(2, 3, False, seed=1, split="val")
     crippled = dataclasses.replace(TRAIN, epochs=1, lr=1e-7, warmup_epochs=0)
-    for folds, by in ((0, "validation split"), ("auto", "cross-validation (3 folds)")):
-        model, choice, result = choose_and_train(MODEL, dataclasses.replace(crippled, cv_folds=folds), 0, train, val)
+    for folds, by in (
+        (0, "validation split"),
+        ("auto", CV3),
+    ):
+        model, choice, result = choose_and_train(
+            MODEL, dataclasses.replace(crippled, choice_folds=folds), 0, train, val
+        )
         assert choice.head == "probe" and choice.by == by and result is None
         assert choice.scores["probe"] > choice.scores["lstm"], choice.scores
         assert isinstance(model, ProbeHead)
@@ -109,7 +116,7 @@ def test_a_run_that_keeps_the_probe_still_has_its_training_plots(tmp_path, heads
     """DVC declares reports/train/plots: with the probe kept and no head trained to log its curves, the
     evidence is logged instead (each candidate's cross-validated accuracy by epoch, or the probe's score)."""
     train, val = _clips(6, 3, False), _clips(2, 3, False, seed=1, split="val")
-    crippled = dataclasses.replace(TRAIN, epochs=3, lr=1e-7, warmup_epochs=0, cv_folds=folds)
+    crippled = dataclasses.replace(TRAIN, epochs=3, lr=1e-7, warmup_epochs=0, choice_folds=folds)
     with Live(str(tmp_path), dvcyaml=None, save_dvc_exp=False, report=None) as live:
         _, choice, _ = choose_and_train(dataclasses.replace(MODEL, head=heads), crippled, 0, train, val, live)
     assert choice.head == "probe"

@@ -19,7 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from actrec.heads import ProbeHead
+from actrec.model.heads import ProbeHead
 
 
 def pool(features: Any, chunk: int = 1024) -> np.ndarray:

@@ -7,7 +7,7 @@ import typing
 import pytest
 import torch
 
-from actrec.heads import HEADS, build_head
+from actrec.model.heads import HEADS, build_head
 from actrec.params import HeadName, ModelParams
 
 ORDER_AWARE = [

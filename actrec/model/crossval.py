@@ -1,4 +1,4 @@
-"""Group k-fold evaluation (split.folds): for datasets too small for one test split to say much.
+"""Group k-fold evaluation (split.crossval_folds): for datasets too small for one test split to say much.
 
 Every clip is cut into N folds by group (no person or source video on both sides). Each fold is
 the test part once; the other clips get a validation part carved by group, as the split stage
@@ -17,20 +17,21 @@ import pandas as pd
 from actrec.data.splits import carve_val
 from actrec.errors import ActrecError
 from actrec.features.store import FeatureSet
-from actrec.inference.proba import predict_proba
+from actrec.model.proba import predict_proba
+from actrec.model.probe import linear_probe
+from actrec.model.selection import choose_and_train, group_folds, most_folds
 from actrec.params import Params
-from actrec.probe import linear_probe
-from actrec.selection import choose_and_train, group_folds, most_folds
 
 logger = logging.getLogger(__name__)
 
 
 def cross_evaluate(data: FeatureSet, params: Params) -> dict[str, Any]:
-    """Train and test the recipe once per fold of `params.split.folds`; top-1 per fold, mean and std."""
-    folds = min(params.split.folds, most_folds(data))
+    """Train and test the recipe once per fold of `params.split.crossval_folds`; top-1 per fold, mean and std."""
+    folds = min(params.split.crossval_folds, most_folds(data))
     if folds < 2:
         raise ActrecError(
-            "split.folds needs at least 2 groups of clips, and a class with at least 2 clips, to cut folds from"
+            "split.crossval_folds needs at least 2 groups of clips, and a class with at least 2 clips, "
+            "to cut folds from"
         )
     rows = []
     for number, (rest, held) in enumerate(group_folds(data, folds, params.seed), start=1):
@@ -53,7 +54,7 @@ def cross_evaluate(data: FeatureSet, params: Params) -> dict[str, Any]:
         )
         logger.info("fold %d/%d: %s top-1 %.3f, linear probe %.3f", number, folds, choice.head, top1, probe_top1)
     table = pd.DataFrame(rows)
-    summary: dict[str, Any] = {"folds": folds, "clips": len(data.labels)}
+    summary: dict[str, Any] = {"crossval_folds": folds, "clips": len(data.labels)}
     for name in ("top1", "linear_probe_top1"):
         summary[f"{name}_mean"] = round(float(table[name].mean()), 4)
         summary[f"{name}_std"] = round(float(table[name].std(ddof=0)), 4)

@@ -5,7 +5,7 @@ cast to float32 per batch, so an epoch costs seconds and no video is decoded. Un
 model trains with DistributedDataParallel, each rank on its share of every batch. The recipe
 (every knob in params.yaml's train section): AdamW, label smoothing, linear warm-up then cosine
 decay per step, gradient clipping, whole-frame dropout, optional class-balanced sampling, one of
-the K clips of each video drawn per epoch, and early stopping on validation accuracy. All
+one of the K views of each video drawn per epoch, and early stopping on validation accuracy. All
 randomness comes from the seed, so a run on CPU repeats exactly.
 """
 
@@ -26,9 +26,9 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from actrec.distributed import SINGLE, World, all_sum
 from actrec.features.store import FeatureSet
-from actrec.features.stream import batches, per_rank_batch, shard
-from actrec.heads import build_head
-from actrec.inference.proba import predict_proba
+from actrec.features.stream import batches, per_rank_batch, share
+from actrec.model.heads import build_head
+from actrec.model.proba import predict_proba
 from actrec.params import ModelParams, TrainParams
 
 logger = logging.getLogger(__name__)
@@ -61,8 +61,8 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _pick_clips(features: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """(B, K, T, D) → (B, T, D): a random one of the K clips per video (clip 0 when no generator)."""
+def _pick_view(features: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """(B, K, T, D) → (B, T, D): a random one of the K views per video (view 0 when no generator)."""
     if features.shape[1] == 1 or generator is None:
         return features[:, 0]
     choice = torch.randint(features.shape[1], (features.shape[0],), generator=generator)
@@ -169,8 +169,8 @@ def fit(
         order = _epoch_order(labels, cfg.balanced, order_generator)
         total, correct, seen = 0.0, 0, 0
         lr = scheduler.get_last_lr()[0]
-        for idx, features in batches(train.features, shard(order, world), per_rank):
-            x = _drop_frames(_pick_clips(features, generator).float(), cfg.feature_dropout, generator).to(device)
+        for idx, features in batches(train.features, share(order, world), per_rank):
+            x = _drop_frames(_pick_view(features, generator).float(), cfg.feature_dropout, generator).to(device)
             y = labels[idx].to(device)
             logits = net(x)
             loss = loss_fn(logits, y)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from actrec.probe import linear_probe, pool, probe_head
+from actrec.model.probe import linear_probe, pool, probe_head
 
 
 def test_pool_is_mean_and_std_over_frames_of_the_averaged_views() -> None:

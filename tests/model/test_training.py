@@ -12,14 +12,16 @@ import pytest
 import torch
 import yaml
 
-from actrec import training
 from actrec.features.store import FeatureSet, load_features
-from actrec.heads import HEADS
-from actrec.inference.proba import predict_proba
+from actrec.model import training
+from actrec.model.heads import HEADS
+from actrec.model.proba import predict_proba
+from actrec.model.selection import choose_and_train
+from actrec.model.training import _drop_frames, _epoch_order, _pick_view, fit, train_head
 from actrec.params import ModelParams, TrainParams, load_params
-from actrec.selection import choose_and_train
-from actrec.training import _drop_frames, _epoch_order, _pick_clips, fit, train_head
 from tests.helpers import ROOT, run_stage
+
+CV3 = "cross-validation on train + val (3 group folds, train.choice_folds)"  # HeadChoice.by
 
 
 def _features(n: int, classes: int, seed: int = 0) -> FeatureSet:
@@ -105,10 +107,10 @@ def test_refit_trains_a_fresh_head_on_train_and_val_for_the_chosen_epochs(monkey
 
 def test_k_clips_training_draws_one_view_evaluation_averages_all() -> None:
     features = torch.randn(200, 3, 4, 8)  # 200 videos × K=3 views
-    drawn = _pick_clips(features, torch.Generator().manual_seed(0))
+    drawn = _pick_view(features, torch.Generator().manual_seed(0))
     which = (drawn.unsqueeze(1) == features).all(-1).all(-1).float().argmax(1)
     assert drawn.shape == (200, 4, 8) and torch.bincount(which, minlength=3).min() > 40  # every view drawn
-    assert torch.equal(_pick_clips(features, None), features[:, 0])
+    assert torch.equal(_pick_view(features, None), features[:, 0])
 
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(32, 5))
     per_view = [predict_proba(model, features[:, k : k + 1]) for k in range(3)]
@@ -135,7 +137,7 @@ def test_order_aware_heads_beat_bag_of_frames_on_time_reversed_pairs(demo: Path)
     data = load_features(demo / "features" / "features.h5")
     train, val, test = data.part("train"), data.part("val"), data.part("test")
     top1, chosen = {}, {}
-    by_validation = dataclasses.replace(params.train, cv_folds=0)  # each head alone: its early stopping, as before
+    by_validation = dataclasses.replace(params.train, choice_folds=0)  # each head alone, by its own early stopping
     runs = {head: (dataclasses.replace(params.model, head=head), by_validation) for head in HEADS}
     for name, (model_params, cfg) in {**runs, "default": (params.model, params.train)}.items():
         model, choice, _ = choose_and_train(model_params, cfg, params.seed, train, val)
@@ -147,7 +149,7 @@ def test_order_aware_heads_beat_bag_of_frames_on_time_reversed_pairs(demo: Path)
     for head in HEADS:
         if head not in order_blind:
             assert top1[head] >= top1["mean"] + 0.30, (head, top1)
-    assert chosen["default"].head == "lstm" and chosen["default"].by == "cross-validation (3 folds)"
+    assert chosen["default"].head == "lstm" and chosen["default"].by == CV3
     assert chosen["default"].scores["lstm"] > chosen["default"].scores["probe"] + 0.30
     assert top1["default"] >= top1["mean"] + 0.30
 

@@ -2,7 +2,7 @@
 
 `model.head` may list several heads (the default: the BiLSTM and the linear probe). Where the
 labelled clips are plenty, the validation split decides, as it decides early stopping. Where they
-are few (`train.cv_folds`), a validation part of one or two groups says little and takes them away
+are few (`train.choice_folds`), a validation part of one or two groups says little and takes them away
 from training, so group k-fold cross-validation over train + val decides instead: each labelled
 clip is held out once, no group straddles a fold, a temporal head's epoch count is where the
 folds' pooled accuracy peaks, and the chosen head then trains on every labelled clip. Either way
@@ -25,18 +25,18 @@ from torch import nn
 from actrec.distributed import SINGLE, World
 from actrec.errors import ActrecError
 from actrec.features.store import FeatureSet
+from actrec.model.probe import linear_probe, probe_head
+from actrec.model.training import FitResult, fit, fresh_head, train_head
 from actrec.params import ModelParams, TrainParams
-from actrec.probe import linear_probe, probe_head
-from actrec.training import FitResult, fit, fresh_head, train_head
 
 logger = logging.getLogger(__name__)
 
-CV_MAX_CLIPS = 1000  # cv_folds auto: cross-validate below this many labelled clips (each fold costs a training)
+CV_MAX_CLIPS = 1000  # choice_folds auto: cross-validate below this many labelled clips (each fold costs a training)
 CV_FOLDS = 3  # then the chosen head trains once more, on all of them: 4 trainings where validation needs 1
 
 
 @dataclass(frozen=True)
-class Run:
+class Placement:
     """Where training runs: the torchrun ranks and this rank's device."""
 
     world: World
@@ -44,11 +44,13 @@ class Run:
 
 
 @dataclass
-class Choice:
+class HeadChoice:
     """What was chosen and on what evidence: each candidate's validation accuracy."""
 
     head: str
-    by: str  # "cross-validation (k folds)", "validation split", "only candidate" or "no validation clips"
+    # "cross-validation on train + val (k group folds, train.choice_folds)", "validation split",
+    # "only candidate" or "no validation clips"
+    by: str
     scores: dict[str, float] = field(default_factory=dict)
     epochs: int = 0  # under cross-validation: the temporal head's epochs on train + val
 
@@ -70,7 +72,7 @@ def most_folds(data: FeatureSet) -> int:
     return min(len(np.unique(data.group_names())), int(np.bincount(data.labels).max(initial=0)))
 
 
-def cv_folds(requested: int | str, data: FeatureSet) -> int:
+def choice_folds(requested: int | str, data: FeatureSet) -> int:
     """Folds of group cross-validation for train + val `data`: 0 where the validation split decides."""
     folds = (CV_FOLDS if len(data.labels) < CV_MAX_CLIPS else 0) if requested == "auto" else int(requested)
     folds = min(folds, most_folds(data))
@@ -86,7 +88,7 @@ def group_folds(data: FeatureSet, folds: int, seed: int) -> list[tuple[np.ndarra
 
 
 def _cross_validate(
-    head: str, model_params: ModelParams, cfg: TrainParams, seed: int, data: FeatureSet, folds: list, run: Run
+    head: str, model_params: ModelParams, cfg: TrainParams, seed: int, data: FeatureSet, folds: list, run: Placement
 ) -> tuple[float, int, np.ndarray | None]:
     """Pooled held-out accuracy of `head` over the folds; for a trained head the epoch where it peaks, and the
     accuracy after each epoch."""
@@ -107,7 +109,7 @@ def _cross_validate(
     return float(curve[epoch - 1]), epoch, curve
 
 
-def _validate(head: str, model_params: ModelParams, cfg: TrainParams, seed: int, train, val, live, run: Run):
+def _validate(head: str, model_params: ModelParams, cfg: TrainParams, seed: int, train, val, live, run: Placement):
     """Validation accuracy on the split's val part (without one, the training accuracy, as early stopping
     watches), with the trained head and its training record. The probe is fitted for its score only: if
     kept, it is fitted again on every labelled clip."""
@@ -129,22 +131,26 @@ def choose_and_train(
     live: Any = None,
     world: World = SINGLE,
     device: torch.device | str = "cpu",
-) -> tuple[nn.Module, Choice, FitResult | None]:
+) -> tuple[nn.Module, HeadChoice, FitResult | None]:
     """The chosen head, trained; the choice with its evidence; the trained head's record (None for the probe).
 
     Under torchrun (`world`) every rank runs the same choice on its share of each batch; the figures
     it rests on are summed over the ranks, so all ranks choose alike.
     """
-    run = Run(world, device)
+    run = Placement(world, device)
     heads = model_params.candidates()
     labelled = train.join(val)
-    folds = cv_folds(cfg.cv_folds, labelled)
+    folds = choice_folds(cfg.choice_folds, labelled)
     result: FitResult | None = None
     if folds:
         splits = group_folds(labelled, folds, seed)
         results = {h: _cross_validate(h, model_params, cfg, seed, labelled, splits, run) for h in heads}
         best = max(heads, key=lambda h: results[h][0])  # the first listed wins a tie
-        choice = Choice(best, f"cross-validation ({folds} folds)", {h: r[0] for h, r in results.items()})
+        choice = HeadChoice(
+            best,
+            f"cross-validation on train + val ({folds} group folds, train.choice_folds)",
+            {h: r[0] for h, r in results.items()},
+        )
         choice.epochs = results[best][1]
         logger.info("%s: %s; training on all %d labelled clips", choice.by, _said(choice), len(labelled.labels))
         if best == "probe":
@@ -168,7 +174,7 @@ def choose_and_train(
             h: _validate(h, model_params, cfg, seed, train, val, live if h == logged else None, run) for h in heads
         }
         best = max(heads, key=lambda h: trained[h][0])
-        choice = Choice(best, by, {h: t[0] for h, t in trained.items()})
+        choice = HeadChoice(best, by, {h: t[0] for h, t in trained.items()})
         if len(heads) > 1:
             logger.info("%s: %s", by, _said(choice))
         _, model, result = trained[best]
@@ -190,6 +196,6 @@ def _log_evidence(live: Any, curves: dict[str, np.ndarray | float], epochs: int)
         live.next_step()
 
 
-def _said(choice: Choice) -> str:
+def _said(choice: HeadChoice) -> str:
     scores = ", ".join(f"{h} {s:.3f}" for h, s in choice.scores.items())
     return f"accuracy {scores} -> {choice.head}"

@@ -19,7 +19,7 @@ from torch import nn
 from actrec.errors import ActrecError
 from actrec.features.store import MATCHED_SETTINGS, FeatureSet, FeatureStoreError, differing_settings
 from actrec.files import output_file
-from actrec.heads import build_head
+from actrec.model.heads import build_head
 
 FORMAT = 1
 

@@ -7,15 +7,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from actrec.heads import HEADS, build_head
-from actrec.inference.checkpoint import FORMAT, Checkpoint, CheckpointError, load_model
+from actrec.model.checkpoint import FORMAT, Checkpoint, CheckpointError, load_model
+from actrec.model.heads import HEADS, build_head
 from actrec.params import ModelParams
 
 RECORD = {
     "backbone": "efficientnet_lite0",
     "weights": "imagenet",
     "frames": 16,
-    "clips": 1,
+    "views": 1,
     "image_size": 224,
     "precision": "fp32",
     "seed": 0,

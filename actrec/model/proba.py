@@ -1,7 +1,7 @@
 """Class probabilities of a trained head: the one place features become predictions.
 
 Training's validation, the evaluate stage, `actrec predict` and the benchmarks all call
-`predict_proba`, so the K clips of a video are averaged the same way everywhere.
+`predict_proba`, so the K views of a video are averaged the same way everywhere.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from torch import nn
 
 @torch.no_grad()
 def predict_proba(model: nn.Module, features: Any, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities (N, C) for features (N, K, T, D), averaged over the K clips of each video.
+    """Class probabilities (N, C) for features (N, K, T, D), averaged over the K views of each video.
 
     `features` is an array, a tensor, or anything that slices into one (streamed features read
     `batch_size` rows at a time); batches run on the model's device.

@@ -1,0 +1,1 @@
+"""Project upkeep commands run from a checkout (`make deps`); not installed with the library."""

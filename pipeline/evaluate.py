@@ -74,9 +74,9 @@ def main(argv: list[str] | None = None) -> None:
     matrix = confusion(test.labels, probs, len(names))
     title = f"Confusion matrix, {len(test.labels)} test clips, top-1 {metrics['top1']:.1%}"
     save_figure(confusion_heatmap(matrix, names, title), args.out / "confusion.png")
-    run = {**checkpoint.features, "head": checkpoint.head}
+    trained = {**checkpoint.features, "head": checkpoint.head}
     with output_file(args.out / "summary.md") as tmp:
-        tmp.write_text(summary_markdown(metrics, per_class, most_confused(matrix, names), run))
+        tmp.write_text(summary_markdown(metrics, per_class, most_confused(matrix, names), trained))
     logger.info(
         "test: top-1 %.3f, top-5 %.3f, macro-F1 %.3f on %d clips",
         metrics["top1"],

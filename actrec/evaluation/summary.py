@@ -44,14 +44,14 @@ def summary_markdown(
     metrics: dict[str, Any],
     per_class: pd.DataFrame,
     confused: pd.DataFrame,
-    run: dict[str, Any],
+    trained: dict[str, Any],
     heatmap: str = "confusion.png",
     best: int = 5,
 ) -> str:
     """The page a person reads after a run: headline figures, what gets confused, best and worst classes.
 
     `metrics` as written to metrics.json, `per_class` as per_class.csv, `confused` from
-    metrics.most_confused, `run` says what was trained (head, backbone, frames, dataset).
+    metrics.most_confused, `trained` says what was trained (head, backbone, frames, dataset).
     """
     pct = "{:.1%}".format
     figures = pd.DataFrame(
@@ -97,11 +97,12 @@ def summary_markdown(
         "\n\n".join(
             [
                 "# Evaluation summary",
-                f"{run['head']} head on {run['backbone']} features ({run['frames']} frames, {run['views']} view(s) "
-                f"per video, {run['image_size']} px); dataset {run.get('dataset', '?')}, test split. Accuracy of a "
-                f"class is its recall: the share of its test clips predicted as it.",
+                f"{trained['head']} head on {trained['backbone']} features ({trained['frames']} frames, "
+                f"{trained['views']} view(s) per video, {trained['image_size']} px); dataset "
+                f"{trained.get('dataset', '?')}, test split. Accuracy of a class is its recall: the share of its "
+                "test clips predicted as it.",
                 _table(figures),
-                verdict(metrics, run["head"]),
+                verdict(metrics, trained["head"]),
                 "## Most confused class pairs\n\nTest clips of the actual class predicted as another class.",
                 confusions,
                 f"## Best classes\n\n{_table(shown.head(n_best))}",

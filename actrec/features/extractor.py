@@ -97,7 +97,7 @@ def clip_loader(dataset: ClipDataset, batch_size: int, num_workers: int, device:
 def extract_features(
     paths: Sequence[str],
     keys: Sequence[str],
-    run: BackboneRunner,
+    runner: BackboneRunner,
     *,
     frames: int,
     views: int,
@@ -106,11 +106,11 @@ def extract_features(
 ) -> Iterator[tuple[int, np.ndarray | None, np.ndarray | None, str]]:
     """Yield (index, features (K, T, D) float16, frame indices (K, T), error) per video, in order.
 
-    The loader hands over whole clips, as many as fill one of `run`'s batches of images.
+    The loader hands over whole clips, as many as fill one of `runner`'s batches of images.
     """
-    batch_size = run.batch_size
+    batch_size = runner.batch_size
     loader = clip_loader(
-        ClipDataset(paths, keys, run.backbone, frames, views, seed), batch_size, num_workers, run.device
+        ClipDataset(paths, keys, runner.backbone, frames, views, seed), batch_size, num_workers, runner.device
     )
     with torch.inference_mode():
         for batch in loader:
@@ -118,9 +118,9 @@ def extract_features(
             by_index = {}
             if good:
                 # clip by clip, so that pinned images go to the GPU asynchronously (a cat would unpin them)
-                parts = [c.images.to(run.device, non_blocking=True) for c in good]
+                parts = [c.images.to(runner.device, non_blocking=True) for c in good]
                 images = parts[0] if len(parts) == 1 else torch.cat(parts)  # one clip fills a CPU batch: no copy
-                feats = torch.cat([run(chunk) for chunk in images.split(batch_size)]).cpu().numpy()
+                feats = torch.cat([runner(chunk) for chunk in images.split(batch_size)]).cpu().numpy()
                 feats = feats.astype(np.float16).reshape(len(good), views, frames, -1)
                 by_index = {c.index: (f, c.frame_indices) for c, f in zip(good, feats, strict=True)}
             for c in batch:

@@ -88,7 +88,7 @@ def group_folds(data: FeatureSet, folds: int, seed: int) -> list[tuple[np.ndarra
 
 
 def _cross_validate(
-    head: str, model_params: ModelParams, cfg: TrainParams, seed: int, data: FeatureSet, folds: list, run: Placement
+    head: str, model_params: ModelParams, cfg: TrainParams, seed: int, data: FeatureSet, folds: list, place: Placement
 ) -> tuple[float, int, np.ndarray | None]:
     """Pooled held-out accuracy of `head` over the folds; for a trained head the epoch where it peaks, and the
     accuracy after each epoch."""
@@ -101,15 +101,15 @@ def _cross_validate(
         return correct / len(data.labels), 0, None
     correct = np.zeros(cfg.epochs)
     for fit_rows, held in folds:
-        model = fresh_head(model_params, head, data, seed, run.device)
-        result = fit(model, data.rows(fit_rows), data.rows(held), cfg, seed, epochs=cfg.epochs, world=run.world)
+        model = fresh_head(model_params, head, data, seed, place.device)
+        result = fit(model, data.rows(fit_rows), data.rows(held), cfg, seed, epochs=cfg.epochs, world=place.world)
         correct += np.asarray(result.val_curve) * len(held)
     curve = correct / len(data.labels)
     epoch = len(curve) - int(np.argmax(curve[::-1]))  # ties go to the later epoch, as in early stopping
     return float(curve[epoch - 1]), epoch, curve
 
 
-def _validate(head: str, model_params: ModelParams, cfg: TrainParams, seed: int, train, val, live, run: Placement):
+def _validate(head: str, model_params: ModelParams, cfg: TrainParams, seed: int, train, val, live, place: Placement):
     """Validation accuracy on the split's val part (without one, the training accuracy, as early stopping
     watches), with the trained head and its training record. The probe is fitted for its score only: if
     kept, it is fitted again on every labelled clip."""
@@ -118,7 +118,7 @@ def _validate(head: str, model_params: ModelParams, cfg: TrainParams, seed: int,
         probs = linear_probe(train.features, train.labels, scored.features, len(train.classes))
         return (float((probs.argmax(1) == scored.labels).mean()) if probs is not None else 0.0), None, None
     named = dataclasses.replace(model_params, head=head)
-    model, result = train_head(named, cfg, seed, train, val, live, run.world, run.device)
+    model, result = train_head(named, cfg, seed, train, val, live, place.world, place.device)
     return result.best_val_accuracy, model, result
 
 
@@ -137,14 +137,14 @@ def choose_and_train(
     Under torchrun (`world`) every rank runs the same choice on its share of each batch; the figures
     it rests on are summed over the ranks, so all ranks choose alike.
     """
-    run = Placement(world, device)
+    place = Placement(world, device)
     heads = model_params.candidates()
     labelled = train.join(val)
     folds = choice_folds(cfg.choice_folds, labelled)
     result: FitResult | None = None
     if folds:
         splits = group_folds(labelled, folds, seed)
-        results = {h: _cross_validate(h, model_params, cfg, seed, labelled, splits, run) for h in heads}
+        results = {h: _cross_validate(h, model_params, cfg, seed, labelled, splits, place) for h in heads}
         best = max(heads, key=lambda h: results[h][0])  # the first listed wins a tie
         choice = HeadChoice(
             best,
@@ -171,7 +171,7 @@ def choose_and_train(
             heads, by = heads[:1], "no validation clips"
         logged = next((h for h in heads if h != "probe"), None)  # the dvclive curves are a trained head's
         trained = {
-            h: _validate(h, model_params, cfg, seed, train, val, live if h == logged else None, run) for h in heads
+            h: _validate(h, model_params, cfg, seed, train, val, live if h == logged else None, place) for h in heads
         }
         best = max(heads, key=lambda h: trained[h][0])
         choice = HeadChoice(best, by, {h: t[0] for h, t in trained.items()})

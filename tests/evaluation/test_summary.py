@@ -22,7 +22,7 @@ def test_summary_page_has_the_figures_pairs_and_classes() -> None:
     metrics = {**summary_metrics(labels, probs), "skipped_clips": 2}
     matrix = np.zeros((3, 3), dtype=int)
     np.add.at(matrix, (labels, preds), 1)
-    run = {
+    trained = {
         "head": "lstm",
         "backbone": "efficientnet_lite0",
         "frames": 16,
@@ -30,7 +30,7 @@ def test_summary_page_has_the_figures_pairs_and_classes() -> None:
         "image_size": 224,
         "dataset": "ucf101",
     }
-    page = summary_markdown(metrics, per_class, most_confused(matrix, ["Archery", "Bowling", "Diving"]), run)
+    page = summary_markdown(metrics, per_class, most_confused(matrix, ["Archery", "Bowling", "Diving"]), trained)
     assert f"| top-1 accuracy | {(10 + 7 + 5) / 30:.1%} (95% interval 55.6% to 85.8%) |" in page
     assert "| linear probe top-1 (the baseline) | not fitted" in page
     assert "| clips skipped as unreadable | 2 |" in page and "| test clips | 30 |" in page

@@ -1,7 +1,7 @@
 """What the hardware gives a run: device, precision, decoding workers and batch size, each resolved from 'auto'.
 
 Extraction and `actrec predict` both ask here, so a video is embedded the same way by either.
-The reasons behind each rule, with the figures measured for it, are in the README (Speed).
+The reasons behind each rule, with their figures, are in docs/speed.md and docs/benchmarks.md.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 No rule written on one machine holds on another: on an AVX2 CPU onnxruntime in fp32 wins, on an
 AVX512-BF16 CPU OpenVINO in bf16 wins on EfficientNet and torch in bf16 on ResNet50, and a GPU is
-another world again (figures: README, Speed). So `extract.engine: auto` (or `precision: auto`)
-times every candidate that can run here on the actual backbone, batch size and device, for a
+another world again (figures: docs/benchmarks.md, Engines and precision). So `extract.engine: auto`
+(or `precision: auto`) times every candidate that can run here on the actual backbone, batch size and device, for a
 moment each, and runs with the one that finishes the frames still to extract soonest, its set-up
 counted. The measurements are kept per machine, backbone and settings (in ~/.cache/actrec, or
 $ACTREC_CACHE_DIR), so later runs choose at once; torch.compile, whose cold set-up can take longer

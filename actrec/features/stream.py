@@ -5,7 +5,7 @@ The feature file holds one contiguous (N, K, T, D) float16 dataset, so any set o
 costs a fraction of a millisecond, against tens of milliseconds for the training step it feeds, and the
 process holds only the batch in hand. Training
 takes the in-memory path whenever the features fit comfortably (`choose_in_memory`); evaluation reads
-each clip once, so it always streams. Figures: README, Features larger than memory.
+each clip once, so it always streams. Figures: docs/benchmarks.md, Feature files larger than memory.
 
 Under torchrun each rank trains on its share of every epoch's order (`shard`), as torch's
 DistributedSampler deals it, so the ranks' batches together are the single process's batch.

@@ -39,7 +39,7 @@ def keep_freed_memory() -> None:
 
     Each training step allocates and frees the same few MB tensors; with glibc's defaults the
     freed top of the heap is returned and the next step page-faults it back in, which slows an
-    epoch and makes it vary from run to run (figures: README, Training speed). The usual cure is
+    epoch and makes it vary from run to run (figures: docs/benchmarks.md, Training speed). The usual cure is
     jemalloc or tcmalloc through LD_PRELOAD; setting glibc's trim and mmap thresholds (mallopt)
     does the same with nothing to install. No-op where libc is not glibc.
     """

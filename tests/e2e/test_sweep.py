@@ -1,4 +1,4 @@
-"""Sweeps as the README shows them: queue a grid of heads with `dvc exp run --queue -S`, run the queue,
+"""Sweeps as docs/experiments.md shows them: queue a grid of heads with `dvc exp run --queue -S`, run the queue,
 and compare with `dvc exp show` — in a fresh copy of the repo, on a tiny demo."""
 
 from __future__ import annotations

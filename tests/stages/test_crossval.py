@@ -48,6 +48,6 @@ def test_without_folds_the_stage_only_says_so(trained_run: Path, tmp_path: Path,
 
 def test_one_fold_is_refused_naming_the_key(trained_run: Path, tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(_project(trained_run, tmp_path, folds=1))
-    with pytest.raises(ParamsError, match=r"split\.folds = 1"):
+    with pytest.raises(ParamsError, match=r"split\.crossval_folds = 1"):
         call_stage("crossval")
     assert not Path("reports/crossval.json").exists()

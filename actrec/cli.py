@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -319,7 +320,11 @@ def main(argv: list[str] | None = None) -> None:
     def command() -> None:
         # Stages log INFO; a command's stdout is its answer, so only warnings go to stderr unless -v.
         logging.getLogger().setLevel(logging.INFO if args.verbose else logging.WARNING)
-        args.func(args)
+        try:
+            args.func(args)
+        except BrokenPipeError:  # the reader went away (`actrec predict DIR | head`): what it read stands
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at Python's exit
+            sys.exit(1)
 
     run_main(command)
 

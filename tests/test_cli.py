@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -130,9 +132,19 @@ def test_report_says_what_the_run_kept_and_scored(trained_run: Path, tmp_path: P
     training = json.loads((trained_run / "reports/train/metrics.json").read_text())
     lines = done.stdout.splitlines()
     assert len(lines) == 4 and max(map(len, lines)) <= 120
-    assert lines[0].startswith(f"head kept: {training['head']} (chosen by {training['chosen_by']}")
+    assert lines[0].startswith(f"head kept: {training['head']}, by {training['chosen_by']}: ")
     assert f"test top-1 {metrics['top1']:.3f} [{metrics['top1_ci95_low']:.3f}," in lines[1]
     assert f"linear probe {metrics['linear_probe_top1']:.3f}" in lines[1]
     assert "reports/summary.md" in lines[2] and "actrec serve" in lines[3]
     done = actrec("report", "--reports", tmp_path / "none", cwd=tmp_path)
     assert one_error_line(done).endswith("run dvc repro first")
+
+
+def test_a_reader_that_goes_away_gets_no_traceback(trained_run: Path) -> None:
+    """`actrec report | head -1` and the like: output cut short by the reader is no error to show."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "actrec", "report"], cwd=trained_run, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    child.stdout.close()  # before the command has written anything: its first write meets a closed pipe
+    stderr = child.stderr.read().decode()
+    assert child.wait() == 1 and stderr == "", stderr

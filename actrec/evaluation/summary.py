@@ -124,7 +124,7 @@ def run_report(metrics: dict[str, Any], training: dict[str, Any], reports: str =
         for name, score in training.items()
         if name.startswith("validation_accuracy_")
     )
-    lines = [f"head kept: {training['head']} (chosen by {training['chosen_by']}: {scores or 'no scores'})"]
+    lines = [f"head kept: {training['head']}, by {training['chosen_by']}: {scores or 'no scores'}"]
     top1 = f"test top-1 {metrics['top1']:.3f} [{metrics['top1_ci95_low']:.3f}, {metrics['top1_ci95_high']:.3f}]"
     if "linear_probe_top1" in metrics:
         top1 += (

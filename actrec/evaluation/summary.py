@@ -22,15 +22,16 @@ def verdict(metrics: dict[str, Any], head: str = "lstm") -> str:
     """One sentence: did the temporal head earn its keep against the linear probe on these test clips?"""
     if head == "probe":
         return (
-            "The linear probe is this run's model: it validated at least as well as the temporal head listed "
-            "beside it (the train stage's reports/train/metrics.json has each one's validation accuracy), so "
-            "temporal modelling did not earn its keep on this dataset."
+            "The linear probe is this run's model: no head listed beside it validated better by more than one "
+            "standard error (the train stage's reports/train/metrics.json has each one's validation accuracy "
+            "and the errors), so temporal modelling did not earn its keep on this dataset."
         )
     if "linear_probe_top1" not in metrics:
         return "No linear probe could be fitted to compare the temporal head with."
+    model = "Ensemble (the mean of the linear probe and a temporal head)" if head == "ensemble" else "Temporal head"
     head, probe = metrics["top1"], metrics["linear_probe_top1"]
     line = (
-        f"Temporal head {head:.1%} vs linear probe {probe:.1%} (a logistic regression on the mean and standard "
+        f"{model} {head:.1%} vs linear probe {probe:.1%} (a logistic regression on the mean and standard "
         f"deviation of the frame features over time, fitted on the train and val clips): "
     )
     if probe > metrics["top1_ci95_high"]:

@@ -66,6 +66,7 @@ class Evidence:
     result: FitResult | None = None
 
     def __post_init__(self) -> None:
+        self.correct = np.asarray(self.correct, dtype=bool)
         if np.isnan(self.score):
             self.score = float(self.correct.mean()) if len(self.correct) else 0.0
 
@@ -114,7 +115,7 @@ class HeadChoice:
             record[f"validation_accuracy_{head}_standard_error"] = round(e.standard_error, 4)
             record[f"weights_{head}"] = e.weights
         for head in self.evidence.keys() - {best}:
-            lead, error = _difference(self.evidence[best], self.evidence[head])
+            lead, error = paired_difference(self.evidence[best], self.evidence[head])
             record[f"validation_accuracy_{best}_minus_{head}"] = round(lead, 4)
             record[f"validation_accuracy_{best}_minus_{head}_standard_error"] = round(error, 4)
         return {**record, **({} if result is None else {k: getattr(result, k) for k in trained})}
@@ -125,7 +126,7 @@ def _standard_error(values: np.ndarray) -> float:
     return float(values.std(ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
 
 
-def _difference(a: Evidence, b: Evidence) -> tuple[float, float]:
+def paired_difference(a: Evidence, b: Evidence) -> tuple[float, float]:
     """a's accuracy minus b's on the same clips, and the standard error of that paired per-clip difference."""
     gap = a.correct.astype(float) - b.correct.astype(float)
     return a.score - b.score, _standard_error(gap)
@@ -383,7 +384,7 @@ def _said(choice: HeadChoice) -> str:
     scores = ", ".join(f"{h} {e.score:.3f} ± {e.standard_error:.3f}" for h, e in choice.evidence.items())
     best = _best(choice.evidence)
     leads = ", ".join(
-        "{} − {} {:.3f} ± {:.3f}".format(best, h, *_difference(choice.evidence[best], choice.evidence[h]))
+        "{} − {} {:.3f} ± {:.3f}".format(best, h, *paired_difference(choice.evidence[best], choice.evidence[h]))
         for h in choice.evidence
         if h != best
     )

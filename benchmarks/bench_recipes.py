@@ -14,14 +14,16 @@ UCF-style gNN groups), --frames T keeps T of the stored frames, evenly spaced (f
 Defaults come from params.yaml, as the train stage's.
 
 --choice compares the head choice's rules instead, each on the same evidence (one weighing per seed of
-model.head's list with the ensemble added): the old rule (best score, the first listed winning ties), the
-one-standard-error rule with the error of the paired difference per clip (the train stage's) and per fold,
-the same rule with the ensemble a candidate, and each candidate alone ("probe alone" is the linear probe on
-train + val). --small-sets N replaces the file's split by small group-held-out sets, as a person with a few
-recordings has: N random triples of groups (seeded) with 3 clips a class from each (of --classes, by default
-every class with that many clips in 3 groups), each group of a triple held out in turn as the test split
-and the other two labelled; then each rule's test top-1 pooled over every set and seed, and on how many
-(set, seed) runs it fell below the probe or rose above it.
+model.head's list with the ensemble added): the old rule (best score, the first listed winning ties, a
+trained head scored at the epoch its pooled cross-validated accuracy peaks); the one-standard-error rule
+on that evidence; on the train stage's evidence (each fold scored at the epoch the other folds choose)
+with the error of the paired difference per clip (the train stage's rule) or per fold; the same with
+the ensemble a candidate; and each candidate alone ("probe alone" is the linear probe on train + val).
+--small-sets N replaces the file's split by small group-held-out sets, as a person with a few
+recordings has: N random triples of groups (seeded) with 3 clips a class from each (of --classes, by
+default every class with that many clips in 3 groups), each group of a triple held out in turn as the
+test split and the other two labelled; then each rule's test top-1 pooled over every set and seed, and
+on how many (set, seed) runs it fell below the probe or rose above it.
 """
 
 from __future__ import annotations
@@ -46,10 +48,8 @@ from actrec.model.probe import linear_probe
 from actrec.model.selection import (
     Evidence,
     HeadChoice,
-    choice_folds,
     choose_and_train,
     decide,
-    group_folds,
     paired_difference,
     train_choice,
     weigh,
@@ -108,6 +108,13 @@ def _small_sets(data: FeatureSet, classes: list[str], triples: int, clips: int =
     return sets
 
 
+def _at_peak(evidence: Evidence) -> Evidence:
+    """A trained head's cross-validated evidence at the epoch its pooled accuracy peaks (the old evidence)."""
+    if evidence.by_epoch is None:
+        return evidence
+    return dataclasses.replace(evidence, correct=evidence.by_epoch[evidence.epochs - 1], score=float("nan"))
+
+
 def _per_fold(evidence: dict[str, Evidence], fold_of: np.ndarray) -> str:
     """The one-standard-error rule with the error over folds: of each fold's accuracy difference."""
     order = sorted(evidence, key=lambda h: evidence[h].weights)
@@ -137,15 +144,14 @@ def _rules(params: Params, seed: int, train: FeatureSet, val: FeatureSet, test: 
     temporal = evidence["ensemble"].temporal
     probs["ensemble"] = (probs[temporal] + probs["probe"]) / 2  # what EnsembleHead computes (tested)
     listed = {h: evidence[h] for h in heads}
-    folds = choice_folds(params.train.choice_folds, labelled)
-    fold_of = np.zeros(len(labelled.labels))
-    for number, (_, held) in enumerate(group_folds(labelled, folds, seed) if folds else []):
-        fold_of[held] = number
+    at_peak = {h: _at_peak(e) for h, e in listed.items()}
+    folds = evidence["probe"].folds
     picks = {
-        "old rule: best score": max(heads, key=lambda h: evidence[h].score),
-        "one-SE rule, per clip (default)": decide(by, listed).head,
-        "one-SE rule, per fold": _per_fold(listed, fold_of) if folds else decide(by, listed).head,
-        "one-SE rule, per clip, + ensemble": decide(by, evidence).head,
+        "old rule: best score, peak epoch": max(heads, key=lambda h: at_peak[h].score),
+        "one-SE per clip, peak epoch": decide(by, at_peak).head,
+        "one-SE per clip (default)": decide(by, listed).head,
+        "one-SE per fold": decide(by, listed).head if folds is None else _per_fold(listed, folds),
+        "one-SE per clip, + ensemble": decide(by, evidence).head,
         **{f"{head} alone": head for head in weighed},
     }
     best = max(sorted(evidence, key=lambda h: evidence[h].weights), key=lambda h: evidence[h].score)

@@ -60,7 +60,8 @@ class Evidence:
     weights: int  # parameter count: of two candidates the simpler has fewer
     score: float = float("nan")  # accuracy on the judged clips (a lone head without val clips: on its train clips)
     epochs: int = 0  # cross-validation: a trained head's epochs on train + val, where its pooled accuracy peaks
-    curve: np.ndarray | None = None  # cross-validation: pooled accuracy after each epoch
+    by_epoch: np.ndarray | None = None  # cross-validation: which clips a trained head got right after each epoch
+    folds: np.ndarray | None = None  # cross-validation: each judged clip's fold
     temporal: str | None = None  # the ensemble's temporal head
     model: nn.Module | None = None  # validation split: the temporal head as trained
     result: FitResult | None = None
@@ -69,6 +70,11 @@ class Evidence:
         self.correct = np.asarray(self.correct, dtype=bool)
         if np.isnan(self.score):
             self.score = float(self.correct.mean()) if len(self.correct) else 0.0
+
+    @property
+    def curve(self) -> np.ndarray | None:
+        """Cross-validation: a trained head's pooled accuracy after each epoch."""
+        return None if self.by_epoch is None else self.by_epoch.mean(1)
 
     @property
     def standard_error(self) -> float:
@@ -213,17 +219,37 @@ def _trained_to_weigh(heads: list[str]) -> list[str]:
     return [h for h in TRAINED if h in heads or ("ensemble" in heads and h == temporal)]
 
 
+def _peak(curve: np.ndarray) -> int:
+    """The epoch (from 1) where `curve` peaks; ties go to the later epoch, as in early stopping."""
+    return len(curve) - int(np.argmax(curve[::-1]))
+
+
+def _at_unseen_epochs(by_epoch: np.ndarray, chooser: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    """Which clips were right (`by_epoch`) at the epoch where the other folds' pooled accuracy (`chooser`) peaks.
+
+    The epoch count is chosen where the folds' pooled accuracy peaks, the best of every epoch on those very
+    clips: scored there, a trained head is flattered against the probe, which chooses nothing. Scored for each
+    fold at the epoch the other folds choose, the evidence is the held-out accuracy of choosing so.
+    """
+    epochs = np.empty(len(folds), dtype=int)
+    for fold in np.unique(folds):
+        epochs[folds == fold] = _peak(chooser[:, folds != fold].mean(1))
+    return by_epoch[epochs - 1, np.arange(len(folds))]
+
+
 def _cross_validate(
     heads: list[str], model_params: ModelParams, cfg: TrainParams, seed: int, data: FeatureSet, folds: list, run
 ) -> dict[str, Evidence]:
     """Each candidate's evidence on every labelled clip, held out once; a trained head's epochs are where the
-    folds' pooled accuracy peaks (the ensemble is its temporal head's there, with the probe)."""
+    folds' pooled accuracy peaks (the ensemble's are its temporal head's)."""
     probe = np.zeros((len(data.labels), len(data.classes)))
-    for fit_rows, held in folds:
+    fold_of = np.empty(len(data.labels), dtype=int)
+    for number, (fit_rows, held) in enumerate(folds):
         part, out = data.rows(fit_rows), data.rows(held)
         probs = linear_probe(part.features, part.labels, out.features, len(data.classes))
-        probe[held] = 0.0 if probs is None else probs
-    evidence = {"probe": Evidence(probe.argmax(1) == data.labels, _weights("probe", model_params, data))}
+        probe[held], fold_of[held] = 0.0 if probs is None else probs, number
+    weights = _weights("probe", model_params, data)
+    evidence = {"probe": Evidence(probe.argmax(1) == data.labels, weights, folds=fold_of)}
     for head in _trained_to_weigh(heads):
         alone = np.zeros((cfg.epochs, len(data.labels)), dtype=bool)
         blended = alone.copy()
@@ -233,14 +259,13 @@ def _cross_validate(
             fit(model, data.rows(fit_rows), data.rows(held), cfg, seed, epochs=cfg.epochs, world=run.world, watch=watch)
             alone[:, held] = np.stack(watch.alone) == data.labels[held]
             blended[:, held] = np.stack(watch.blended) == data.labels[held]
-        curve = alone.mean(1)
-        epoch = len(curve) - int(np.argmax(curve[::-1]))  # ties go to the later epoch, as in early stopping
-        evidence[head] = Evidence(alone[epoch - 1], _weights(head, model_params, data), epochs=epoch, curve=curve)
+        kept = {"epochs": _peak(alone.mean(1)), "folds": fold_of}
+        correct = _at_unseen_epochs(alone, alone, fold_of)
+        evidence[head] = Evidence(correct, _weights(head, model_params, data), by_epoch=alone, **kept)
         if head == _temporal(heads) and "ensemble" in heads:
             weights = _weights("ensemble", model_params, data, head)
-            evidence["ensemble"] = Evidence(
-                blended[epoch - 1], weights, epochs=epoch, curve=blended.mean(1), temporal=head
-            )
+            correct = _at_unseen_epochs(blended, alone, fold_of)
+            evidence["ensemble"] = Evidence(correct, weights, by_epoch=blended, temporal=head, **kept)
     return {h: evidence[h] for h in heads}
 
 

@@ -22,6 +22,7 @@ from actrec.model.selection import (
     RULE,
     Evidence,
     HeadChoice,
+    _at_unseen_epochs,
     choice_folds,
     choose_and_train,
     decide,
@@ -226,3 +227,23 @@ def test_the_ensemble_is_the_mean_of_its_members_and_round_trips_through_the_che
     loaded, checkpoint = load_model(tmp_path / "model.pt")
     assert checkpoint.head == "ensemble" and checkpoint.head_options["temporal"] == "lstm"
     np.testing.assert_allclose(predict_proba(loaded, test.features), mean, atol=1e-5)
+
+
+def test_cross_validation_scores_each_fold_at_the_epoch_the_other_folds_choose() -> None:
+    """The epoch count is where the pooled held-out accuracy peaks; scored at that peak a trained head would be
+    the best of every epoch on the clips that judge it. Each fold is scored where the other folds peak instead."""
+    # 3 folds of 2 clips over 3 epochs, each fold right after one epoch only, its own: luck, not learning.
+    by_epoch = np.array([[1, 1, 0, 0, 0, 0], [0, 0, 1, 1, 0, 0], [0, 0, 0, 0, 1, 1]], dtype=bool)
+    folds = np.array([0, 0, 1, 1, 2, 2])
+    assert by_epoch[2].mean() == by_epoch.mean(1).max() == 1 / 3, "scored at the pooled peak (epoch 3): 2 of 6"
+    # Fold 0's others tie epochs 2 and 3, the later wins; fold 1's tie 1 and 3; fold 2's tie 1 and 2: all wrong.
+    np.testing.assert_array_equal(_at_unseen_epochs(by_epoch, by_epoch, folds), np.zeros(6, dtype=bool))
+    by_epoch[1:, 2:] = True  # folds 1 and 2 learn for good after epoch 2: right where the others peak
+    np.testing.assert_array_equal(_at_unseen_epochs(by_epoch, by_epoch, folds), [0, 0, 1, 1, 1, 1])
+    train, val = _clips(6, 3, False, seed=3), _clips(2, 3, False, seed=4, split="val")
+    _, evidence = weigh(MODEL, dataclasses.replace(TRAIN, epochs=6), 0, train, val)
+    lstm = evidence["lstm"]
+    assert lstm.by_epoch.shape == (6, len(train.labels) + len(val.labels))
+    np.testing.assert_array_equal(lstm.correct, _at_unseen_epochs(lstm.by_epoch, lstm.by_epoch, lstm.folds))
+    assert lstm.epochs == 6 - int(np.argmax(lstm.curve[::-1])), "trained for the last of the pooled peak's epochs"
+    assert set(np.unique(lstm.folds)) == {0, 1, 2} and (evidence["probe"].folds == lstm.folds).all()

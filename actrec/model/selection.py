@@ -109,21 +109,22 @@ class HeadChoice:
 
     def summary(self, result: FitResult | None) -> dict[str, Any]:
         """What reports/train/metrics.json records: the head kept, on what evidence and by which rule, each
-        candidate's accuracy with its standard error, the best's lead over each other with the standard error
-        of that paired difference, and how the kept head trained."""
+        candidate's accuracy with its standard error and its weights, its lead over each simpler one with the
+        standard error of that paired per-clip difference, and how the kept head trained."""
         # After cross-validation the head trains on every labelled clip: no clip is left to score it on.
         held_out = () if self.epochs else ("best_epoch", "best_val_accuracy", "best_val_loss")
         trained = ("epochs_run", "refit_epochs", *held_out)
-        best = _best(self.evidence)
         record: dict[str, Any] = {"head": self.head, "chosen_by": self.by, "choice_rule": self.rule}
         for head, e in self.evidence.items():
             record[f"validation_accuracy_{head}"] = round(e.score, 4)
             record[f"validation_accuracy_{head}_standard_error"] = round(e.standard_error, 4)
             record[f"weights_{head}"] = e.weights
-        for head in self.evidence.keys() - {best}:
-            lead, error = paired_difference(self.evidence[best], self.evidence[head])
-            record[f"validation_accuracy_{best}_minus_{head}"] = round(lead, 4)
-            record[f"validation_accuracy_{best}_minus_{head}_standard_error"] = round(error, 4)
+        order = _simplest_first(self.evidence)
+        for number, head in enumerate(order):  # each candidate against each simpler one: the same keys every run
+            for simpler in order[:number]:
+                lead, error = paired_difference(self.evidence[head], self.evidence[simpler])
+                record[f"validation_accuracy_{head}_minus_{simpler}"] = round(lead, 4)
+                record[f"validation_accuracy_{head}_minus_{simpler}_standard_error"] = round(error, 4)
         return {**record, **({} if result is None else {k: getattr(result, k) for k in trained})}
 
 

@@ -119,10 +119,11 @@ def summary_markdown(
 def run_report(metrics: dict[str, Any], training: dict[str, Any], reports: str = "reports") -> list[str]:
     """The few lines a run ends with (`actrec report`): the head kept and its evidence, test top-1 with
     its interval beside the linear probe's, and where to read and see more."""
+    candidates = [name.removeprefix("weights_") for name in training if name.startswith("weights_")]
+    score = "validation_accuracy_{}"
     scores = ", ".join(
-        f"{name.removeprefix('validation_accuracy_')} {score:.3f}"
-        for name, score in training.items()
-        if name.startswith("validation_accuracy_")
+        f"{head} {training[score.format(head)]:.3f} ± {training[score.format(head) + '_standard_error']:.3f}"
+        for head in candidates
     )
     lines = [f"head kept: {training['head']} (chosen by {training['chosen_by']}: {scores or 'no scores'})"]
     top1 = f"test top-1 {metrics['top1']:.3f} [{metrics['top1_ci95_low']:.3f}, {metrics['top1_ci95_high']:.3f}]"

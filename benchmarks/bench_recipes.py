@@ -17,9 +17,11 @@ Defaults come from params.yaml, as the train stage's.
 model.head's list with the ensemble added): the old rule (best score, the first listed winning ties, a
 trained head scored at the epoch its pooled cross-validated accuracy peaks); the one-standard-error rule
 on that evidence; on the train stage's evidence (each fold scored at the epoch the other folds choose)
-with the error of the paired difference per clip (the train stage's rule) or per fold; the same with
+with the error of the paired difference per clip (the train stage's rule), per clip but two errors,
+or per fold; the same with
 the ensemble a candidate, or the ensemble and the probe the only candidates; the ensemble unless the
-others' choice beats it by more than one standard error; and each candidate alone ("probe alone" is the
+others' choice beats it by more than one standard error; the best listed head where it beats the
+others by more than one standard error, else the ensemble; and each candidate alone ("probe alone" is the
 linear probe on train + val).
 --small-sets N replaces the file's split by small group-held-out sets, as a person with a few
 recordings has: N random triples of groups (seeded) with 3 clips a class from each (of --classes, by
@@ -125,6 +127,13 @@ def _unless_beaten(kept: str, by: str, evidence: dict[str, Evidence]) -> str:
     return other if lead > error else kept
 
 
+def _hedged(listed: dict[str, Evidence]) -> str:
+    """The best listed head where it beats every other by more than one standard error; else the ensemble."""
+    best = max(listed, key=lambda h: listed[h].score)
+    differences = (paired_difference(listed[best], e) for h, e in listed.items() if h != best)
+    return best if all(lead > error for lead, error in differences) else "ensemble"
+
+
 def _per_fold(evidence: dict[str, Evidence], fold_of: np.ndarray) -> str:
     """The one-standard-error rule with the error over folds: of each fold's accuracy difference."""
     order = sorted(evidence, key=lambda h: evidence[h].weights)
@@ -160,10 +169,12 @@ def _rules(params: Params, seed: int, train: FeatureSet, val: FeatureSet, test: 
         "old rule: best score, peak epoch": max(heads, key=lambda h: at_peak[h].score),
         "one-SE per clip, peak epoch": decide(by, at_peak).head,
         "one-SE per clip (default)": decide(by, listed).head,
+        "two-SE per clip": decide(by, listed, errors=2).head,
         "one-SE per fold": decide(by, listed).head if folds is None else _per_fold(listed, folds),
         "one-SE per clip, + ensemble": decide(by, evidence).head,
         "one-SE per clip, [ensemble, probe]": decide(by, {h: evidence[h] for h in ("ensemble", "probe")}).head,
         "ensemble unless beaten by > 1 SE": _unless_beaten("ensemble", by, evidence),
+        "near-tie of lstm and probe: ensemble": _hedged(listed),
         **{f"{head} alone": head for head in weighed},
     }
     best = max(sorted(evidence, key=lambda h: evidence[h].weights), key=lambda h: evidence[h].score)

@@ -139,8 +139,8 @@ def paired_difference(a: Evidence, b: Evidence) -> tuple[float, float]:
     return a.score - b.score, _standard_error(gap)
 
 
-def _within_one_error(best: Evidence, other: Evidence) -> bool:
-    """Is `other`'s accuracy within one standard error of the paired difference of `best`'s?
+def _within(best: Evidence, other: Evidence, errors: int) -> bool:
+    """Is `other`'s accuracy within `errors` standard errors of the paired difference of `best`'s?
 
     With w clips only `best` gets right and l only `other` does, the difference is (w - l) / n and its
     standard error's square (w + l - (w - l)² / n) / (n (n - 1)): within one error exactly where
@@ -149,7 +149,7 @@ def _within_one_error(best: Evidence, other: Evidence) -> bool:
     if len(best.correct) < 2:
         return best.score <= other.score
     wins, losses = int((best.correct & ~other.correct).sum()), int((~best.correct & other.correct).sum())
-    return (wins - losses) ** 2 <= wins + losses
+    return (wins - losses) ** 2 <= errors**2 * (wins + losses)
 
 
 def _simplest_first(evidence: dict[str, Evidence]) -> list[str]:
@@ -161,13 +161,14 @@ def _best(evidence: dict[str, Evidence]) -> str:
     return max(_simplest_first(evidence), key=lambda head: evidence[head].score)
 
 
-def decide(by: str, evidence: dict[str, Evidence]) -> HeadChoice:
-    """The simplest candidate within one standard error of the best (RULE)."""
+def decide(by: str, evidence: dict[str, Evidence], errors: int = 1) -> HeadChoice:
+    """The simplest candidate within one standard error of the best (RULE; `errors` of them, to measure)."""
     if len(evidence) == 1:
         return HeadChoice(next(iter(evidence)), by, evidence, "only candidate")
     best = evidence[_best(evidence)]
-    head = next(h for h in _simplest_first(evidence) if _within_one_error(best, evidence[h]))
-    return HeadChoice(head, by, evidence)
+    head = next(h for h in _simplest_first(evidence) if _within(best, evidence[h], errors))
+    rule = RULE if errors == 1 else RULE.replace("one standard error", f"{errors} standard errors")
+    return HeadChoice(head, by, evidence, rule)
 
 
 def most_folds(data: FeatureSet) -> int:

@@ -5,7 +5,9 @@ labelled clips are plenty, the validation split decides, as it decides early sto
 are few (`train.choice_folds`), a validation part of one or two groups says little and takes them away
 from training, so group k-fold cross-validation over train + val decides instead: each labelled
 clip is held out once, no group straddles a fold, a temporal head's epoch count is where the
-folds' pooled accuracy peaks, and the chosen head then trains on every labelled clip.
+folds' pooled accuracy peaks, and the chosen head then trains on every labelled clip. A temporal head's
+evidence scores each fold at the epoch the other folds choose, not at that peak (the best of every epoch
+on the very clips that judge it would flatter it against the probe, which chooses nothing).
 
 Either way the evidence is clip by clip (which judged clips each candidate got right), and the rule weighs
 it: of the candidates whose accuracy is within one standard error of the best's, the simplest (fewest
@@ -374,13 +376,13 @@ def choose_and_train(
     """The chosen head, trained; the choice with its evidence; the trained head's record (None for the probe).
 
     Under torchrun (`world`) every rank runs the same choice on its share of each batch; the figures
-    it rests on are summed over the ranks, so all ranks choose alike.
+    it rests on are summed (the per-clip evidence gathered) over the ranks, so all ranks choose alike.
     """
     run = Placement(world, device)
     labelled = train.join(val)
     by, evidence = weigh(model_params, cfg, seed, train, val, live, run)
     choice = decide(by, evidence)
-    cross_validated = any(e.curve is not None for e in evidence.values())
+    cross_validated = any(e.folds is not None for e in evidence.values())
     if len(evidence) > 1:
         logger.info("%s: %s", by, _said(choice))
     if cross_validated:

@@ -17,7 +17,7 @@ import logging
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -78,7 +78,6 @@ class FitResult:
     epochs_run: int
     state_dict: dict[str, Any]
     refit_epochs: int = 0  # epochs of the refit on train + val (0: none)
-    val_curve: list[float] = field(default_factory=list)  # validation accuracy after each epoch
 
 
 def _evaluate(model: nn.Module, data: FeatureSet, world: World) -> tuple[float, float, np.ndarray]:
@@ -226,7 +225,6 @@ def fit(
             val_acc,
         )
         result.epochs_run = epoch
-        result.val_curve.append(val_acc)
         # Ties go to the later epoch: on a small validation set accuracy saturates early, and the later
         # state has trained longer at a lower learning rate (its loss on a handful of clips says little).
         if best is None or val_acc >= best or epochs is not None:

@@ -146,7 +146,7 @@ class ExtractParams:
             )
 
 
-HeadName = Literal["lstm", "gru", "attention", "transformer", "mean", "probe"]
+HeadName = Literal["lstm", "gru", "attention", "transformer", "mean", "probe", "ensemble"]
 
 
 @dataclass(frozen=True)
@@ -160,13 +160,15 @@ class ModelParams:
     num_heads: int = 4
 
     def candidates(self) -> list[str]:
-        """The heads to choose from, in the order listed (the first wins a tie)."""
+        """The heads to choose from, in the order listed (of two with as many weights, the first wins a tie)."""
         return [self.head] if isinstance(self.head, str) else list(self.head)
 
     def check(self, key: str) -> None:
         heads = self.candidates()
         if not heads or len(set(heads)) < len(heads):
             _fail(f"{key}.head", self.head, "a head, or a list of different heads to choose from")
+        if "ensemble" in heads and not set(heads) - {"probe", "ensemble"}:
+            _fail(f"{key}.head", self.head, "a temporal head listed beside ensemble (e.g. [lstm, probe, ensemble])")
         for name in ("hidden_size", "num_layers", "num_heads"):
             _check_range(f"{key}.{name}", getattr(self, name), 1)
         _check_range(f"{key}.dropout", self.dropout, 0, 0.95)

@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     if world.is_main:
         Checkpoint(
             head=choice.head,
-            head_options=params.model.head_options(),
+            head_options={**params.model.head_options(), **choice.options},
             input_dim=int(train.features.shape[-1]),
             classes=train.classes,
             features=train.attrs,

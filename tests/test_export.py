@@ -10,6 +10,10 @@ import onnxruntime as ort
 import torch
 
 from actrec.export import build_export, export
+from actrec.features.store import load_features
+from actrec.model.checkpoint import Checkpoint, load_model
+from actrec.model.heads import build_head
+from actrec.model.probe import probe_head
 from tests.helpers import actrec
 
 
@@ -47,3 +51,23 @@ def test_torchscript_export_gives_the_probabilities_of_pytorch(trained_run: Path
     x = torch.randn(2, 4, 1280)
     with torch.no_grad():
         np.testing.assert_allclose(torch.jit.load(str(out))(x).numpy(), module(x).numpy(), atol=1e-5)
+
+
+def test_an_ensemble_exports_as_any_head(trained_run: Path, tmp_path: Path) -> None:
+    """The ensemble (the run's LSTM with the probe fitted on its clips) is one checkpoint that exports as one graph."""
+    lstm, checkpoint = load_model(trained_run / "models/model.pt")
+    labelled = load_features(trained_run / "features/features.h5", ("train", "val"))
+    options = {**checkpoint.head_options, "temporal": "lstm"}
+    ensemble = build_head("ensemble", checkpoint.input_dim, len(checkpoint.classes), **options)
+    ensemble.temporal.load_state_dict(lstm.state_dict())
+    probe = probe_head(labelled.features, labelled.labels, len(checkpoint.classes))
+    ensemble.probe.load_state_dict(probe.state_dict())
+    state = ensemble.state_dict()
+    model = tmp_path / "ensemble.pt"
+    Checkpoint("ensemble", options, checkpoint.input_dim, checkpoint.classes, checkpoint.features, state).save(model)
+    out = export(model, "onnx", tmp_path / "ensemble.onnx")
+    _onnx_matches_pytorch(out, model, with_backbone=False)
+    x = torch.randn(3, 4, 1280) * 2
+    with torch.no_grad():
+        mean = (lstm(x).softmax(-1) + probe(x).softmax(-1)) / 2
+        np.testing.assert_allclose(build_export(model, with_backbone=False)[0](x).numpy(), mean.numpy(), atol=1e-5)

@@ -49,6 +49,7 @@ def test_the_code_defaults_are_the_shipped_params() -> None:
         # names the pipeline does not know
         ({"extract": {"backbone": "vgg16"}}, "extract.backbone", "'vgg16'", "'resnet50' or 'efficientnet_lite0'"),
         ({"model": {"head": "no_such_head"}}, "model.head", "'no_such_head'", "'lstm'"),
+        ({"model": {"head": ["probe", "ensemble"]}}, "model.head", "['probe', 'ensemble']", "a temporal head listed"),
         (
             {"dataset": {"name": "sports1m"}},
             "dataset.name",

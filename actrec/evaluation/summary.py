@@ -22,15 +22,16 @@ def verdict(metrics: dict[str, Any], head: str = "lstm") -> str:
     """One sentence: did the temporal head earn its keep against the linear probe on these test clips?"""
     if head == "probe":
         return (
-            "The linear probe is this run's model: it validated at least as well as the temporal head listed "
-            "beside it (the train stage's reports/train/metrics.json has each one's validation accuracy), so "
-            "temporal modelling did not earn its keep on this dataset."
+            "The linear probe is this run's model: no head listed beside it validated better by more than one "
+            "standard error (the train stage's reports/train/metrics.json has each one's validation accuracy "
+            "and the errors), so temporal modelling did not earn its keep on this dataset."
         )
     if "linear_probe_top1" not in metrics:
         return "No linear probe could be fitted to compare the temporal head with."
+    model = "Ensemble (the mean of the linear probe and a temporal head)" if head == "ensemble" else "Temporal head"
     head, probe = metrics["top1"], metrics["linear_probe_top1"]
     line = (
-        f"Temporal head {head:.1%} vs linear probe {probe:.1%} (a logistic regression on the mean and standard "
+        f"{model} {head:.1%} vs linear probe {probe:.1%} (a logistic regression on the mean and standard "
         f"deviation of the frame features over time, fitted on the train and val clips): "
     )
     if probe > metrics["top1_ci95_high"]:
@@ -119,10 +120,11 @@ def summary_markdown(
 def run_report(metrics: dict[str, Any], training: dict[str, Any], reports: str = "reports") -> list[str]:
     """The few lines a run ends with (`actrec report`): the head kept and its evidence, test top-1 with
     its interval beside the linear probe's, and where to read and see more."""
+    candidates = [name.removeprefix("weights_") for name in training if name.startswith("weights_")]
+    score = "validation_accuracy_{}"
     scores = ", ".join(
-        f"{name.removeprefix('validation_accuracy_')} {score:.3f}"
-        for name, score in training.items()
-        if name.startswith("validation_accuracy_")
+        f"{head} {training[score.format(head)]:.3f} ± {training[score.format(head) + '_standard_error']:.3f}"
+        for head in candidates
     )
     lines = [f"head kept: {training['head']}, by {training['chosen_by']}: {scores or 'no scores'}"]
     top1 = f"test top-1 {metrics['top1']:.3f} [{metrics['top1_ci95_low']:.3f}, {metrics['top1_ci95_high']:.3f}]"

@@ -203,6 +203,24 @@ class ProbeHead(nn.Module):
         return self.classifier((pooled - self.center) / self.scale)
 
 
+class EnsembleHead(nn.Module):
+    """The mean of the linear probe's and a temporal head's class probabilities: what the two agree on.
+
+    Neither member is trained here: the head choice (actrec.model.selection) weighs the mean on held-out clips
+    and builds it from the probe fitted in closed form and the temporal head as trained, so one checkpoint holds
+    both. Returns log probabilities, so a softmax (predict_proba, export) gives the mean back.
+    """
+
+    def __init__(self, input_dim: int, num_classes: int, *, temporal: str = "lstm", **options: Any) -> None:
+        super().__init__()
+        self.probe = ProbeHead(input_dim, num_classes)
+        self.temporal = build_head(temporal, input_dim, num_classes, **options)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probs = (self.probe(x).softmax(-1) + self.temporal(x).softmax(-1)) / 2
+        return probs.clamp_min(torch.finfo(probs.dtype).tiny).log()
+
+
 HEADS: dict[str, type[nn.Module]] = {
     "lstm": LSTMHead,
     "gru": GRUHead,
@@ -210,8 +228,9 @@ HEADS: dict[str, type[nn.Module]] = {
     "transformer": TransformerHead,
     "mean": MeanHead,
     "probe": ProbeHead,
+    "ensemble": EnsembleHead,
 }
-TRAINED = tuple(h for h in HEADS if h != "probe")  # the heads the training loop fits
+TRAINED = tuple(h for h in HEADS if h not in ("probe", "ensemble"))  # the heads the training loop fits
 
 
 def build_head(head: str, input_dim: int, num_classes: int, **options: Any) -> nn.Module:
@@ -220,4 +239,6 @@ def build_head(head: str, input_dim: int, num_classes: int, **options: Any) -> n
         raise ValueError(f"unknown head {head!r}; expected one of {', '.join(HEADS)}")
     cls = HEADS[head]
     accepted = inspect.signature(cls.__init__).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in accepted.values()):  # the ensemble hands its member the rest
+        return cls(input_dim, num_classes, **options)
     return cls(input_dim, num_classes, **{k: v for k, v in options.items() if k in accepted})

@@ -16,7 +16,8 @@ import ctypes.util
 import logging
 import math
 import random
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
-from actrec.distributed import SINGLE, World, all_sum
+from actrec.distributed import SINGLE, World, all_sum, gather
 from actrec.features.store import FeatureSet
 from actrec.features.stream import batches, per_rank_batch, share
 from actrec.model.heads import build_head
@@ -77,21 +78,31 @@ class FitResult:
     epochs_run: int
     state_dict: dict[str, Any]
     refit_epochs: int = 0  # epochs of the refit on train + val (0: none)
-    val_curve: list[float] = field(default_factory=list)  # validation accuracy after each epoch
 
 
-def _evaluate(model: nn.Module, data: FeatureSet, world: World) -> tuple[float, float]:
-    """Loss and accuracy on `data`; under torchrun each rank scores its share and the sums are combined,
-    so every rank sees the same figures (and makes the same early-stopping decision)."""
+def _evaluate(model: nn.Module, data: FeatureSet, world: World) -> tuple[float, float, np.ndarray]:
+    """Loss and accuracy on `data`, and the class probabilities of this rank's share of its clips; under
+    torchrun each rank scores its share and the sums are combined, so every rank sees the same figures (and
+    makes the same early-stopping decision)."""
     share = slice(world.rank, None, world.size)
     labels = torch.from_numpy(data.labels[share]).long()
     loss, correct = 0.0, 0
+    probs = np.zeros((0, len(data.classes)), dtype=np.float32)
     if len(labels):
-        probs = torch.from_numpy(predict_proba(model, data.features[share]))
-        loss = nn.functional.nll_loss(probs.clamp_min(1e-8).log(), labels, reduction="sum").item()
-        correct = (probs.argmax(1) == labels).sum().item()
+        probs = predict_proba(model, data.features[share])
+        scores = torch.from_numpy(probs)
+        loss = nn.functional.nll_loss(scores.clamp_min(1e-8).log(), labels, reduction="sum").item()
+        correct = (scores.argmax(1) == labels).sum().item()
     loss, correct, seen = all_sum(world, [loss, correct, len(labels)])
-    return loss / seen, correct / seen
+    return loss / seen, correct / seen, probs
+
+
+def _whole(world: World, share: np.ndarray, clips: int) -> np.ndarray:
+    """Every clip's probabilities from each rank's share of them (rank r scored clips r, r + size, ...)."""
+    whole = np.empty((clips, share.shape[1]), dtype=share.dtype)
+    for rank, part in enumerate(gather(world, share)):
+        whole[rank :: world.size] = part
+    return whole
 
 
 def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -145,12 +156,15 @@ def fit(
     live: Any = None,
     epochs: int | None = None,
     world: World = SINGLE,
+    watch: Callable[[np.ndarray], None] | None = None,
 ) -> FitResult:
     """Train with AdamW, label smoothing, warm-up + cosine; stop early on validation; return the best state.
 
     With `epochs`, train exactly that many epochs of the same schedule and return the last state (a refit,
     whose epoch count validation chose before). Trains on the model's device. Under torchrun (`world`)
     each rank takes batch_size / world size clips of every batch, so the recipe is the single process's.
+    `watch` is handed every validation clip's class probabilities after each epoch (the head choice weighs
+    clip by clip).
     """
     per_rank = per_rank_batch(cfg.batch_size, world)
     generator = seed_everything(seed + world.rank)  # clip draws, frame and model dropout: each rank its own
@@ -185,7 +199,12 @@ def fit(
             seen += len(idx)
         total, correct, seen = all_sum(world, [total, correct, seen])
         train_loss, train_acc = total / seen, correct / seen
-        val_loss, val_acc = _evaluate(model, val, world) if len(val.labels) else (train_loss, train_acc)
+        if len(val.labels):
+            val_loss, val_acc, probs = _evaluate(model, val, world)
+            if watch is not None:
+                watch(_whole(world, probs, len(val.labels)))
+        else:
+            val_loss, val_acc = train_loss, train_acc
         if live is not None:
             for name, value in (
                 ("train/loss", train_loss),
@@ -206,7 +225,6 @@ def fit(
             val_acc,
         )
         result.epochs_run = epoch
-        result.val_curve.append(val_acc)
         # Ties go to the later epoch: on a small validation set accuracy saturates early, and the later
         # state has trained longer at a lower learning rate (its loss on a handful of clips says little).
         if best is None or val_acc >= best or epochs is not None:
@@ -238,14 +256,15 @@ def train_head(
     live: Any = None,
     world: World = SINGLE,
     device: torch.device | str = "cpu",
+    watch: Callable[[np.ndarray], None] | None = None,
 ) -> tuple[nn.Module, FitResult]:
-    """Build the head params describe, fit it, load its best state.
+    """Build the head params describe, fit it, load its best state (`watch`: as fit's, on the validation clips).
 
     With train.refit, validation only chooses the epoch count: a fresh head is then trained on train
     and val together for that many epochs of the same schedule, so no labelled clip is left unused.
     """
     model = fresh_head(model_params, model_params.head, train, seed, device)
-    result = fit(model, train, val, cfg, seed, live, world=world)
+    result = fit(model, train, val, cfg, seed, live, world=world, watch=watch)
     if cfg.refit and len(val.labels):
         logger.info(
             "refit on %d train + val clips for %d epochs", len(train.labels) + len(val.labels), result.best_epoch

@@ -74,6 +74,10 @@ def test_torchrun_training_two_ranks_match_one(tmp_path: Path) -> None:
     assert summary["best_epoch"] == single["best_epoch"] and summary["epochs_run"] == single["epochs_run"] == 6
     assert summary["best_val_accuracy"] == pytest.approx(single["best_val_accuracy"], abs=1e-6)
     assert summary["best_val_loss"] == pytest.approx(single["best_val_loss"], rel=1e-3)
+    # the head choice's per-clip evidence: every val clip's prediction, gathered from the ranks' shares
+    assert summary["validation_accuracy_lstm"] == pytest.approx(summary["best_val_accuracy"], abs=1e-4)
+    for key in ("validation_accuracy_lstm", "validation_accuracy_lstm_standard_error"):
+        assert summary[key] == single[key], key
     assert len(curve.splitlines()) == len(single_curve.splitlines()) == 7, "rank 0 alone logged, once per epoch"
     for key in single_weights:
         torch.testing.assert_close(weights[key], single_weights[key], rtol=1e-3, atol=1e-4)

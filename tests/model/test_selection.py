@@ -1,20 +1,35 @@
-"""Choosing the head: cross-validation by group on small datasets, the validation split on large ones."""
+"""Choosing the head: cross-validation by group on small datasets, the validation split on large ones; the
+simplest head within one standard error of the best is kept."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from dvclive import Live
+from scipy.stats import sem
 
 from actrec.features.store import FeatureSet
-from actrec.model.heads import ProbeHead
+from actrec.model.checkpoint import Checkpoint, load_model
+from actrec.model.heads import EnsembleHead, ProbeHead
 from actrec.model.proba import predict_proba
 from actrec.model.probe import linear_probe
-from actrec.model.selection import choice_folds, choose_and_train, group_folds
+from actrec.model.selection import (
+    RULE,
+    Evidence,
+    HeadChoice,
+    _at_unseen_epochs,
+    choice_folds,
+    choose_and_train,
+    decide,
+    group_folds,
+    train_choice,
+    weigh,
+)
 from actrec.params import ModelParams, TrainParams
 
 CV3 = "cross-validation on train + val (3 group folds, train.choice_folds)"  # HeadChoice.by
@@ -127,3 +142,108 @@ def test_a_run_that_keeps_the_probe_still_has_its_training_plots(tmp_path, heads
             assert len(rows) == crippled.epochs and rows["accuracy"].between(0, 1).all()
     else:
         assert pd.read_csv(plots / "val" / "accuracy.tsv", sep="\t")["accuracy"].tolist() == [choice.scores["probe"]]
+
+
+def _judged(right: int, wrong: int) -> np.ndarray:
+    return np.array([True] * right + [False] * wrong, dtype=bool)
+
+
+def test_a_lead_of_one_clip_is_a_near_tie_and_a_clear_lead_is_not() -> None:
+    """The issue's 3-person set: 18 labelled clips, the BiLSTM 12 right, the probe 11. Clip by clip the
+    BiLSTM gets 2 the probe misses and misses 1 it gets: a lead of 1/18 with a standard error of 0.055."""
+    probe = np.concatenate([_judged(10, 0), _judged(1, 0), _judged(0, 2), _judged(0, 5)])
+    lstm = np.concatenate([_judged(10, 0), _judged(0, 1), _judged(2, 0), _judged(0, 5)])
+    evidence = {"lstm": Evidence(lstm, weights=1000), "probe": Evidence(probe, weights=10)}
+    choice = decide("validation split", evidence)
+    lead = evidence["lstm"].score - evidence["probe"].score
+    assert lead == pytest.approx(1 / 18) and lead < sem(lstm.astype(float) - probe.astype(float))
+    assert choice.head == "probe" and choice.rule == RULE
+    clear = np.concatenate([_judged(10, 0), _judged(0, 0), _judged(5, 0), _judged(0, 3)])  # 5 more, none fewer
+    assert decide("validation split", {**evidence, "lstm": Evidence(clear, weights=1000)}).head == "lstm"
+    equal = {"lstm": Evidence(probe, weights=1000), "probe": Evidence(probe.copy(), weights=10)}
+    assert decide("validation split", equal).head == "probe", "a tie goes to the simpler, wherever it is listed"
+
+
+@pytest.mark.parametrize("folds", ["auto", 0])
+def test_the_probe_is_kept_where_the_temporal_head_only_ties_it(folds) -> None:
+    """Mean-separated clips: the BiLSTM trains fine and ties the probe; listed first, it won the tie before."""
+    train, val = _clips(6, 3, False), _clips(2, 3, False, seed=1, split="val")
+    model, choice, result = choose_and_train(MODEL, dataclasses.replace(TRAIN, choice_folds=folds), 0, train, val)
+    lstm, probe = choice.evidence["lstm"], choice.evidence["probe"]
+    assert lstm.score >= 0.9, choice.scores
+    assert lstm.score - probe.score <= sem(lstm.correct.astype(float) - probe.correct.astype(float)), choice.scores
+    assert choice.head == "probe" and isinstance(model, ProbeHead) and result is None
+
+
+@pytest.mark.parametrize("folds", ["auto", 0])
+def test_the_summary_records_each_score_with_its_standard_error_and_the_rule(tmp_path, folds) -> None:
+    """Frame order decides (reversed pairs): the BiLSTM clearly beats the probe, by cross-validation or on
+    the val clips, and reports/train/metrics.json says by how much against the noise."""
+    train, val = _clips(6, 3, True), _clips(2, 3, True, seed=1, split="val")
+    cfg = dataclasses.replace(TRAIN, choice_folds=folds)
+    with Live(str(tmp_path), dvcyaml=None, save_dvc_exp=False, report=None) as live:
+        _, choice, result = choose_and_train(MODEL, cfg, 0, train, val, live)
+        live.summary = choice.summary(result)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    judged = len(train.labels) + len(val.labels) if folds == "auto" else len(val.labels)
+    assert metrics["head"] == "lstm" and metrics["choice_rule"] == RULE
+    for head in ("lstm", "probe"):
+        score = metrics[f"validation_accuracy_{head}"]
+        assert len(choice.evidence[head].correct) == judged
+        expected = np.sqrt(score * (1 - score) / (judged - 1))
+        assert metrics[f"validation_accuracy_{head}_standard_error"] == pytest.approx(expected, abs=1e-4)
+    lead = metrics["validation_accuracy_lstm_minus_probe"]
+    error = metrics["validation_accuracy_lstm_minus_probe_standard_error"]
+    gap = choice.evidence["lstm"].correct.astype(float) - choice.evidence["probe"].correct.astype(float)
+    assert lead == pytest.approx(gap.mean(), abs=1e-4) and error == pytest.approx(sem(gap), abs=1e-4)
+    assert lead > error > 0
+    assert metrics["weights_probe"] < metrics["weights_lstm"]
+
+
+def test_the_ensemble_is_the_mean_of_its_members_and_round_trips_through_the_checkpoint(tmp_path) -> None:
+    train, val = _clips(6, 3, True), _clips(2, 3, True, seed=1, split="val")
+    labelled = train.join(val)
+    heads = dataclasses.replace(MODEL, head=["lstm", "probe", "ensemble"])
+    by, evidence = weigh(heads, TRAIN, 0, train, val)
+    ensemble = evidence["ensemble"]
+    assert ensemble.temporal == "lstm" and ensemble.epochs == evidence["lstm"].epochs
+    assert ensemble.weights == evidence["lstm"].weights + evidence["probe"].weights
+    model, _ = train_choice(HeadChoice("ensemble", by, evidence), heads, TRAIN, 0, labelled)
+    lstm, _ = train_choice(HeadChoice("lstm", by, evidence), heads, TRAIN, 0, labelled)
+    probe, _ = train_choice(HeadChoice("probe", by, evidence), heads, TRAIN, 0, labelled)
+    test = _clips(3, 3, True, seed=2, split="test")
+    mean = (predict_proba(lstm, test.features) + predict_proba(probe, test.features)) / 2
+    assert isinstance(model, EnsembleHead)
+    np.testing.assert_allclose(predict_proba(model, test.features), mean, atol=1e-5)
+    choice = HeadChoice("ensemble", by, evidence)
+    Checkpoint(
+        head="ensemble",
+        head_options={**heads.head_options(), **choice.options},
+        input_dim=6,
+        classes=labelled.classes,
+        features={},
+        state_dict=model.state_dict(),
+    ).save(tmp_path / "model.pt")
+    loaded, checkpoint = load_model(tmp_path / "model.pt")
+    assert checkpoint.head == "ensemble" and checkpoint.head_options["temporal"] == "lstm"
+    np.testing.assert_allclose(predict_proba(loaded, test.features), mean, atol=1e-5)
+
+
+def test_cross_validation_scores_each_fold_at_the_epoch_the_other_folds_choose() -> None:
+    """The epoch count is where the pooled held-out accuracy peaks; scored at that peak a trained head would be
+    the best of every epoch on the clips that judge it. Each fold is scored where the other folds peak instead."""
+    # 3 folds of 2 clips over 3 epochs, each fold right after one epoch only, its own: luck, not learning.
+    by_epoch = np.array([[1, 1, 0, 0, 0, 0], [0, 0, 1, 1, 0, 0], [0, 0, 0, 0, 1, 1]], dtype=bool)
+    folds = np.array([0, 0, 1, 1, 2, 2])
+    assert by_epoch[2].mean() == by_epoch.mean(1).max() == 1 / 3, "scored at the pooled peak (epoch 3): 2 of 6"
+    # Fold 0's others tie epochs 2 and 3, the later wins; fold 1's tie 1 and 3; fold 2's tie 1 and 2: all wrong.
+    np.testing.assert_array_equal(_at_unseen_epochs(by_epoch, by_epoch, folds), np.zeros(6, dtype=bool))
+    by_epoch[1:, 2:] = True  # folds 1 and 2 learn for good after epoch 2: right where the others peak
+    np.testing.assert_array_equal(_at_unseen_epochs(by_epoch, by_epoch, folds), [0, 0, 1, 1, 1, 1])
+    train, val = _clips(6, 3, False, seed=3), _clips(2, 3, False, seed=4, split="val")
+    _, evidence = weigh(MODEL, dataclasses.replace(TRAIN, epochs=6), 0, train, val)
+    lstm = evidence["lstm"]
+    assert lstm.by_epoch.shape == (6, len(train.labels) + len(val.labels))
+    np.testing.assert_array_equal(lstm.correct, _at_unseen_epochs(lstm.by_epoch, lstm.by_epoch, lstm.folds))
+    assert lstm.epochs == 6 - int(np.argmax(lstm.curve[::-1])), "trained for the last of the pooled peak's epochs"
+    assert set(np.unique(lstm.folds)) == {0, 1, 2} and (evidence["probe"].folds == lstm.folds).all()

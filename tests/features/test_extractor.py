@@ -13,7 +13,7 @@ import torch
 
 from actrec.data.video import fingerprint, sample_indices
 from actrec.features import extractor
-from actrec.features.extractor import DecodedClip, fill_cache
+from actrec.features.extractor import DecodedBatch, fill_cache
 from actrec.features.store import ExtractionSettings, FeatureCache, assemble, load_features
 from tests.features import CFG, SETTINGS
 from tests.helpers import clip_table
@@ -119,6 +119,8 @@ def test_k_clips_store_jittered_views_of_each_video(tmp_path) -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="pinned memory needs a CUDA GPU")
-def test_decoded_clips_are_pinned_for_the_gpu() -> None:
-    clip = DecodedClip(0, torch.zeros(4, 3, 8, 8, dtype=torch.uint8), np.zeros((1, 4)))
-    assert clip.pin_memory().images.is_pinned() and not clip.images.is_pinned()
+def test_decoded_batches_are_pinned_for_the_gpu() -> None:
+    batch = DecodedBatch(
+        [0], torch.zeros(4 * 8 * 8 * 3, dtype=torch.uint8), [(4, 8, 8)], [np.zeros((1, 4))], [""], True, True
+    )
+    assert batch.pin_memory().frames.is_pinned() and not batch.frames.is_pinned()

@@ -249,6 +249,18 @@ def read_frames(path: str | Path, indices: np.ndarray, decoder: str = "auto") ->
     return _decode(Path(path), lambda info: wanted, decoder)[1]
 
 
+def decoding_path(path: str | Path, frames: int = 16) -> str:
+    """The decoder `auto` tries first for `frames` uniformly sampled frames of this clip (for reports)."""
+    path = Path(path)
+    if path.is_dir():
+        return "frames"
+    import av
+
+    with av.open(str(path)) as container:
+        stream, info = _stream_info(container)
+        return _paths(container, stream, sample_indices(_checked(info).frames, frames).ravel())[0]
+
+
 Chooser = Callable[[VideoInfo], np.ndarray] | None
 Decoded = tuple[VideoInfo, np.ndarray | None, np.ndarray | None]
 
@@ -266,13 +278,7 @@ def _decode(path: Path, choose: Chooser, decoder: str, frame_rate: float = DEFAU
 
     try:
         with av.open(str(path)) as container:
-            if not container.streams.video:
-                raise VideoError("no video stream (audio-only or not a video)")
-            stream = container.streams.video[0]
-            # Without a count in the header (Matroska, WebM), the packets are counted: demuxing, not decoding.
-            frames = stream.frames or sum(1 for packet in container.demux(stream) if packet.size)
-            fps = float(stream.average_rate or stream.guessed_rate or 0)
-            info = VideoInfo(int(frames), fps, stream.codec_context.width, stream.codec_context.height)
+            stream, info = _stream_info(container)
             if choose is None:
                 return info, None, None
             indices = choose(_checked(info))
@@ -286,6 +292,19 @@ def _decode(path: Path, choose: Chooser, decoder: str, frame_rate: float = DEFAU
         except VideoError as err:
             logger.debug("%s cannot decode %s (%s); PyAV reads it straight through", name, path, err)
     return info, _READERS[paths[-1]](path, wanted, info), indices
+
+
+def _stream_info(container: av.container.InputContainer) -> tuple[av.VideoStream, VideoInfo]:
+    """The first video stream and its frame count, rate and size, as the container's header says.
+
+    Without a count in the header (Matroska, WebM), the packets are counted: demuxing, not decoding.
+    """
+    if not container.streams.video:
+        raise VideoError("no video stream (audio-only or not a video)")
+    stream = container.streams.video[0]
+    frames = stream.frames or sum(1 for packet in container.demux(stream) if packet.size)
+    fps = float(stream.average_rate or stream.guessed_rate or 0)
+    return stream, VideoInfo(int(frames), fps, stream.codec_context.width, stream.codec_context.height)
 
 
 def _paths(container: av.container.InputContainer, stream: av.VideoStream, wanted: np.ndarray) -> list[str]:

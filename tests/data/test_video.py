@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import logging
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +29,7 @@ from actrec.data.video import (
     torchcodec_usable,
     video_info,
 )
-from tests.helpers import UCF_MINI, write_video
+from tests.helpers import UCF_MINI, dump_frames, ffmpeg, write_video
 
 
 @pytest.mark.parametrize("num_frames", [1, 5, 15, 16, 17, 100, 1001])
@@ -99,19 +97,6 @@ def test_unreadable_files_raise_video_error(tmp_path, content: bytes, reason: st
 OFF_WHEN_SEEKING = ("TrampolineJumping/v_TrampolineJumping_g06_c02.avi", "UnevenBars/v_UnevenBars_g04_c01.avi")
 
 
-def _ffmpeg(*args: str | Path) -> None:
-    if shutil.which("ffmpeg") is None:
-        pytest.skip("ffmpeg is not installed (apt-get install -y ffmpeg)")
-    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", *map(str, args)], check=True)
-
-
-def dump_frames(video: Path, folder: Path, pattern: str = "img_%05d.png") -> Path:
-    """Every frame FFmpeg's own decoder gives, in its order, as numbered images (MMAction2's rawframes names)."""
-    folder.mkdir(parents=True)
-    _ffmpeg("-i", video, "-fps_mode", "passthrough", "-q:v", "2", folder / pattern)
-    return folder
-
-
 def _frame_error(a: np.ndarray, b: np.ndarray) -> tuple[int, float]:
     """Largest difference of any pixel, and the largest mean difference of any frame (a wrong frame: several)."""
     diff = np.abs(a.astype(np.int16) - b).reshape(len(a), -1)
@@ -139,7 +124,7 @@ def test_every_decoding_path_gives_the_same_frames_on_real_clips(ucf_mini: Path,
     for clip in OFF_WHEN_SEEKING:
         for suffix, codec in encodings.items():
             video = tmp_path / (Path(clip).stem + suffix)
-            _ffmpeg("-i", ucf_mini / "UCF-101" / clip, "-frames:v", "120", *codec, "-an", video)
+            ffmpeg("-i", ucf_mini / "UCF-101" / clip, "-frames:v", "120", *codec, "-an", video)
             count = video_info(video).frames
             for indices in (
                 sample_indices(count, 16),
@@ -159,7 +144,7 @@ def test_sparse_frames_of_a_long_video_are_sought_where_torchcodec_is_missing(tm
         pytest.skip("decord ships wheels for x86-64 only")
     monkeypatch.setattr(video_module, "torchcodec_usable", lambda: False)
     video = write_video(tmp_path / "long.mp4", frames=400, codec="libx264")  # x264: a keyframe every 250 frames
-    _ffmpeg("-i", video, "-c:v", "libx264", "-g", "10", tmp_path / "short_gop.mp4")
+    ffmpeg("-i", video, "-c:v", "libx264", "-g", "10", tmp_path / "short_gop.mp4")
     assert decoding_path(video, 16) == "pyav", "16 of 400 frames: 25 apart, keyframes 250 apart"
     assert decoding_path(tmp_path / "short_gop.mp4", 16) == "decord", "keyframes 10 apart"
     assert decoding_path(tmp_path / "short_gop.mp4", 100) == "pyav", "100 of 400 frames: 4 apart"

@@ -226,3 +226,18 @@ def test_find_clips_lists_videos_and_frame_folders(tmp_path: Path) -> None:
     assert find_clips(tmp_path / "a") == [video, frames]
     assert clip_stem("Golf/Yards!!!_golf_f_nm_np1_fr_med_0.avi") == "Yards!!!_golf_f_nm_np1_fr_med_0"
     assert clip_stem("Climb/Dr._Foo_climb_2") == "Dr._Foo_climb_2", "a frame folder's dots stay"
+
+
+def test_ffmpegs_words_reach_the_log_only_when_asked_for(tmp_path: Path, capfd, caplog) -> None:
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("these are my notes, not a video\n" * 40)
+    with caplog.at_level(logging.DEBUG), pytest.raises(VideoError, match="cannot open"):
+        video_info(bad)
+    assert "moov atom" not in caplog.text + capfd.readouterr().err
+    decoder_logs(True)  # actrec -v
+    try:
+        with caplog.at_level(logging.DEBUG), pytest.raises(VideoError, match="cannot open"):
+            video_info(bad)
+    finally:
+        decoder_logs(False)
+    assert "moov atom not found" in caplog.text

@@ -280,7 +280,7 @@ def _decode(path: Path, choose: Chooser, decoder: str, frame_rate: float = DEFAU
         with av.open(str(path)) as container:
             stream, info = _stream_info(container)
             if choose is None:
-                return info, None, None
+                return _checked(info), None, None
             indices = choose(_checked(info))
             wanted = indices.ravel()
             paths = _paths(container, stream, wanted) if decoder == "auto" else [decoder]

@@ -241,3 +241,10 @@ def test_ffmpegs_words_reach_the_log_only_when_asked_for(tmp_path: Path, capfd, 
     finally:
         decoder_logs(False)
     assert "moov atom not found" in caplog.text
+
+
+def test_a_video_without_frames_is_an_error(tmp_path: Path) -> None:
+    whole = write_video(tmp_path / "whole.mkv", frames=60, codec="libx264").read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(whole[: len(whole) // 4])  # the header survives, no frame does
+    with pytest.raises(VideoError, match="no decodable video frames"):
+        video_info(tmp_path / "cut.mkv")

@@ -368,6 +368,7 @@ def main() -> None:
     )
     parser.add_argument("--skip-naive", action="store_true", help="leave out the naive reference")
     parser.add_argument("--skip-decoding-table", action="store_true", help="leave out (5)")
+    parser.add_argument("--decoding-table-only", action="store_true", help="only (5): no model, no pipeline")
     parser.add_argument(
         "--rss-clips",
         type=int,
@@ -378,6 +379,10 @@ def main() -> None:
     args.weights = None if str(args.weights).lower() in ("none", "null") else args.weights
 
     print(describe_machine())
+    if args.decoding_table_only:
+        args.engine = args.engine if args.engine != "auto" else "eager"  # no model runs: the layout it takes
+        decoding_table(args)
+        return
     if args.compare:
         _compare_all(args)
     choice = run_isolated(decide, args)

@@ -106,10 +106,12 @@ def _torchcodec() -> ModuleType | None:
     try:
         import torchcodec
         import torchcodec.decoders
-    except Exception as err:  # ImportError, or a wheel built for another torch
+
+        ffmpeg = torchcodec.ffmpeg_major_version
+    except Exception as err:  # ImportError, a wheel built for another torch, or a version without the attribute
         logger.debug("torchcodec is not usable (%s); PyAV and decord decode", err)
         return None
-    if torchcodec.ffmpeg_major_version is None:
+    if ffmpeg is None:
         logger.debug("torchcodec finds no FFmpeg libraries (apt-get install ffmpeg); PyAV and decord decode")
         return None
     return torchcodec

@@ -62,6 +62,9 @@ logger = logging.getLogger(__name__)
 VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v")
 FRAME_EXTENSIONS = (".jpg", ".jpeg", ".png")
 DECODERS = ("auto", "torchcodec", "pyav", "decord")
+# Which frames the loader gives for a clip; part of the feature cache's key, so cached features of frames decoded
+# otherwise are not reused. 2: AVI and MPEG-4 Part 2 read straight through (seeking landed some frames off).
+FRAMES_VERSION = 2
 DEFAULT_FRAME_RATE = 30.0  # a folder of frames does not say its rate: dataset.frame_rate's default
 # Packets read from a video's start to measure its keyframe interval (demuxing only: a millisecond or two).
 KEYFRAME_PROBE_PACKETS = 300

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from actrec.data.video import VideoError, video_info
+from actrec.data.video import DEFAULT_FRAME_RATE, VideoError, decoder_logs, video_info
 from actrec.errors import ActrecError, run_main
 from actrec.files import output_file
 from actrec.inference.inputs import Span, find_videos
@@ -103,7 +103,7 @@ def _predict_windows(predictor: Predictor, path: Path, args: argparse.Namespace)
     from actrec.evaluation.plots import probability_timeline, save_figure
 
     try:
-        windows = predictor.windows(path, args.window, args.stride or args.window)
+        windows = predictor.windows(path, args.window, args.stride or args.window, frame_rate=args.frame_rate)
     except VideoError as err:  # opened fine, but frames further in fail to decode
         raise VideoError(f"{path}: {err}") from err
     out = Path(args.out or f"{path.stem}_windows.csv")
@@ -197,7 +197,9 @@ def watch_command(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="actrec", description="Action recognition with a trained actrec model.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress (INFO) as well as warnings")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log progress (INFO) and the decoders' own messages as well"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     predict = commands.add_parser(
@@ -209,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
         "inputs",
         nargs="+",
         metavar="VIDEO|DIR|GLOB",
-        help="video files, folders (every video under them) or glob patterns",
+        help="video files, folders of frames (JPEG/PNG: one clip), other folders (every clip under them) or glob "
+        "patterns",
     )
     predict.add_argument(
         "--model", default=DEFAULT_MODEL, help="checkpoint or folder holding model.pt (default: %(default)s)"
@@ -222,6 +225,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     predict.add_argument(
         "--stride", type=_span, help="step between windows, frames or seconds (default: the window, no overlap)"
+    )
+    predict.add_argument(
+        "--frame-rate",
+        type=float,
+        default=DEFAULT_FRAME_RATE,
+        help="frames per second of a folder of frames, for --window in seconds (default: %(default)s)",
     )
     predict.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     predict.set_defaults(func=predict_command)
@@ -320,6 +329,7 @@ def main(argv: list[str] | None = None) -> None:
     def command() -> None:
         # Stages log INFO; a command's stdout is its answer, so only warnings go to stderr unless -v.
         logging.getLogger().setLevel(logging.INFO if args.verbose else logging.WARNING)
+        decoder_logs(args.verbose)  # FFmpeg's and decord's own words, only when asked for
         try:
             args.func(args)
         except BrokenPipeError:  # the reader went away (`actrec predict DIR | head`): what it read stands

@@ -50,6 +50,7 @@ class DatasetParams:
     max_clips_per_class: int | None = None
     group_pattern: str | None = r"_g(\d+)_"
     splits_dir: str | None = None
+    frame_rate: float = 30.0
 
     def check(self, key: str) -> None:
         if isinstance(self.classes, str) and self.classes != "all":
@@ -59,6 +60,7 @@ class DatasetParams:
         if isinstance(self.classes, list) and not self.classes:
             _fail(f"{key}.classes", self.classes, "a non-empty list of class names")
         _check_range(f"{key}.max_clips_per_class", self.max_clips_per_class, 1)
+        _check_range(f"{key}.frame_rate", self.frame_rate, 0, lo_open=True)
         if self.group_pattern is not None:
             try:
                 if re.compile(self.group_pattern).groups < 1:
@@ -124,6 +126,7 @@ class ExtractParams:
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     cache_dir: str = "features/cache"
     shard_size: int = 32
+    resize_on: Literal["auto", "workers", "device"] = "auto"
 
     def check(self, key: str) -> None:
         for name in ("frames", "views", "shard_size"):

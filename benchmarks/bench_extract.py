@@ -10,8 +10,12 @@ compilation, first decode) shown apart; (3) a naive reference: each clip decoded
 transformed one by one with PIL, fp32 eager forward per clip, written one by one; (4) the ratios
 and each phase's peak memory (RSS, DataLoader workers included). Beside them, the DataLoader alone
 (decode, sample, resize; no model) shows how many frames/s its workers can feed: where that is
-below the bound, more --workers would help. --repeat R goes over the sample R times, each copy
-counted as a new video, for runs long enough to time a GPU. With --rss-clips N the pipeline
+below the bound, more --workers would help. (5) Decoding by path and worker count: the DataLoader
+alone for each decoding path (auto, PyAV straight through, decord seeking, torchcodec where usable)
+with 1, 2, 4 … workers up to the cores, each worker's share, and the main process's CPU time per
+1,000 frames it receives; which path `auto` takes for the sampled clips. --limit 0 takes every clip
+under the root (distinct files); --repeat R goes over the sample R times, each copy counted as a
+new video, for runs long enough to time a GPU. With --rss-clips N the pipeline
 also runs at 64 px on N/4 and on N clips (the sample repeated, each copy counted as a new video) to
 show that its peak memory does not grow with the number of clips.
 Each phase runs in a fresh process (from a fork server, so it can use CUDA; its DataLoader workers
@@ -36,12 +40,12 @@ from PIL import Image
 from torchvision import transforms
 
 from actrec.data.datasets import scan
-from actrec.data.video import fingerprint, read_clip
-from actrec.devices import resolve_batch_size, resolve_device, resolve_num_workers
+from actrec.data.video import DECODERS, decoding_path, fingerprint, read_clip, torchcodec_usable
+from actrec.devices import resolve_batch_size, resolve_device, resolve_num_workers, usable_cores
 from actrec.features.backbones import LITE, load_backbone
 from actrec.features.engine_trial import candidates, choose, time_candidate
-from actrec.features.engines import ENGINES, BackboneRunner
-from actrec.features.extractor import ClipDataset, clip_loader, fill_cache
+from actrec.features.engines import ENGINES, RUNTIMES, BackboneRunner
+from actrec.features.extractor import ClipDataset, clip_loader, fill_cache, resize_on_device
 from actrec.features.store import ExtractionSettings, FeatureCache
 from actrec.params import DatasetParams, ExtractParams
 from benchmarks.machine import describe_machine
@@ -57,7 +61,7 @@ def _clip_table(root: Path, limit: int, total: int = 0) -> pd.DataFrame:
     """A seeded sample of `limit` clips, repeated up to `total` rows, each copy keyed as a new video."""
     name = "ucf101" if (root / "UCF-101").is_dir() else "folder"
     table = scan(DatasetParams(name=name, root=str(root)))
-    table = table.sample(n=min(limit, len(table)), random_state=0).reset_index(drop=True)
+    table = table.sample(n=min(limit or len(table), len(table)), random_state=0).reset_index(drop=True)
     table["fingerprint"] = [fingerprint(p) for p in table["path"]]
     if total > len(table):
         table = table.iloc[np.arange(total) % len(table)].reset_index(drop=True)
@@ -152,6 +156,7 @@ def pipeline(args: argparse.Namespace) -> dict:
         batch_size=batch,
         num_workers=args.workers,
         engine=engine,
+        resize_on=args.resize_on,
     )
     table = _table(args)
     with tempfile.TemporaryDirectory() as tmp:
@@ -166,19 +171,97 @@ def pipeline(args: argparse.Namespace) -> dict:
     }
 
 
+class _TimedClips(ClipDataset):
+    """The pipeline's dataset, each item's wall time and its worker's CPU time (decoder threads included) measured and
+    handed over beside the batch."""
+
+    def __getitem__(self, i: int) -> tuple:
+        wall, cpu = time.perf_counter(), time.process_time()
+        item = super().__getitem__(i)
+        return item, time.perf_counter() - wall, time.process_time() - cpu
+
+    def collate(self, items: list[tuple]) -> tuple:
+        return super().collate([item for item, _, _ in items]), sum(w for _, w, _ in items), sum(c for _, _, c in items)
+
+
 def decoding(args: argparse.Namespace) -> dict:
-    """The DataLoader alone (decode, sample, resize), no model: how many frames/s the workers can feed."""
-    settings, device, batch, _ = _settings(args)
+    """The DataLoader alone (decode, sample, resize as the pipeline would), no model: frames/s delivered (timed
+    from the start, workers' start-up included), what a worker decodes per second of its own wall time while
+    the others run, the share of that time it had a core, and the main process's CPU time per 1,000 frames."""
+    settings, device, batch, engine = _settings(args)
     backbone = load_backbone(settings.backbone, settings.weights, settings.image_size)
     table = _table(args)
     workers = resolve_num_workers(args.workers, device)
-    dataset = ClipDataset(table["path"].tolist(), table["fingerprint"].tolist(), backbone, settings.frames, 1, 0)
+    dataset = _TimedClips(
+        table["path"].tolist(),
+        table["fingerprint"].tolist(),
+        backbone,
+        settings.frames,
+        1,
+        0,
+        resize=not resize_on_device(args.resize_on, device),
+        channels_last=engine not in RUNTIMES,
+        decoder=getattr(args, "decoder", "auto"),
+    )
     # Timed from the start, workers' start-up included: with several workers the first batches arrive
     # together, so a rate counted after the first one would credit them with work done before it.
-    frames, start = 0, time.perf_counter()
-    for clips in clip_loader(dataset, batch, workers, device):
-        frames += sum(len(c.images) for c in clips if c.images is not None)
-    return {"fps": frames / (time.perf_counter() - start), "workers": workers}
+    frames, wall, cpu = 0, 0.0, 0.0
+    start, main = time.perf_counter(), _cpu_seconds()
+    for decoded, batch_wall, batch_cpu in clip_loader(dataset, batch, workers, device):
+        frames += sum(n for n, _, _ in decoded.shapes)
+        wall, cpu = wall + batch_wall, cpu + batch_cpu
+    elapsed, main = time.perf_counter() - start, _cpu_seconds() - main
+    return {
+        "fps": frames / elapsed,
+        "workers": workers,
+        "worker_fps": frames / max(wall, 1e-9),
+        "on_core": cpu / max(wall, 1e-9),
+        "main_ms": 1e6 * main / max(frames, 1),
+    }
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process (user + system), all its threads: the DataLoader's pinning thread included."""
+    times = resource.getrusage(resource.RUSAGE_SELF)
+    return times.ru_utime + times.ru_stime
+
+
+def paths_taken(args: argparse.Namespace) -> dict:
+    """How many of the sampled clips each decoding path `auto` takes."""
+    table = _clip_table(args.root, args.limit)
+    return pd.Series([decoding_path(p, args.frames) for p in table["path"]]).value_counts().to_dict()
+
+
+def _worker_counts(text: str) -> list[int]:
+    """1, 2, 4 … up to the cores (the cores themselves last), or the given comma-separated counts."""
+    if text != "auto":
+        return [int(n) for n in text.split(",")]
+    cores = usable_cores()
+    return sorted({*(2**i for i in range(cores.bit_length()) if 2**i <= cores), cores})
+
+
+def decoding_table(args: argparse.Namespace) -> None:
+    """(5): the DataLoader alone per decoding path and worker count, each in its own process."""
+    taken = run_isolated(paths_taken, args)
+    print(f"5. decoding paths      : auto takes {', '.join(f'{k} for {v}' for k, v in taken.items())} of the clips")
+    decoders = [d for d in args.decoders.split(",") if d != "torchcodec" or torchcodec_usable()]
+    print(
+        "   frames/s by workers (decoding, sampling, resizing as the pipeline does), and per worker: frames per "
+        "second of its own time, that rate against one worker alone, the share of its time it had a core; main: "
+        "the main process's CPU ms per 1,000 frames received"
+    )
+    for decoder in decoders:
+        alone = None
+        cells = []
+        for n in _worker_counts(args.worker_counts):
+            d = run_isolated(decoding, argparse.Namespace(**{**vars(args), "decoder": decoder, "workers": n}))
+            alone = alone or d["worker_fps"]
+            cells.append(
+                f"{n:2d} workers {d['fps']:7.0f} frames/s; a worker {d['worker_fps']:5.0f} frames/s "
+                f"({d['worker_fps'] / alone:4.2f} of one alone, on a core {d['on_core']:4.0%}); main "
+                f"{d['main_ms']:4.0f} ms"
+            )
+        print(f"   {decoder:10s} " + "\n              ".join(cells))
 
 
 def naive(args: argparse.Namespace) -> dict:
@@ -238,7 +321,7 @@ def run_isolated(fn, args: argparse.Namespace) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, required=True, help="dataset root (UCF-101 layout or class folders)")
-    parser.add_argument("--limit", type=int, default=30, help="number of clips (seeded sample)")
+    parser.add_argument("--limit", type=int, default=30, help="number of clips (seeded sample; 0: every clip)")
     parser.add_argument("--backbone", default="resnet50", choices=("resnet50", *LITE))
     parser.add_argument("--weights", default=None, help="imagenet or none; speed does not depend on it")
     parser.add_argument("--frames", type=int, default=16)
@@ -272,7 +355,20 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=3.0, help="--compare: timed seconds per candidate")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    parser.add_argument(
+        "--resize-on", default="auto", choices=("auto", "workers", "device"), help="as extract.resize_on"
+    )
+    parser.add_argument(
+        "--decoders",
+        default=",".join(DECODERS),
+        help="decoding paths timed in (5), comma-separated (default: %(default)s; torchcodec where usable)",
+    )
+    parser.add_argument(
+        "--worker-counts", default="auto", help="worker counts timed in (5): 1,2,4,... (default: 1, 2, 4 … the cores)"
+    )
     parser.add_argument("--skip-naive", action="store_true", help="leave out the naive reference")
+    parser.add_argument("--skip-decoding-table", action="store_true", help="leave out (5)")
+    parser.add_argument("--decoding-table-only", action="store_true", help="only (5): no model, no pipeline")
     parser.add_argument(
         "--rss-clips",
         type=int,
@@ -283,6 +379,10 @@ def main() -> None:
     args.weights = None if str(args.weights).lower() in ("none", "null") else args.weights
 
     print(describe_machine())
+    if args.decoding_table_only:
+        args.engine = args.engine if args.engine != "auto" else "eager"  # no model runs: the layout it takes
+        decoding_table(args)
+        return
     if args.compare:
         _compare_all(args)
     choice = run_isolated(decide, args)
@@ -344,6 +444,8 @@ def main() -> None:
     print(f"   pipeline / combined : {p['fps'] / combined:8.2f}")
     if not args.skip_naive:
         print(f"   pipeline / naive    : {p['fps'] / n['fps']:8.2f}")
+    if not args.skip_decoding_table:
+        decoding_table(args)
 
 
 def _compare_all(args: argparse.Namespace) -> None:

@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
 
     table = scan(ds)
     classes = select_classes(table, ds.classes)
-    table = read_video_info(table[table["label"].isin(classes)])
+    table = read_video_info(table[table["label"].isin(classes)], frame_rate=ds.frame_rate)
     table = limit_per_class(table, ds.max_clips_per_class, params.seed)
     classes = drop_empty_classes(table, classes, ds)
     unreadable, readable = table[~table["readable"]], table[table["readable"]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from fractions import Fraction
@@ -13,6 +14,7 @@ from pathlib import Path
 import av
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 
 from actrec.data.video import fingerprint
@@ -60,6 +62,20 @@ def write_video(
             container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
         container.mux(stream.encode())
     return path
+
+
+def ffmpeg(*args: str | Path) -> None:
+    """The ffmpeg command (re-encoding real clips, dumping their frames); the test is skipped where it is missing."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed (apt-get install -y ffmpeg)")
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", *map(str, args)], check=True)
+
+
+def dump_frames(video: Path, folder: Path, pattern: str = "img_%05d.png") -> Path:
+    """Every frame FFmpeg's own decoder gives, in its order, as numbered images (MMAction2's rawframes names)."""
+    folder.mkdir(parents=True)
+    ffmpeg("-i", video, "-fps_mode", "passthrough", "-q:v", "2", folder / pattern)
+    return folder
 
 
 def write_timed_video(

@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.helpers import actrec, one_error_line, write_video
+from tests.helpers import actrec, dump_frames, one_error_line, write_video
 
 
 def test_predict_one_video_as_the_evaluation_saw_it(trained_run: Path) -> None:
@@ -148,3 +148,34 @@ def test_a_reader_that_goes_away_gets_no_traceback(trained_run: Path) -> None:
     child.stdout.close()  # before the command has written anything: its first write meets a closed pipe
     stderr = child.stderr.read().decode()
     assert child.wait() == 1 and stderr == "", stderr
+
+
+def test_a_folder_of_frames_is_predicted_as_its_video(trained_run: Path, tmp_path: Path) -> None:
+    clip = pd.read_csv(trained_run / "reports/predictions.csv").iloc[0]
+    frames = dump_frames(trained_run / "videos" / clip["clip_id"], tmp_path / "frames")
+    done = actrec("predict", frames, "--json", cwd=trained_run)
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    assert answer["prediction"] == clip["predicted"] and answer["probability"] == pytest.approx(
+        clip["confidence"], abs=0.01
+    )
+
+
+def test_broken_files_give_exactly_one_line_each(trained_run: Path, tmp_path: Path) -> None:
+    """Only actrec speaks: no FFmpeg or decord lines beside its own, alone or in a folder of videos."""
+    folder = tmp_path / "new"
+    write_video(folder / "good.avi", frames=20)
+    (folder / "notes.mp4").write_text("these are my notes, not a video\n" * 40)
+    (folder / "noise.avi").write_bytes(np.random.default_rng(1).bytes(30_000))
+    model = trained_run / "models"
+    for name in ("notes.mp4", "noise.avi"):
+        done = actrec("predict", folder / name, "--model", model, cwd=tmp_path)
+        assert done.stderr.splitlines() == [one_error_line(done)], done.stderr
+        assert "cannot open" in done.stderr
+    done = actrec("predict", folder, "--model", model, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if not line.startswith("predict:")]  # the progress bar
+    assert sorted(lines) == [
+        f"WARNING actrec: skipping {folder / n}: cannot open: Invalid data found when processing input"
+        for n in ("noise.avi", "notes.mp4")
+    ], done.stderr

@@ -16,7 +16,16 @@ from pathlib import Path
 import pandas as pd
 
 from actrec.data import kinetics
-from actrec.data.video import VIDEO_EXTENSIONS, VideoError, fingerprint, video_info
+from actrec.data.video import (
+    DEFAULT_FRAME_RATE,
+    FRAME_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    VideoError,
+    clip_stem,
+    find_clips,
+    fingerprint,
+    video_info,
+)
 from actrec.errors import ActrecError
 from actrec.params import DatasetParams
 from actrec.progress import progress
@@ -63,7 +72,7 @@ def splits_dir(params: DatasetParams) -> Path | None:
 
 def group_of(clip_id: str, params: DatasetParams) -> str:
     """The group a clip belongs to: clips of one group come from one source and stay in one part."""
-    stem = Path(clip_id).stem
+    stem = clip_stem(clip_id)
     if params.name == "ucf101":
         match = re.search(UCF_GROUP, stem)
         return f"g{int(match.group(1)):02d}" if match else stem
@@ -104,7 +113,7 @@ def scan(params: DatasetParams) -> pd.DataFrame:
     for class_dir in sorted(
         (d for d in root.iterdir() if d.is_dir() and d.name not in skip), key=lambda d: d.name.lower()
     ):
-        videos = [p for p in sorted(class_dir.rglob("*")) if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()]
+        videos = find_clips(class_dir)
         if not videos:
             empty.append(class_dir.name)
         for path in videos:
@@ -113,7 +122,10 @@ def scan(params: DatasetParams) -> pd.DataFrame:
                 {"clip_id": clip_id, "path": str(path), "label": class_dir.name, "group": group_of(clip_id, params)}
             )
     if not rows:
-        raise DatasetError(f"no videos ({', '.join(VIDEO_EXTENSIONS)}) in class folders under {root}")
+        raise DatasetError(
+            f"no videos ({', '.join(VIDEO_EXTENSIONS)}) or folders of frames ({', '.join(FRAME_EXTENSIONS)}) "
+            f"in class folders under {root}"
+        )
     if empty:
         logger.warning("skipping %d class folder(s) without videos under %s: %s", len(empty), root, ", ".join(empty))
     return pd.DataFrame(rows)
@@ -144,16 +156,19 @@ def select_classes(table: pd.DataFrame, classes: str | int | list[str]) -> list[
     return [by_lower[c.lower()] for c in classes]
 
 
-def read_video_info(table: pd.DataFrame, workers: int = 4) -> pd.DataFrame:
-    """Add fingerprint, frames, fps, width, height, readable and reason; unreadable clips stay, marked."""
+def read_video_info(table: pd.DataFrame, workers: int = 4, frame_rate: float = DEFAULT_FRAME_RATE) -> pd.DataFrame:
+    """Add fingerprint, frames, fps, width, height, readable and reason; unreadable clips stay, marked.
+
+    A folder of frames has the fps `frame_rate` (dataset.frame_rate).
+    """
 
     failed = {"fingerprint": "", "frames": 0, "fps": 0.0, "width": 0, "height": 0, "readable": False}
 
     def one(path: str) -> dict:
-        if not Path(path).is_file():
+        if not Path(path).exists():
             return {**failed, "reason": NOT_ON_DISK}
         try:
-            info = video_info(path)
+            info = video_info(path, frame_rate)
             key = fingerprint(path)
         except (VideoError, OSError) as err:
             reason = str(err) if isinstance(err, VideoError) else f"cannot read: {err.strerror or err}"

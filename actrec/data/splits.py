@@ -17,6 +17,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
 from actrec.data.datasets import splits_dir
+from actrec.data.video import clip_stem
 from actrec.errors import ActrecError
 from actrec.params import DatasetParams, SplitParams
 
@@ -46,11 +47,16 @@ def _lines(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
 
 
+def _key(clip_id: str) -> str:
+    """What a list entry and a clip must share: the path without a video extension (a folder of a clip's
+    frames is named as the video was, less its extension), case-insensitive (the lists write e.g.
+    HandstandPushups/v_HandStandPushups_g01_c01.avi, and copies of the dataset differ in the case of folder names)."""
+    return str(Path(clip_id).parent / clip_stem(clip_id)).lower()
+
+
 def _match(listed: dict[str, str], clip_ids: list[str]) -> OfficialSplit:
-    # Case-insensitive: the lists write e.g. HandstandPushups/v_HandStandPushups_g01_c01.avi, and
-    # copies of the dataset differ in the case of folder names.
-    by_lower = {c.lower(): c for c in clip_ids}
-    parts = {by_lower[k]: part for k, part in listed.items() if k in by_lower}
+    by_key = {_key(c): c for c in clip_ids}
+    parts = {by_key[_key(k)]: part for k, part in listed.items() if _key(k) in by_key}
     return OfficialSplit(
         parts=parts, listed=len(listed), listed_missing=len(listed) - len(parts), unlisted=len(clip_ids) - len(parts)
     )

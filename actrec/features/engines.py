@@ -212,7 +212,8 @@ class BackboneRunner:
         x = x.contiguous(memory_format=torch.channels_last)  # torch's kernels run fastest channels-last
         with self._autocast():
             out = self._fast(x) if self.engine == "compile" else None
-            return (out if out is not None else self.model(x).float())[:n]
+            # eager on the batch as given (not its padded copy): a fallen-back run gives eager's very features
+            return out[:n] if out is not None else self.model(x[:n]).float()
 
     def _fast(self, x: torch.Tensor) -> torch.Tensor | None:
         """The chosen engine's output, or None once it failed on its first batch (then eager runs)."""

@@ -1,9 +1,11 @@
 """Extracting features from videos: decode ahead in DataLoader workers, run the backbone in batches, cache.
 
-Workers decode, sample and resize clips (uint8, so little crosses the process boundary) while
-the main process runs the backbone; a clip that fails to decode comes back as an error string
-and is reported by the caller, never raised, so one bad video cannot stop a run. `fill_cache`
-extracts the clips of a table that the feature cache lacks, shard by shard.
+Workers decode, sample and (on a CPU) resize clips, and hand each batch over as one uint8 buffer:
+one message and, for a GPU, one pinned copy per batch rather than per clip. In GPU runs the workers
+send the decoded frames as they are and the GPU resizes and crops them, which leaves the workers'
+cores to decoding alone (`extract.resize_on`). A clip that fails to decode comes back as an error
+string and is reported by the caller, never raised, so one bad video cannot stop a run.
+`fill_cache` extracts the clips of a table that the feature cache lacks, shard by shard.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from actrec.devices import resolve_batch_size, resolve_num_workers
 from actrec.distributed import SINGLE, World, gather
 from actrec.features.backbones import Backbone, load_backbone
 from actrec.features.engine_trial import EngineChoice, choose
-from actrec.features.engines import BackboneRunner, resolve_engine
+from actrec.features.engines import RUNTIMES, BackboneRunner, resolve_engine
 from actrec.features.store import ExtractionSettings, FeatureCache
 from actrec.params import ExtractParams
 from actrec.progress import progress
@@ -38,44 +40,106 @@ def clip_seed(key: str, seed: int) -> int:
     return zlib.crc32(key.encode()) ^ seed
 
 
-@dataclass
-class DecodedClip:
-    index: int
-    images: torch.Tensor | None  # uint8 (K·T, 3, S, S)
-    frame_indices: np.ndarray | None  # (K, T)
-    error: str = ""
+def resize_on_device(resize_on: str, device: torch.device) -> bool:
+    """extract.resize_on: `auto` resizes on the GPU in GPU runs, in the decoding workers otherwise."""
+    return resize_on == "device" or (resize_on == "auto" and device.type == "cuda")
 
-    def pin_memory(self) -> DecodedClip:
-        """Called by the DataLoader's pinning thread (pin_memory=True, on CUDA): page-locked images copy to
-        the GPU asynchronously. Without this method the loader would hand the dataclass over unpinned."""
-        return self if self.images is None else replace(self, images=self.images.pin_memory())
+
+@dataclass
+class DecodedBatch:
+    """The clips one worker decoded for one batch, their frames back to back in one flat uint8 buffer.
+
+    Each readable clip's frames are (n, H, W, 3) decoded frames when `resized` is False, else images
+    resized and cropped to (n, 3, S, S), stored channels-last (as torch's kernels take them) or
+    channels-first (as the CPU runtimes take them) per `channels_last`.
+    """
+
+    positions: list[int]  # the clips' positions in the dataset, in order
+    frames: torch.Tensor | None  # flat uint8 buffer of every readable clip's frames; None if none is
+    shapes: list[tuple[int, int, int]]  # per readable clip: (n, H, W) of its frames in the buffer
+    frame_indices: list[np.ndarray | None]  # per clip: (K, T) indices, None when it failed
+    errors: list[str]  # per clip: "" or why it could not be read
+    resized: bool
+    channels_last: bool
+
+    def pin_memory(self) -> DecodedBatch:
+        """Called by the DataLoader's pinning thread (pin_memory=True, on CUDA): page-locked, the buffer copies
+        to the GPU asynchronously. Without this method the loader would hand the dataclass over unpinned."""
+        return self if self.frames is None else replace(self, frames=self.frames.pin_memory())
+
+    def images(self, device: torch.device, backbone: Backbone) -> torch.Tensor:
+        """uint8 (N, 3, S, S) on `device`, the readable clips' images in order: one copy of the buffer there,
+        then views of it, resized and cropped there when the workers did not."""
+        flat = self.frames.to(device, non_blocking=True)
+        parts, offset = [], 0
+        for n, height, width in self.shapes:
+            size = n * height * width * 3
+            chunk = flat[offset : offset + size]
+            offset += size
+            if not self.resized:
+                parts.append(backbone.preprocess(chunk.view(n, height, width, 3)))
+            elif self.channels_last:
+                parts.append(chunk.view(n, height, width, 3).permute(0, 3, 1, 2))
+            else:
+                parts.append(chunk.view(n, 3, height, width))
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
 
 
 class ClipDataset(Dataset):
-    """Decodes and preprocesses one video per item; errors become DecodedClip.error."""
+    """Decodes and (with `resize`) preprocesses one video per item; errors become strings.
+
+    An item is (position, frames or None, frame indices or None, error); `collate` joins a batch of
+    them into one DecodedBatch in the worker.
+    """
 
     def __init__(
-        self, paths: Sequence[str], keys: Sequence[str], backbone: Backbone, frames: int, views: int, seed: int
+        self,
+        paths: Sequence[str],
+        keys: Sequence[str],
+        backbone: Backbone,
+        frames: int,
+        views: int,
+        seed: int,
+        *,
+        resize: bool = True,
+        channels_last: bool = False,
+        decoder: str = "auto",
     ) -> None:
         self.paths, self.keys, self.backbone = list(paths), list(keys), backbone
         self.frames, self.views, self.seed = frames, views, seed
+        self.resize, self.channels_last, self.decoder = resize, channels_last, decoder
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, i: int) -> DecodedClip:
+    def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, np.ndarray | None, str]:
+        seed = clip_seed(self.keys[i], self.seed)
         try:
-            frames, indices = read_clip(self.paths[i], self.frames, self.views, clip_seed(self.keys[i], self.seed))
-            images = self.backbone.preprocess(torch.from_numpy(frames))
+            frames, indices = read_clip(self.paths[i], self.frames, self.views, seed, self.decoder)
+            images = torch.from_numpy(frames)
+            if self.resize:
+                images = self.backbone.preprocess(images)  # (n, 3, S, S), a view of channels-last memory
+                images = images.permute(0, 2, 3, 1) if self.channels_last else images
         except VideoError as err:
-            return DecodedClip(i, None, None, str(err))
+            return i, None, None, str(err)
         except Exception as err:  # a decoder bug on one odd file must not end the run
-            return DecodedClip(i, None, None, f"unexpected {type(err).__name__}: {err}")
-        return DecodedClip(i, images.contiguous(), indices)
+            return i, None, None, f"unexpected {type(err).__name__}: {err}"
+        return i, images.contiguous(), indices, ""
 
-
-def _collate(items: list[DecodedClip]) -> list[DecodedClip]:
-    return items
+    def collate(self, items: list[tuple[int, torch.Tensor | None, np.ndarray | None, str]]) -> DecodedBatch:
+        good = [images for _, images, _, _ in items if images is not None]
+        shapes = [
+            (len(x), x.shape[2], x.shape[3]) if self.resize and not self.channels_last else x.shape[:3] for x in good
+        ]
+        return DecodedBatch(
+            [i for i, _, _, _ in items],
+            torch.cat([x.reshape(-1) for x in good]) if good else None,
+            [tuple(int(d) for d in shape) for shape in shapes],
+            [indices for _, _, indices, _ in items],
+            [error for _, _, _, error in items],
+            self.resize,
+            self.channels_last,
+        )
 
 
 def clip_loader(dataset: ClipDataset, batch_size: int, num_workers: int, device: torch.device) -> DataLoader:
@@ -86,7 +150,7 @@ def clip_loader(dataset: ClipDataset, batch_size: int, num_workers: int, device:
         dataset,
         batch_size=max(1, batch_size // per_clip),
         num_workers=num_workers,
-        collate_fn=_collate,
+        collate_fn=dataset.collate,
         pin_memory=device.type == "cuda",
         # each worker keeps a few batches ready; with many workers two each are plenty,
         # and more would hold GBs of frames in shared memory (512 images are 77 MB)
@@ -103,31 +167,37 @@ def extract_features(
     views: int,
     seed: int,
     num_workers: int,
+    resize_on: str = "auto",
 ) -> Iterator[tuple[int, np.ndarray | None, np.ndarray | None, str]]:
     """Yield (index, features (K, T, D) float16, frame indices (K, T), error) per video, in order.
 
-    The loader hands over whole clips, as many as fill one of `runner`'s batches of images.
+    The loader hands over whole clips, as many as fill one of `runner`'s batches of images, laid out as
+    `runner`'s engine takes them (channels-first for the CPU runtimes, channels-last for torch).
     """
     batch_size = runner.batch_size
-    loader = clip_loader(
-        ClipDataset(paths, keys, runner.backbone, frames, views, seed), batch_size, num_workers, runner.device
+    dataset = ClipDataset(
+        paths,
+        keys,
+        runner.backbone,
+        frames,
+        views,
+        seed,
+        resize=not resize_on_device(resize_on, runner.device),
+        channels_last=runner.engine not in RUNTIMES,
     )
     with torch.inference_mode():
-        for batch in loader:
-            good = [c for c in batch if c.images is not None]
-            by_index = {}
-            if good:
-                # clip by clip, so that pinned images go to the GPU asynchronously (a cat would unpin them)
-                parts = [c.images.to(runner.device, non_blocking=True) for c in good]
-                images = parts[0] if len(parts) == 1 else torch.cat(parts)  # one clip fills a CPU batch: no copy
+        for batch in clip_loader(dataset, batch_size, num_workers, runner.device):
+            feats = None
+            if batch.frames is not None:
+                images = batch.images(runner.device, runner.backbone)
                 feats = torch.cat([runner(chunk) for chunk in images.split(batch_size)]).cpu().numpy()
-                feats = feats.astype(np.float16).reshape(len(good), views, frames, -1)
-                by_index = {c.index: (f, c.frame_indices) for c, f in zip(good, feats, strict=True)}
-            for c in batch:
-                if c.images is None:
-                    yield c.index, None, None, c.error
+                feats = feats.astype(np.float16).reshape(len(batch.shapes), views, frames, -1)
+            good = iter(range(len(batch.shapes)))
+            for i, indices, error in zip(batch.positions, batch.frame_indices, batch.errors, strict=True):
+                if error:
+                    yield i, None, None, error
                 else:
-                    yield c.index, *by_index[c.index], ""
+                    yield i, feats[next(good)], indices, ""
 
 
 @dataclass
@@ -227,6 +297,7 @@ def fill_cache(
         views=s.views,
         seed=s.seed,
         num_workers=resolve_num_workers(cfg.num_workers, device),
+        resize_on=cfg.resize_on,
     )
     startup = 0.0
     for i, feats, indices, error in progress(

@@ -29,6 +29,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from actrec.data.video import FRAMES_VERSION
 from actrec.errors import ActrecError
 from actrec.files import output_dir, output_file, remove_leftovers
 from actrec.params import ExtractParams
@@ -74,7 +75,7 @@ class ExtractionSettings:
         )
 
     def key(self) -> str:
-        blob = json.dumps({**asdict(self), "format": FORMAT_VERSION}, sort_keys=True)
+        blob = json.dumps({**asdict(self), "format": FORMAT_VERSION, "frames_from": FRAMES_VERSION}, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
 

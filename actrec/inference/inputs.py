@@ -11,24 +11,30 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from actrec.data.video import VIDEO_EXTENSIONS
+from actrec.data.video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, find_clips, is_frame_folder
 from actrec.errors import ActrecError
 
 
 def find_videos(inputs: Sequence[str]) -> list[Path]:
-    """Expand files, folders (every video under them) and glob patterns, in order, without repeats."""
+    """Expand files, folders and glob patterns, in order, without repeats. A folder holding frames (JPEG/PNG)
+    is one clip; any other folder stands for every clip under it (videos, and folders of frames)."""
     found: list[Path] = []
     for item in inputs:
         path = Path(item)
-        if path.is_file():
+        if path.is_file() or is_frame_folder(path):
             found.append(path)
         elif path.is_dir():
-            videos = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+            videos = find_clips(path)
             if not videos:
-                raise ActrecError(f"no videos ({', '.join(VIDEO_EXTENSIONS)}) under {path}")
+                raise ActrecError(
+                    f"no videos ({', '.join(VIDEO_EXTENSIONS)}) or folders of frames "
+                    f"({', '.join(FRAME_EXTENSIONS)}) under {path}"
+                )
             found += videos
         elif glob.has_magic(item):
-            matches = sorted(Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file())
+            matches = sorted(
+                Path(p) for p in glob.glob(item, recursive=True) if Path(p).is_file() or is_frame_folder(p)
+            )
             if not matches:
                 raise ActrecError(f"no file matches {item}")
             found += matches

@@ -188,16 +188,21 @@ class Predictor:
         return pd.concat([table, pd.DataFrame(probs.round(4), columns=self.classes)], axis=1)
 
     def windows(
-        self, path: Path, window: Span, stride: Span, progress: Callable[[float], None] | None = None
+        self,
+        path: Path,
+        window: Span,
+        stride: Span,
+        progress: Callable[[float], None] | None = None,
+        frame_rate: float = video.DEFAULT_FRAME_RATE,
     ) -> pd.DataFrame:
         """Probabilities per window along the video: start_s, end_s, predicted, probability, one column per class.
 
         Each window is sampled as a whole clip was (T frames at the centres of T equal segments),
         so a window close to the length of the training clips suits the model best. Windows lie
         wholly inside the video; a video shorter than one window is one window. `progress` hears
-        the share of frames embedded so far (the page's progress bar).
+        the share of frames embedded so far (the page's progress bar). A folder of frames plays at `frame_rate`.
         """
-        info = video_info(path)
+        info = video_info(path, frame_rate)
         if not info.fps > 0:
             raise VideoError("the video does not say its frame rate; cannot place windows in time")
         length, step = min(window.frames(info.fps), info.frames), stride.frames(info.fps)

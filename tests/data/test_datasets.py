@@ -4,20 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
 from actrec.data.datasets import (
     DatasetError,
     drop_empty_classes,
     group_of,
     limit_per_class,
+    read_video_info,
     scan,
     select_classes,
     video_root,
 )
 from actrec.params import DatasetParams
-from tests.helpers import class_folders
+from tests.helpers import class_folders, write_video
 
 
 @pytest.mark.parametrize(
@@ -41,6 +44,23 @@ def test_scan_lists_videos_per_class_folder(tmp_path: Path) -> None:
     assert set(table["label"]) == {"jump", "wave"} and set(table["group"]) == {"g01", "g02"}
     with pytest.raises(DatasetError, match="does not exist"):
         video_root(DatasetParams(name="folder", root=str(tmp_path / "nowhere")))
+
+
+def test_scan_lists_folders_of_frames_as_clips(tmp_path: Path) -> None:
+    write_video(tmp_path / "jump" / "jump_g01_c01.avi", frames=5)
+    frames = tmp_path / "jump" / "jump_g02_c01"
+    frames.mkdir()
+    for i in range(3):
+        Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(frames / f"img_{i + 1:05d}.jpg")
+    (tmp_path / "wave" / "notes").mkdir(parents=True)
+    (tmp_path / "wave" / "notes" / "readme.txt").write_text("no frames here\n")
+    write_video(tmp_path / "wave" / "wave_g01_c01.mp4", frames=5)
+    table = scan(DatasetParams(name="folder", root=str(tmp_path))).set_index("clip_id")
+    assert list(table.index) == ["jump/jump_g01_c01.avi", "jump/jump_g02_c01", "wave/wave_g01_c01.mp4"]
+    assert table.at["jump/jump_g02_c01", "group"] == "g02" and table.at["jump/jump_g02_c01", "path"] == str(frames)
+    info = read_video_info(table.reset_index(), frame_rate=12.0).set_index("clip_id")
+    assert info.at["jump/jump_g02_c01", "frames"] == 3 and info.at["jump/jump_g02_c01", "fps"] == 12.0
+    assert info["readable"].all()
 
 
 def test_classes_by_count_or_name_with_a_hint_for_typos() -> None:

@@ -92,6 +92,19 @@ def test_ucf101_lists_crlf_and_case_quirk(tmp_path) -> None:
     assert (split.listed, split.listed_missing, split.unlisted) == (4, 2, 1)
 
 
+def test_official_lists_match_folders_of_frames(tmp_path) -> None:
+    """MMAction2's rawframes: each clip a folder named as its video was, less the extension."""
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "trainlist01.txt").write_bytes(b"Archery/v_Archery_g09_c01.avi 3\r\n")
+    (lists / "testlist01.txt").write_bytes(b"Archery/v_Archery_g01_c01.avi\r\n")
+    present = ["Archery/v_Archery_g09_c01", "Archery/v_Archery_g01_c01"]
+    assert read_ucf101_split(lists, 1, present).parts == {present[0]: "train", present[1]: "test"}
+    (tmp_path / "golf_test_split1.txt").write_text("Yards!!!_golf_f_nm_np1_fr_med_0.avi 1 \n")
+    hmdb = read_hmdb51_split(tmp_path, 1, ["golf/Yards!!!_golf_f_nm_np1_fr_med_0"])
+    assert hmdb.parts == {"golf/Yards!!!_golf_f_nm_np1_fr_med_0": "train"}
+
+
 def test_hmdb51_split_files(tmp_path) -> None:
     (tmp_path / "brush_hair_test_split1.txt").write_text(
         "a_brush_hair_u_0.avi 1 \nb_brush_hair_u_0.avi 2 \nc_brush_hair_u_0.avi 0 \n"

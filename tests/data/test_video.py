@@ -1,12 +1,35 @@
-"""Frame sampling and decoding on real encoded videos."""
+"""Frame sampling and decoding on real encoded videos and folders of frames: every decoding path gives the same
+frames, the one `auto` takes is right for the clip, and the decoders' own words stay in the debug log."""
 
 from __future__ import annotations
 
+import logging
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
+from PIL import Image
 
-from actrec.data.video import VideoError, read_clip, sample_indices, video_info
-from tests.helpers import write_video
+from actrec.data import video as video_module
+from actrec.data.video import (
+    HEADER_MARGIN,
+    VideoError,
+    clip_stem,
+    decoder_logs,
+    decoding_path,
+    decord,
+    find_clips,
+    fingerprint,
+    frame_files,
+    is_frame_folder,
+    read_clip,
+    read_frames,
+    sample_indices,
+    torchcodec_usable,
+    video_info,
+)
+from tests.helpers import UCF_MINI, dump_frames, ffmpeg, write_video
 
 
 @pytest.mark.parametrize("num_frames", [1, 5, 15, 16, 17, 100, 1001])
@@ -68,3 +91,160 @@ def test_unreadable_files_raise_video_error(tmp_path, content: bytes, reason: st
         video_info(path)
     with pytest.raises(VideoError):
         read_clip(path, 16)
+
+
+# Real UCF-101 clips (XviD AVI, packed B-frames) on which seeking decoders land a frame or more off.
+OFF_WHEN_SEEKING = ("TrampolineJumping/v_TrampolineJumping_g06_c02.avi", "UnevenBars/v_UnevenBars_g04_c01.avi")
+
+
+def _frame_error(a: np.ndarray, b: np.ndarray) -> tuple[int, float]:
+    """Largest difference of any pixel, and the largest mean difference of any frame (a wrong frame: several)."""
+    diff = np.abs(a.astype(np.int16) - b).reshape(len(a), -1)
+    return int(diff.max()), float(diff.mean(1).max())
+
+
+@pytest.mark.parametrize("clip", OFF_WHEN_SEEKING)
+def test_avi_is_read_straight_through_giving_ffmpegs_own_frames(ucf_mini: Path, tmp_path: Path, clip: str) -> None:
+    video = ucf_mini / "UCF-101" / clip
+    assert decoding_path(video) == "pyav"
+    frames = dump_frames(video, tmp_path / "frames")
+    decodable = video_info(frames).frames
+    assert video_info(video).frames - HEADER_MARGIN <= decodable <= video_info(video).frames
+    indices = sample_indices(decodable, 16, views=3, seed=1).ravel()
+    worst_pixel, worst_frame = _frame_error(read_frames(video, indices), read_frames(frames, indices))
+    assert worst_pixel <= 2 and worst_frame < 0.01, "the same frames, within colour conversion rounding"
+
+
+def test_every_decoding_path_gives_the_same_frames_on_real_clips(ucf_mini: Path, tmp_path: Path) -> None:
+    """Real clips re-encoded as users bring them (H.264 MP4 with B-frames, VP9 WebM): torchcodec, decord and PyAV
+    straight through agree on dense, jittered and sparse frames."""
+    paths = ["pyav", *(["decord"] if decord is not None else []), *(["torchcodec"] if torchcodec_usable() else [])]
+    assert len(paths) > 1, "nothing to compare: neither decord nor torchcodec is installed"
+    encodings = {".mp4": ["-c:v", "libx264", "-g", "12", "-bf", "2"], ".webm": ["-c:v", "libvpx-vp9", "-cpu-used", "8"]}
+    for clip in OFF_WHEN_SEEKING:
+        for suffix, codec in encodings.items():
+            video = tmp_path / (Path(clip).stem + suffix)
+            ffmpeg("-i", ucf_mini / "UCF-101" / clip, "-frames:v", "120", *codec, "-an", video)
+            count = video_info(video).frames
+            for indices in (
+                sample_indices(count, 16),
+                sample_indices(count, 16, views=3, seed=2),
+                np.arange(3, count, 40),
+            ):
+                reference = read_frames(video, indices, decoder="pyav")
+                for decoder in paths[1:]:
+                    worst_pixel, worst_frame = _frame_error(reference, read_frames(video, indices, decoder=decoder))
+                    assert worst_pixel <= 2 and worst_frame < 0.01, (video.name, decoder, indices)
+            assert decoding_path(video) == ("torchcodec" if torchcodec_usable() else "pyav")
+
+
+def test_sparse_frames_of_a_long_video_are_sought_where_torchcodec_is_missing(tmp_path: Path, monkeypatch) -> None:
+    """Without torchcodec, frames further apart than the keyframes go to decord; closer ones are read straight."""
+    if decord is None:
+        pytest.skip("decord ships wheels for x86-64 only")
+    monkeypatch.setattr(video_module, "torchcodec_usable", lambda: False)
+    video = write_video(tmp_path / "long.mp4", frames=400, codec="libx264")  # x264: a keyframe every 250 frames
+    ffmpeg("-i", video, "-c:v", "libx264", "-g", "10", tmp_path / "short_gop.mp4")
+    assert decoding_path(video, 16) == "pyav", "16 of 400 frames: 25 apart, keyframes 250 apart"
+    assert decoding_path(tmp_path / "short_gop.mp4", 16) == "decord", "keyframes 10 apart"
+    assert decoding_path(tmp_path / "short_gop.mp4", 100) == "pyav", "100 of 400 frames: 4 apart"
+
+
+def test_an_avi_header_counting_placeholders_takes_the_last_frame() -> None:
+    """HMDB-51's packed-bitstream AVIs count a placeholder packet as a frame: the header says 173, 172 decode."""
+    clip = UCF_MINI.parent / "hmdb51-mini/punch/AdvancedBoxingTechniquesandExercises_punch_u_nm_np1_ba_med_23.avi"
+    assert video_info(clip).frames == 173
+    frames = read_frames(clip, [171, 172])
+    assert np.array_equal(frames[0], frames[1])
+
+
+def test_decords_own_words_go_to_the_debug_log(tmp_path: Path, capfd, caplog) -> None:
+    """decord prints its errors to stderr from C++; PyAV opens every file first, so decord meets few it cannot
+    open, but one it does (here handed to it directly) says so in the debug log only."""
+    if decord is None:
+        pytest.skip("decord ships wheels for x86-64 only")
+    bad = tmp_path / "bad.mp4"
+    bad.write_text("not a video\n" * 100)
+    info = video_module.VideoInfo(1, 25.0, 8, 8)
+    with caplog.at_level(logging.DEBUG, logger="actrec.data.video"), pytest.raises(VideoError, match="cannot open"):
+        video_module._decord_frames(bad, np.array([0]), info)
+    assert capfd.readouterr().err == ""
+    assert "decord said" in caplog.text and "ERROR opening" in caplog.text
+    decoder_logs(True)
+    try:
+        with pytest.raises(VideoError):
+            video_module._decord_frames(bad, np.array([0]), info)
+        assert "ERROR opening" in capfd.readouterr().err, "asked for (actrec -v), the library's words reach stderr"
+    finally:
+        decoder_logs(False)
+
+
+def test_a_folder_of_frames_is_a_clip_in_name_order(tmp_path: Path) -> None:
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for i in range(12):  # Jester's names, unpadded: 10 comes after 9
+        Image.fromarray(np.full((24, 32, 3), 10 * i, np.uint8)).save(folder / f"{i + 1}.png")
+    assert is_frame_folder(folder)
+    assert not is_frame_folder(folder / "1.png") and not is_frame_folder(tmp_path / "missing")
+    info = video_info(folder, frame_rate=12.5)
+    assert (info.frames, info.width, info.height, info.fps) == (12, 32, 24, 12.5)
+    frames, indices = read_clip(folder, 4)
+    assert frames.shape == (4, 24, 32, 3) and np.array_equal(frames[:, 0, 0, 0], 10 * indices[0])
+    before = fingerprint(folder)
+    Image.fromarray(np.zeros((24, 32, 3), np.uint8)).save(folder / "12.png")
+    assert fingerprint(folder) != before, "a changed frame changes the clip's identity"
+
+    rawframes = tmp_path / "rawframes"
+    rawframes.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((8, 8, 3), 50 * i, np.uint8)).save(rawframes / f"img_{i + 1:05d}.jpg")
+        (rawframes / f"flow_x_{i + 1:05d}.jpg").write_bytes((rawframes / f"img_{i + 1:05d}.jpg").read_bytes())
+    assert [f.name for f in frame_files(rawframes)] == ["img_00001.jpg", "img_00002.jpg", "img_00003.jpg"]
+
+
+def test_broken_frame_folders_raise_video_error(tmp_path: Path) -> None:
+    folder = tmp_path / "clip"
+    folder.mkdir()
+    for i, size in enumerate([(24, 32), (24, 32), (30, 40)]):
+        Image.fromarray(np.zeros((*size, 3), np.uint8)).save(folder / f"img_{i + 1:05d}.jpg")
+    with pytest.raises(VideoError, match=re.escape("img_00003.jpg is 40x30, the first frame 32x24")):
+        read_frames(folder, [0, 2])
+    (folder / "img_00002.jpg").write_bytes(b"truncated")
+    with pytest.raises(VideoError, match=re.escape("frame img_00002.jpg cannot be read")):
+        read_frames(folder, [1])
+    with pytest.raises(VideoError, match="the folder holds 3 frames"):
+        read_frames(folder, [5])
+
+
+def test_find_clips_lists_videos_and_frame_folders(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "a" / "x.avi", frames=3)
+    frames = tmp_path / "a" / "y"
+    frames.mkdir()
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(frames / "00001.jpg")
+    (frames / "nested").mkdir()
+    write_video(frames / "nested" / "inside_a_clip.avi", frames=3)  # a frame folder is not searched further
+    assert find_clips(tmp_path / "a") == [video, frames]
+    assert clip_stem("Golf/Yards!!!_golf_f_nm_np1_fr_med_0.avi") == "Yards!!!_golf_f_nm_np1_fr_med_0"
+    assert clip_stem("Climb/Dr._Foo_climb_2") == "Dr._Foo_climb_2", "a frame folder's dots stay"
+
+
+def test_ffmpegs_words_reach_the_log_only_when_asked_for(tmp_path: Path, capfd, caplog) -> None:
+    bad = tmp_path / "notes.mp4"
+    bad.write_text("these are my notes, not a video\n" * 40)
+    with caplog.at_level(logging.DEBUG), pytest.raises(VideoError, match="cannot open"):
+        video_info(bad)
+    assert "moov atom" not in caplog.text + capfd.readouterr().err
+    decoder_logs(True)  # actrec -v
+    try:
+        with caplog.at_level(logging.DEBUG), pytest.raises(VideoError, match="cannot open"):
+            video_info(bad)
+    finally:
+        decoder_logs(False)
+    assert "moov atom not found" in caplog.text
+
+
+def test_a_video_without_frames_is_an_error(tmp_path: Path) -> None:
+    whole = write_video(tmp_path / "whole.mkv", frames=60, codec="libx264").read_bytes()
+    (tmp_path / "cut.mkv").write_bytes(whole[: len(whole) // 4])  # the header survives, no frame does
+    with pytest.raises(VideoError, match="no decodable video frames"):
+        video_info(tmp_path / "cut.mkv")

@@ -1,5 +1,5 @@
 """The extractor: fill_cache resumes after an interruption, extracts only new clips, reports clips that fail,
-stores K jittered views; decoded clips are pinned for the GPU."""
+stores K jittered views; decoded batches are pinned for the GPU, and resizing them there gives the workers' features."""
 
 from __future__ import annotations
 
@@ -13,10 +13,12 @@ import torch
 
 from actrec.data.video import fingerprint, sample_indices
 from actrec.features import extractor
-from actrec.features.extractor import DecodedClip, fill_cache
+from actrec.features.backbones import load_backbone
+from actrec.features.engines import BackboneRunner
+from actrec.features.extractor import DecodedBatch, extract_features, fill_cache
 from actrec.features.store import ExtractionSettings, FeatureCache, assemble, load_features
 from tests.features import CFG, SETTINGS
-from tests.helpers import clip_table
+from tests.helpers import clip_table, write_video
 
 
 class Interrupted(Exception):
@@ -119,6 +121,31 @@ def test_k_clips_store_jittered_views_of_each_video(tmp_path) -> None:
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="pinned memory needs a CUDA GPU")
-def test_decoded_clips_are_pinned_for_the_gpu() -> None:
-    clip = DecodedClip(0, torch.zeros(4, 3, 8, 8, dtype=torch.uint8), np.zeros((1, 4)))
-    assert clip.pin_memory().images.is_pinned() and not clip.images.is_pinned()
+def test_decoded_batches_are_pinned_for_the_gpu() -> None:
+    batch = DecodedBatch(
+        [0], torch.zeros(4 * 8 * 8 * 3, dtype=torch.uint8), [(4, 8, 8)], [np.zeros((1, 4))], [""], True, True
+    )
+    assert batch.pin_memory().frames.is_pinned() and not batch.frames.is_pinned()
+
+
+@pytest.mark.parametrize("engine", ["eager", "onnxruntime"])
+def test_resizing_on_the_device_gives_the_workers_features(tmp_path: Path, engine: str) -> None:
+    """GPU runs resize where the model runs (extract.resize_on: device); on the CPU that path must give the features
+    the workers' resizing gives, bit for bit, with clips of different sizes in one batch and a clip that fails."""
+    paths = [
+        str(write_video(tmp_path / "a.avi", frames=12, width=64, height=48)),
+        str(write_video(tmp_path / "b.mp4", frames=9, width=40, height=72, codec="libx264", seed=1)),
+        str(tmp_path / "missing.avi"),
+        str(write_video(tmp_path / "c.avi", frames=20, width=64, height=48, seed=2)),
+    ]  # 16 images a batch, 8 a clip: a and b share the first batch
+    net = load_backbone("efficientnet_lite0", "imagenet", image_size=32)
+    run = BackboneRunner(net, torch.device("cpu"), "fp32", 16, engine)
+    out = {}
+    for where in ("workers", "device"):
+        results = extract_features(paths, paths, run, frames=4, views=2, seed=0, num_workers=1, resize_on=where)
+        out[where] = list(results)
+    for (i, feats, indices, error), (j, same, same_indices, same_error) in zip(*out.values(), strict=True):
+        assert i == j and error == same_error and (error != "") == (i == 2)
+        if not error:
+            assert feats.shape == (2, 4, 1280) and np.array_equal(indices, same_indices)
+            np.testing.assert_array_equal(feats, same)

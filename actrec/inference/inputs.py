@@ -11,19 +11,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from actrec.data.ntu import SKELETON_SUFFIX
 from actrec.data.video import VIDEO_EXTENSIONS
 from actrec.errors import ActrecError
 
 
 def find_videos(inputs: Sequence[str]) -> list[Path]:
-    """Expand files, folders (every video under them) and glob patterns, in order, without repeats."""
+    """Expand files, folders (every video, or NTU .skeleton file, under them) and glob patterns, in order,
+    without repeats."""
     found: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_file():
             found.append(path)
         elif path.is_dir():
-            videos = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+            suffixes = (*VIDEO_EXTENSIONS, SKELETON_SUFFIX)
+            videos = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in suffixes)
             if not videos:
                 raise ActrecError(f"no videos ({', '.join(VIDEO_EXTENSIONS)}) under {path}")
             found += videos

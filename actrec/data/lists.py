@@ -13,6 +13,7 @@ a clip listed twice is one error naming the file and line.
 from __future__ import annotations
 
 import csv
+import os
 import re
 from pathlib import Path
 
@@ -85,16 +86,20 @@ def _rows(path: Path) -> list[tuple[int, dict[str, str]]]:
     return entries
 
 
-def _located(written: str, list_dir: Path, root: Path) -> tuple[Path, bool]:
-    """Where a listed path is: as written if absolute, else beside the list or under the root."""
+def _located(written: str, list_dir: Path, root: Path) -> tuple[Path, str, bool]:
+    """Where a listed path is (as written if absolute, else beside the list or under the root), its clip id
+    (the path relative to the root where it lies under it, else as written) and whether it is there."""
     path = Path(written)
     candidates = [path] if path.is_absolute() else [list_dir / path, root / path]
     found = next((c for c in candidates if c.exists()), None)
-    return (found, True) if found is not None else (candidates[-1], False)
+    where = Path(os.path.abspath(found if found is not None else candidates[-1]))
+    top = Path(os.path.abspath(root))
+    clip_id = where.relative_to(top).as_posix() if where.is_relative_to(top) else path.as_posix()
+    return where, clip_id, found is not None
 
 
 def scan(root: Path, lists: str | dict[str, str], class_names: str | None) -> pd.DataFrame:
-    """The clip table of every listed clip: clip_id (the path as listed), path, label, group (when the list
+    """The clip table of every listed clip: clip_id (relative to the root), path, label, group (when the list
     gives one), listed_split (when the lists give parts) and on_disk."""
     names = read_class_names(Path(class_names)) if class_names else None
     files = {None: lists} if isinstance(lists, str) else lists
@@ -113,8 +118,7 @@ def scan(root: Path, lists: str | dict[str, str], class_names: str | None) -> pd
             listed = part or entry.get("split") or None
             if listed is not None and listed.lower() not in PARTS:
                 raise ListError(f"{where}: split {listed!r} is not one of train, val, test")
-            video, on_disk = _located(entry["path"], path.parent, root)
-            clip_id = Path(entry["path"]).as_posix()
+            video, clip_id, on_disk = _located(entry["path"], path.parent, root)
             if clip_id in seen:
                 raise ListError(f"{where}: {clip_id} is listed twice (also at {seen[clip_id]})")
             seen[clip_id] = where

@@ -20,6 +20,7 @@ import pandas as pd
 
 from actrec.data.video import VideoError, VideoInfo
 from actrec.errors import ActrecError
+from actrec.files import files_under
 
 logger = logging.getLogger(__name__)
 
@@ -211,9 +212,9 @@ def scan(root: Path, skeletons: bool, list_folders: list[Path]) -> pd.DataFrame:
     suffix = SKELETON_SUFFIX if skeletons else RGB_SUFFIX
     missing = missing_skeletons(list_folders) if skeletons else set()
     rows, other = [], 0
-    for path in sorted(root.rglob(f"*{suffix}")):
+    for path in files_under(root, (suffix,)):
         name = sample_name(path)
-        if name is None or not path.is_file():
+        if name is None:
             other += 1
             continue
         setup, camera, performer, _, action = (int(n) for n in SAMPLE.fullmatch(name).groups())

@@ -18,6 +18,7 @@ import pandas as pd
 
 from actrec.data.video import VIDEO_EXTENSIONS
 from actrec.errors import ActrecError
+from actrec.files import files_under
 
 # What each file is called: the names in the official download, and the prefixed names some tools write.
 FILES = {
@@ -81,10 +82,9 @@ def read_labels(path: Path) -> dict[str, str]:
 def _videos(root: Path) -> dict[str, Path]:
     """Video file stem → path under the root (webm first, as the dataset ships)."""
     found: dict[str, Path] = {}
-    order = {ext: i for i, ext in enumerate((".webm", *VIDEO_EXTENSIONS))}
-    for path in sorted(root.rglob("*"), key=lambda p: (order.get(p.suffix.lower(), 99), str(p))):
-        if path.suffix.lower() in order and path.is_file():
-            found.setdefault(path.stem, path)
+    order = {ext: i for i, ext in enumerate(dict.fromkeys((".webm", *VIDEO_EXTENSIONS)))}
+    for path in sorted(files_under(root, tuple(order)), key=lambda p: order[p.suffix.lower()]):
+        found.setdefault(path.stem, path)
     return found
 
 

@@ -6,6 +6,7 @@ import importlib
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 from fractions import Fraction
@@ -280,35 +281,45 @@ def raising_hand(frames: int, rising: bool, seed: int, bodies: int = 1) -> np.nd
 
 
 def ffmpeg(*args: str | Path) -> None:
-    """Run ffmpeg quietly; it must succeed."""
+    """Run ffmpeg quietly; it must succeed (a test skips where ffmpeg is not installed)."""
+    if shutil.which("ffmpeg") is None:
+        import pytest
+
+        pytest.skip("ffmpeg is not installed (apt-get install ffmpeg)")
     done = subprocess.run(["ffmpeg", "-v", "error", "-y", *map(str, args)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
 
 
-def webm(source: Path, out: Path, seconds: float = 2.0, size: int = 112, reverse: bool = False) -> Path:
-    """The first `seconds` of a real clip as Something-Something ships its videos: VP8 WebM (libvpx), scaled to
+def webm(
+    source: Path, out: Path, seconds: float = 2.0, size: int = 112, reverse: bool = False, start: float = 0
+) -> Path:
+    """`seconds` of a real clip from `start` as Something-Something ships its videos: VP8 WebM (libvpx), scaled to
     `size` px high; `reverse` plays it backwards."""
     out.parent.mkdir(parents=True, exist_ok=True)
     chain = f"scale=-2:{size}" + (",reverse" if reverse else "")
-    ffmpeg("-t", seconds, "-i", source, "-an", "-vf", chain, "-c:v", "libvpx", "-deadline", "realtime",
+    ffmpeg("-ss", start, "-t", seconds, "-i", source, "-an", "-vf", chain, "-c:v", "libvpx", "-deadline", "realtime",
            "-cpu-used", "8", "-b:v", "400k", out)  # fmt: skip
     return out
 
 
-def sthv2_miniature(root: Path, clips: list[Path], seconds: float = 2.0, size: int = 112) -> dict[str, int]:
+def sthv2_miniature(
+    root: Path, clips: list[Path], seconds: float = 2.0, size: int = 112, tested: set[Path] | None = None
+) -> dict[str, int]:
     """A Something-Something v2 layout of real clips played forwards and backwards, two classes whose frames are
-    the same and whose order differs: labels.json, train.json and validation.json (every fourth clip), and
-    `20bn-something-something-v2/<id>.webm`. Returns the entries per split."""
+    the same and whose order differs: labels.json, train.json and validation.json, and
+    `20bn-something-something-v2/<id>.webm`. Both copies of the clips in `tested` (by default every fourth clip)
+    are the validation (test) set. Returns the entries per split."""
     templates = ("Moving [something] forwards in time", "Moving [something] backwards in time")
     labels = {t.replace("[", "").replace("]", ""): str(i) for i, t in enumerate(templates)}
     entries: dict[str, list[dict]] = {"train": [], "validation": []}
+    tested = set(clips[3::4]) if tested is None else tested
     for i, source in enumerate(clips):
         for k, template in enumerate(templates):
             clip = str(1000 + 2 * i + k)
             webm(source, root / "20bn-something-something-v2" / f"{clip}.webm", seconds, size, reverse=k == 1)
             entry = {"id": clip, "label": template.replace("[something]", "a clip"), "template": template,
                      "placeholders": ["a clip"]}  # fmt: skip
-            entries["validation" if i % 4 == 3 else "train"].append(entry)
+            entries["validation" if source in tested else "train"].append(entry)
     (root / "labels.json").write_text(json.dumps(labels, indent=1))
     for split, listed in entries.items():
         (root / f"{split}.json").write_text(json.dumps(listed, indent=1))

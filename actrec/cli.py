@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from actrec.data.ntu import SKELETON_SUFFIX, skeleton_info
 from actrec.data.video import DEFAULT_FRAME_RATE, VideoError, decoder_logs, video_info
 from actrec.errors import ActrecError, run_main
 from actrec.files import output_file
@@ -134,7 +135,7 @@ def predict_command(args: argparse.Namespace) -> None:
         raise ActrecError(f"--window takes one video; {len(videos)} were given")
     if len(videos) == 1:  # a lone unreadable video fails before the model loads (seconds)
         try:
-            video_info(videos[0])
+            (skeleton_info if videos[0].name.endswith(SKELETON_SUFFIX) else video_info)(videos[0])
         except VideoError as err:
             raise VideoError(f"{videos[0]}: {err}") from err
     from actrec.inference.predictor import Predictor

@@ -2,6 +2,7 @@
 
 Outputs are written through `output_file`: a temporary name beside the target, renamed into
 place once complete, so neither a later run nor DVC ever takes a half-written file as complete.
+Inputs found by walking a folder are found through links too (`files_under`).
 """
 
 from __future__ import annotations
@@ -89,3 +90,12 @@ def remove_leftovers(folder: str | Path) -> int:
     if removed:
         logger.info("removed %d temporary file(s) left in %s by an interrupted run", removed, folder)
     return removed
+
+
+def files_under(root: Path, suffixes: tuple[str, ...]) -> list[Path]:
+    """Every file under `root` whose name ends in one of `suffixes` (case-insensitive), sorted, following linked
+    folders as well (a dataset root often links to where the videos are; pathlib's rglob does not follow)."""
+    found = []
+    for folder, _, names in os.walk(root, followlinks=True):
+        found += [Path(folder) / n for n in names if n.lower().endswith(suffixes)]
+    return sorted(p for p in found if p.is_file())

@@ -44,15 +44,23 @@ def _check_range(
 
 @dataclass(frozen=True)
 class DatasetParams:
-    name: Literal["demo", "ucf101", "hmdb51", "kinetics", "folder"] = "demo"
+    name: Literal["demo", "ucf101", "hmdb51", "kinetics", "ntu", "sthv2", "list", "folder"] = "demo"
     root: str = "data/demo"
     classes: Union[str, int, list[str]] = "all"  # noqa: UP007 - the validator reads typing.Union
     max_clips_per_class: int | None = None
     group_pattern: str | None = r"_g(\d+)_"
     splits_dir: str | None = None
     frame_rate: float = 30.0
+    lists: Union[str, dict[str, str], None] = None  # noqa: UP007
+    class_names: str | None = None
 
     def check(self, key: str) -> None:
+        if self.name == "list" and not self.lists:
+            _fail(f"{key}.lists", self.lists, "an annotation list file, or {train: file, test: file[, val: file]}")
+        if isinstance(self.lists, dict) and (
+            not {"train", "test"} <= set(self.lists) or not set(self.lists) <= {"train", "val", "test"}
+        ):
+            _fail(f"{key}.lists", self.lists, "a list file per part: train and test, and val if you keep one")
         if isinstance(self.classes, str) and self.classes != "all":
             _fail(f"{key}.classes", self.classes, '"all", a number of classes, or a list of class names')
         if isinstance(self.classes, int):
@@ -89,14 +97,14 @@ class DemoParams:
 
 @dataclass(frozen=True)
 class SplitParams:
-    official: int | None = 1
+    official: int | Literal["xsub", "xview", "xset"] | None = 1
     test_fraction: float = 0.25
     val_fraction: float = 0.2
     crossval_folds: int | None = None
 
     def check(self, key: str) -> None:
         _check_range(f"{key}.crossval_folds", self.crossval_folds, 2)
-        if self.official is not None and self.official not in (1, 2, 3):
+        if isinstance(self.official, int) and self.official not in (1, 2, 3):
             _fail(f"{key}.official", self.official, "1, 2, 3 or null")
         _check_range(f"{key}.test_fraction", self.test_fraction, 0, 0.9, lo_open=True)
         _check_range(f"{key}.val_fraction", self.val_fraction, 0, 0.9)
@@ -111,7 +119,7 @@ class SplitParams:
 
 @dataclass(frozen=True)
 class ExtractParams:
-    backbone: Literal["resnet50", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2"] = (
+    backbone: Literal["resnet50", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "skeleton"] = (
         "efficientnet_lite0"
     )
     weights: Literal["imagenet"] | None = "imagenet"
@@ -220,6 +228,16 @@ class Params:
     model: ModelParams = field(default_factory=ModelParams)
     train: TrainParams = field(default_factory=TrainParams)
 
+    def check(self, key: str) -> None:
+        """What one section allows that depends on another: the splits and features a dataset has."""
+        name, official = self.dataset.name, self.split.official
+        if name == "ntu" and isinstance(official, int):
+            _fail("split.official", official, "xsub, xview (NTU-60), xset (NTU-120) or null with dataset.name ntu")
+        if name != "ntu" and isinstance(official, str):
+            _fail("split.official", official, f"1, 2, 3 or null with dataset.name {name} (xsub, xview, xset: ntu)")
+        if self.extract.backbone == "skeleton" and name != "ntu":
+            _fail("extract.backbone", "skeleton", f"a CNN backbone with dataset.name {name} (skeletons: ntu)")
+
 
 # Keys renamed so that one word names one idea: an old params.yaml gets one line naming the new key.
 RENAMED = {
@@ -237,6 +255,8 @@ def _describe(tp: Any) -> str:
         return " or ".join(_describe(a) for a in get_args(tp))
     if origin is list:
         return f"a list of {_describe(get_args(tp)[0])}"
+    if origin is dict:
+        return f"a mapping to {_describe(get_args(tp)[1])}"
     if tp is type(None):
         return "null"
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
@@ -250,6 +270,11 @@ def _matches(tp: Any, value: Any) -> bool:
         return any(_matches(a, value) for a in get_args(tp))
     if origin is list:
         return isinstance(value, list) and all(_matches(get_args(tp)[0], v) for v in value)
+    if origin is dict:
+        key_type, value_type = get_args(tp)
+        return isinstance(value, dict) and all(
+            _matches(key_type, k) and _matches(value_type, v) for k, v in value.items()
+        )
     if tp is type(None):
         return value is None
     if tp is float:

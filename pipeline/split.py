@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
         output_dir(path.parent)
 
     table, info = assign_parts(clips[clips["readable"]], params.dataset, params.split, params.seed)
-    leaks = leakage(table)
+    leaks = leakage(table, info.get("kept_apart", PARTS))
     if leaks:
         raise SplitError(f"{leaks} group(s) fall in more than one part; refusing to write a leaky split")
     lonely = classes_missing_a_part(table)

@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 
 from actrec.data.datasets import NOT_ON_DISK, drop_empty_classes, limit_per_class, read_video_info, scan, select_classes
+from actrec.data.ntu import MISSING_SKELETON, SKELETON
 from actrec.errors import run_main
 from actrec.files import output_dir, output_file, write_json
 from actrec.params import load_params
@@ -32,14 +33,15 @@ def main(argv: list[str] | None = None) -> None:
     for path in (args.clip_table, args.unreadable, args.report):
         output_dir(path.parent)
 
-    table = scan(ds)
+    table = scan(ds, skeletons=params.extract.backbone == SKELETON)
     classes = select_classes(table, ds.classes)
     table = read_video_info(table[table["label"].isin(classes)], frame_rate=ds.frame_rate)
     table = limit_per_class(table, ds.max_clips_per_class, params.seed)
     classes = drop_empty_classes(table, classes, ds)
     unreadable, readable = table[~table["readable"]], table[table["readable"]]
     missing = int((unreadable["reason"] == NOT_ON_DISK).sum())  # Kinetics: listed, never downloaded
-    for row in unreadable[unreadable["reason"] != NOT_ON_DISK].itertuples():
+    no_skeleton = int((unreadable["reason"] == MISSING_SKELETON).sum())  # NTU's published missing skeletons
+    for row in unreadable[~unreadable["reason"].isin((NOT_ON_DISK, MISSING_SKELETON))].itertuples():
         logger.warning("skipping unreadable clip %s: %s", row.clip_id, row.reason)
 
     with output_file(args.clip_table) as tmp:
@@ -54,6 +56,7 @@ def main(argv: list[str] | None = None) -> None:
             "clips": len(readable),
             "unreadable": len(unreadable),
             "missing": missing,
+            "missing_skeletons": no_skeleton,
             "groups": int(readable["group"].nunique()),
         },
     )

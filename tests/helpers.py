@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import shlex
 import shutil
@@ -237,3 +238,94 @@ def one_error_line(done: subprocess.CompletedProcess) -> str:
     errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1, done.stderr
     return errors[0]
+
+
+def real_clips(ucf: Path, classes: tuple[str, ...], per_class: int) -> dict[str, list[Path]]:
+    """The first `per_class` real UCF-101 clips of each class (one per group first, so clips differ in scene)."""
+    found = {}
+    for name in classes:
+        clips = sorted((ucf / "UCF-101" / name).glob("*.avi"))
+        by_group = sorted(clips, key=lambda p: (p.stem.rsplit("_c", 1)[1], p.stem))  # c01 of every group first
+        found[name] = by_group[:per_class]
+    return found
+
+
+def ntu_miniature(root: Path, ucf: Path, performers: tuple[int, ...] = (1, 3), cameras: tuple[int, ...] = (1, 2, 3)):
+    """NTU RGB+D's `nturgb+d_rgb/SsssCcccPpppRrrrAaaa_rgb.avi`, linked to real UCF-101 clips: two actions
+    (A027 jump up ← TrampolineJumping, A007 throw ← VolleyballSpiking), the k-th performer in setup k (so
+    S001 is odd, S002 even), every camera a different real clip. Returns the sample names."""
+    per_class = len(performers) * len(cameras)
+    clips = real_clips(ucf, ("TrampolineJumping", "VolleyballSpiking"), per_class)
+    folder = root / "nturgb+d_rgb"
+    folder.mkdir(parents=True, exist_ok=True)
+    names = []
+    for action, source in zip((27, 7), clips.values(), strict=True):
+        for i, (setup, performer, camera) in enumerate((s, p, c) for s, p in enumerate(performers, 1) for c in cameras):
+            name = f"S{setup:03d}C{camera:03d}P{performer:03d}R001A{action:03d}"
+            (folder / f"{name}_rgb.avi").symlink_to(source[i])
+            names.append(name)
+    return names
+
+
+def write_skeleton(path: Path, joints: np.ndarray, present: np.ndarray | None = None) -> Path:
+    """A .skeleton file in the official NTU text format: joints (frames, bodies, 25, 3), a body written in a
+    frame where `present` (frames, bodies) says so; body ids are 7205759403792793<b>, as Kinect writes them."""
+    frames, bodies = joints.shape[:2]
+    present = np.ones((frames, bodies), dtype=bool) if present is None else present
+    lines = [str(frames)]
+    for t in range(frames):
+        lines.append(str(int(present[t].sum())))
+        for b in np.flatnonzero(present[t]):
+            lines += [f"7205759403792793{b} 0 1 1 1 1 0 0.05 0.1 2", "25"]
+            for x, y, z in joints[t, b]:
+                lines.append(f"{x:.6f} {y:.6f} {z:.6f} 250.1 200.2 960.3 540.4 0.1 0.2 0.3 0.9 2")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def raising_hand(frames: int, rising: bool, seed: int, bodies: int = 1) -> np.ndarray:
+    """Joints (frames, bodies, 25, 3) of people standing about 3 m from the camera, somewhere in its view,
+    the first one's right hand (joint 11) rising over the clip, or falling: the same poses in the other order."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(0, 0.15, (bodies, 25, 3)) + np.array([rng.uniform(-1, 1), 0.0, 3.0])
+    joints = np.repeat(base[None], frames, axis=0) + rng.normal(0, 0.01, (frames, bodies, 25, 3))
+    height = np.linspace(-0.4, 0.6, frames) if rising else np.linspace(0.6, -0.4, frames)
+    joints[:, 0, 11, 1] += height
+    return joints.astype(np.float32)
+
+
+def webm(
+    source: Path, out: Path, seconds: float = 2.0, size: int = 112, reverse: bool = False, start: float = 0
+) -> Path:
+    """`seconds` of a real clip from `start` as Something-Something ships its videos: VP8 WebM (libvpx), scaled to
+    `size` px high; `reverse` plays it backwards."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    chain = f"scale=-2:{size}" + (",reverse" if reverse else "")
+    ffmpeg("-ss", start, "-t", seconds, "-i", source, "-an", "-vf", chain, "-c:v", "libvpx", "-deadline", "realtime",
+           "-cpu-used", "8", "-b:v", "400k", out)  # fmt: skip
+    return out
+
+
+def sthv2_miniature(
+    root: Path, clips: list[Path], seconds: float = 2.0, size: int = 112, tested: set[Path] | None = None
+) -> dict[str, int]:
+    """A Something-Something v2 layout of real clips played forwards and backwards, two classes whose frames are
+    the same and whose order differs: labels.json, train.json and validation.json, and
+    `20bn-something-something-v2/<id>.webm`. Both copies of the clips in `tested` (by default every fourth clip)
+    are the validation (test) set. Returns the entries per split."""
+    templates = ("Moving [something] forwards in time", "Moving [something] backwards in time")
+    labels = {t.replace("[", "").replace("]", ""): str(i) for i, t in enumerate(templates)}
+    entries: dict[str, list[dict]] = {"train": [], "validation": []}
+    tested = set(clips[3::4]) if tested is None else tested
+    for i, source in enumerate(clips):
+        for k, template in enumerate(templates):
+            clip = str(1000 + 2 * i + k)
+            webm(source, root / "20bn-something-something-v2" / f"{clip}.webm", seconds, size, reverse=k == 1)
+            entry = {"id": clip, "label": template.replace("[something]", "a clip"), "template": template,
+                     "placeholders": ["a clip"]}  # fmt: skip
+            entries["validation" if source in tested else "train"].append(entry)
+    (root / "labels.json").write_text(json.dumps(labels, indent=1))
+    for split, listed in entries.items():
+        (root / f"{split}.json").write_text(json.dumps(listed, indent=1))
+    return {split: len(listed) for split, listed in entries.items()}

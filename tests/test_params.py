@@ -54,7 +54,7 @@ def test_the_code_defaults_are_the_shipped_params() -> None:
             {"dataset": {"name": "sports1m"}},
             "dataset.name",
             "'sports1m'",
-            "'demo' or 'ucf101' or 'hmdb51' or 'kinetics' or 'folder'",
+            "'demo' or 'ucf101' or 'hmdb51' or 'kinetics' or 'ntu' or 'sthv2' or 'list' or 'folder'",
         ),
         ({"extract": {"device": "tpu"}}, "extract.device", "'tpu'", "'auto' or 'cpu' or 'cuda'"),
         ({"extract": {"weights": "coco"}}, "extract.weights", "'coco'", "'imagenet' or null"),
@@ -91,6 +91,16 @@ def test_the_code_defaults_are_the_shipped_params() -> None:
             "0.6",
             "(1 - test_fraction) * (1 - val_fraction) >= 0.1",
         ),
+        # split.official per dataset: the NTU protocols there, the numbered lists elsewhere
+        ({"dataset": {"name": "ntu"}}, "split.official", "1", "xsub, xview (NTU-60), xset (NTU-120) or null"),
+        ({"dataset": {"name": "ntu"}, "split": {"official": "xsetup"}}, "split.official", "'xsetup'", "'xset'"),
+        ({"dataset": {"name": "ucf101"}, "split": {"official": "xsub"}}, "split.official", "'xsub'", "1, 2, 3 or null"),
+        ({"extract": {"backbone": "skeleton"}}, "extract.backbone", "'skeleton'", "skeletons: ntu"),
+        # annotation lists
+        ({"dataset": {"name": "list"}}, "dataset.lists", "None", "an annotation list file"),
+        ({"dataset": {"name": "list", "lists": {"train": "a.txt"}}}, "dataset.lists", "'a.txt'", "train and test"),
+        ({"dataset": {"lists": {"train": "a", "tset": "b"}}}, "dataset.lists", "'tset'", "train and test"),
+        ({"dataset": {"lists": {"train": 3}}}, "dataset.lists", "3", "a string or a mapping to a string or null"),
     ],
 )
 def test_each_kind_of_mistake_is_one_line_naming_key_value_and_allowed(
@@ -110,6 +120,9 @@ def test_each_kind_of_mistake_is_one_line_naming_key_value_and_allowed(
         {"split": {"test_fraction": 0.9, "val_fraction": 0}},
         {"extract": {"frames": 1, "views": 1, "image_size": 32, "num_workers": 0, "weights": None, "batch_size": 1}},
         {"dataset": {"classes": ["A", "B"], "group_pattern": None, "max_clips_per_class": None}},
+        {"dataset": {"name": "ntu"}, "split": {"official": "xview"}, "extract": {"backbone": "skeleton"}},
+        {"dataset": {"name": "ntu"}, "split": {"official": None}},
+        {"dataset": {"name": "list", "lists": {"train": "a", "val": "b", "test": "c"}}, "split": {"official": 1}},
     ],
 )
 def test_values_at_the_edges_are_accepted(data: dict) -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from actrec.data import kinetics
+from actrec.data import kinetics, lists, ntu, sthv2
 from actrec.data.video import (
     DEFAULT_FRAME_RATE,
     FRAME_EXTENSIONS,
@@ -86,27 +86,44 @@ def group_of(clip_id: str, params: DatasetParams) -> str:
     return clip_id
 
 
-def scan(params: DatasetParams) -> pd.DataFrame:
+def scan(params: DatasetParams, skeletons: bool = False) -> pd.DataFrame:
     """List every video under the dataset root as (clip_id, path, label, group), classes sorted.
 
-    Kinetics lists its clips in annotation files instead (data/kinetics.py): the table then also has
-    every annotated clip that is not on disk, which probing marks as missing.
+    Kinetics, Something-Something and annotation lists name their clips in annotation files instead
+    (data/kinetics.py, data/sthv2.py, data/lists.py): the table then also has every annotated clip that
+    is not on disk, which probing marks as missing. NTU names its clips by sample (data/ntu.py); with
+    `skeletons` the clips are its .skeleton files, and those the published lists name as missing skeletons
+    stay in the table with that reason, as probing leaves them.
     """
     root = video_root(params)
-    if params.name == "kinetics":
-        table = kinetics.scan(root, Path(params.splits_dir) if params.splits_dir else None)
+    lists_dir = Path(params.splits_dir) if params.splits_dir else None
+    if params.name == "ntu":
+        table = ntu.scan(root, skeletons, [lists_dir] if lists_dir else [root, root.parent])
+        table["reason"] = table.pop("missing_skeleton").map({True: ntu.MISSING_SKELETON, False: ""})
+        return table
+    kinetics_dirs = ", ".join(f"{d}/" for ds in kinetics.VIDEO_DIRS.values() for d in ds)
+    annotated = {
+        "kinetics": (lambda: kinetics.scan(root, lists_dir), "the Kinetics annotations", f"in {kinetics_dirs}"),
+        "sthv2": (lambda: sthv2.scan(root, lists_dir), "the Something-Something annotations", "as <id>.webm"),
+        "list": (lambda: lists.scan(root, params.lists, params.class_names), "dataset.lists", "beside the list or"),
+    }
+    if params.name in annotated:
+        read, source, where = annotated[params.name]
+        table = read()
         gone = int((~table["on_disk"]).sum())
         if gone == len(table):
-            raise DatasetError(
-                f"none of the {len(table)} clips the Kinetics annotations list is on disk under "
-                f"{root} (looked in {', '.join(d for ds in kinetics.VIDEO_DIRS.values() for d in ds)})"
-            )
+            raise DatasetError(f"none of the {len(table)} clips {source} name is on disk (looked {where} under {root})")
         if gone:
             logger.warning(
-                "%d of the %d annotated Kinetics clips are not on disk (listed as missing in the unreadable report)",
+                "%d of the %d clips %s name are not on disk (listed as missing in the unreadable report)",
                 gone,
                 len(table),
+                source,
             )
+        if "group" not in table:
+            table["group"] = None
+        ungrouped = table["group"].isna()
+        table.loc[ungrouped, "group"] = [group_of(c, params) for c in table.loc[ungrouped, "clip_id"]]
         return table.drop(columns="on_disk")
     skip = {UCF_SPLITS_DIR, HMDB_SPLITS_DIR}
     rows, empty = [], []
@@ -159,16 +176,22 @@ def select_classes(table: pd.DataFrame, classes: str | int | list[str]) -> list[
 def read_video_info(table: pd.DataFrame, workers: int = 4, frame_rate: float = DEFAULT_FRAME_RATE) -> pd.DataFrame:
     """Add fingerprint, frames, fps, width, height, readable and reason; unreadable clips stay, marked.
 
-    A folder of frames has the fps `frame_rate` (dataset.frame_rate).
+    A folder of frames has the fps `frame_rate` (dataset.frame_rate). A clip the scan already gave a
+    reason to skip (a `reason` column) is not opened. NTU's .skeleton files are probed for their frames
+    as videos are.
     """
 
     failed = {"fingerprint": "", "frames": 0, "fps": 0.0, "width": 0, "height": 0, "readable": False}
+    skips = table["reason"].tolist() if "reason" in table else [""] * len(table)
+    table = table.drop(columns="reason", errors="ignore")
 
-    def one(path: str) -> dict:
+    def one(path: str, skip: str) -> dict:
+        if skip:
+            return {**failed, "reason": skip}
         if not Path(path).exists():
             return {**failed, "reason": NOT_ON_DISK}
         try:
-            info = video_info(path, frame_rate)
+            info = ntu.skeleton_info(path) if path.endswith(ntu.SKELETON_SUFFIX) else video_info(path, frame_rate)
             key = fingerprint(path)
         except (VideoError, OSError) as err:
             reason = str(err) if isinstance(err, VideoError) else f"cannot read: {err.strerror or err}"
@@ -187,7 +210,8 @@ def read_video_info(table: pd.DataFrame, workers: int = 4, frame_rate: float = D
         return {**failed, "reason": reason}
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(progress(pool.map(one, table["path"]), total=len(table), desc="probe", unit="clip"))
+        found = pool.map(one, table["path"], skips)
+        results = list(progress(found, total=len(table), desc="probe", unit="clip"))
     return pd.concat([table.reset_index(drop=True), pd.DataFrame(results)], axis=1)
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
+from actrec.data import ntu
 from actrec.data.datasets import splits_dir
 from actrec.data.video import clip_stem
 from actrec.errors import ActrecError
@@ -153,20 +154,25 @@ def group_split(table: pd.DataFrame, test_fraction: float, val_fraction: float, 
     return carve_val(table.assign(split=split), val_fraction, seed + 1)
 
 
-def leakage(table: pd.DataFrame) -> int:
-    """Number of groups whose clips fall in more than one part."""
+def leakage(table: pd.DataFrame, kept_apart: tuple[str, ...] | list[str] = PARTS) -> int:
+    """Number of groups whose clips fall in more than one of the parts `kept_apart` (the split's record
+    says which: NTU's cross-view and cross-setup protocols test the training performers, by design)."""
+    table = table[table["split"].isin(kept_apart)]
     return int((table.groupby("group")["split"].nunique() > 1).sum())
 
 
 def assign_parts(table: pd.DataFrame, dataset: DatasetParams, cfg: SplitParams, seed: int) -> tuple[pd.DataFrame, dict]:
     """The clips that take part, with their split column, and what the split lists said about them.
 
-    UCF-101 and HMDB-51 use their official lists (split.official) when present, with validation
-    carved from train by group; any other dataset, or split.official: null, gets a stratified
-    group-aware split.
+    UCF-101 and HMDB-51 use their official lists (split.official) when present, NTU its published
+    protocols, Kinetics, Something-Something and annotation lists the parts their annotations give,
+    with validation carved from train by group where no part is listed as val; any other dataset, or
+    split.official: null, gets a stratified group-aware split.
     """
-    if dataset.name == "kinetics" and cfg.official:
-        return _kinetics_parts(table, cfg, seed)
+    if dataset.name == "ntu" and cfg.official:
+        return _ntu_parts(table, cfg, seed)
+    if "listed_split" in table and cfg.official:
+        return _annotated_parts(table, dataset.name, cfg, seed)
     lists = splits_dir(dataset) if cfg.official else None
     if lists is None:
         if dataset.name in ("ucf101", "hmdb51") and cfg.official:
@@ -207,17 +213,30 @@ def classes_missing_a_part(table: pd.DataFrame) -> list[str]:
     return [c for c, parts in table.groupby("label")["split"].agg(set).items() if not {"train", "test"} <= parts]
 
 
-def _kinetics_parts(table: pd.DataFrame, cfg: SplitParams, seed: int) -> tuple[pd.DataFrame, dict]:
-    """Kinetics' official split: its train set is train (val carved from it by YouTube video), its
-    validation set is the test set (the official test set has no public labels)."""
-    parts = table["listed_split"].map({"train": "train", "val": "test"})
-    return _listed_parts(table, parts, "the Kinetics annotations", cfg, seed), {
-        "source": "official kinetics train / validate"
-    }
+ANNOTATED = {  # dataset → what its annotations are called, and how their parts map onto train/val/test
+    "kinetics": ("official kinetics train / validate", {"train": "train", "val": "test"}),
+    "sthv2": ("official something-something-v2 train / validation", {"train": "train", "test": "test"}),
+    "list": ("the annotation lists", {"train": "train", "val": "val", "test": "test"}),
+}
+
+
+def _annotated_parts(table: pd.DataFrame, name: str, cfg: SplitParams, seed: int) -> tuple[pd.DataFrame, dict]:
+    """The parts the annotations list. The official Kinetics and Something-Something test sets have no
+    public labels, so their validation sets are the test sets, and validation is carved from train."""
+    source, parts = ANNOTATED[name]
+    return _listed_parts(table, table["listed_split"].map(parts), source, cfg, seed), {"source": source}
+
+
+def _ntu_parts(table: pd.DataFrame, cfg: SplitParams, seed: int) -> tuple[pd.DataFrame, dict]:
+    """NTU's published protocol: cross-subject keeps performers apart; cross-view and cross-setup test the
+    training performers from another camera or setup, so only train and val are kept apart by performer."""
+    source = f"ntu {ntu.PROTOCOLS[cfg.official]} ({cfg.official})"
+    table = _listed_parts(table, ntu.protocol_parts(table, cfg.official), source, cfg, seed)
+    return table, {"source": source, "kept_apart": list(PARTS if cfg.official == "xsub" else ("train", "val"))}
 
 
 def _listed_parts(table: pd.DataFrame, parts: pd.Series, lists: str, cfg: SplitParams, seed: int) -> pd.DataFrame:
-    """`table` with the train/test parts its official lists give, validation carved from train by group."""
+    """`table` with the parts its official lists give, validation carved from train by group unless listed."""
     table = table.assign(split=parts)
     for part in ("train", "test"):
         if not (table["split"] == part).any():
@@ -225,5 +244,6 @@ def _listed_parts(table: pd.DataFrame, parts: pd.Series, lists: str, cfg: SplitP
                 f"{lists}: no {part} clips among the clips present; choose another "
                 f"split.official or set it to null for a group-aware split"
             )
-    table["split"] = carve_val(table, cfg.val_fraction, seed)
+    if not (table["split"] == "val").any():
+        table["split"] = carve_val(table, cfg.val_fraction, seed)
     return table

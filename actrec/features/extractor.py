@@ -22,12 +22,14 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from actrec.data.ntu import SKELETON
 from actrec.data.video import VideoError, read_clip
 from actrec.devices import resolve_batch_size, resolve_num_workers
 from actrec.distributed import SINGLE, World, gather
 from actrec.features.backbones import Backbone, load_backbone
 from actrec.features.engine_trial import EngineChoice, choose
 from actrec.features.engines import RUNTIMES, BackboneRunner, resolve_engine
+from actrec.features.skeleton import skeleton_features
 from actrec.features.store import ExtractionSettings, FeatureCache
 from actrec.params import ExtractParams
 from actrec.progress import progress
@@ -224,8 +226,10 @@ def choose_engine(
     """The engine and precision that extract the clips of `table` the caches lack soonest (engine_trial).
 
     Under torchrun rank 0 decides, once, and every rank runs the same engine in the same precision,
-    so all shards land in one cache.
+    so all shards land in one cache. Skeleton features run no backbone: nothing to choose.
     """
+    if cfg.backbone == SKELETON:
+        return EngineChoice("none", "fp32", "given")
     load = functools.cache(lambda: load_backbone(cfg.backbone, cfg.weights, cfg.image_size))  # once, if timed
 
     def frames_for(precision: str) -> int:
@@ -275,12 +279,12 @@ def fill_cache(
     start = time.perf_counter()
     if choice is not None and choice.precision != s.precision:
         raise ValueError(f"the engine was chosen for {choice.precision}, the cache holds {s.precision}")
-    run = choice.runner if choice is not None else None
-    if run is None:
-        backbone = load_backbone(s.backbone, s.weights, s.image_size)
-        frames = len(todo) * s.frames * s.views
-        engine = choice.engine if choice is not None else resolve_engine(cfg.engine, device, s.precision, frames)
-        run = BackboneRunner(backbone, device, s.precision, resolve_batch_size(cfg.batch_size, device), engine)
+    if s.backbone == SKELETON:
+        seeds = [clip_seed(k, s.seed) for k in todo["fingerprint"]]
+        results = skeleton_features(todo["path"].tolist(), seeds, frames=s.frames, views=s.views)
+        engine = "none"
+    else:
+        results, engine = _backbone_features(todo, cfg, device, s, choice)
     pending: tuple[list, list, list] = ([], [], [])
 
     def flush() -> None:
@@ -289,16 +293,6 @@ def fill_cache(
             for part in pending:
                 part.clear()
 
-    results = extract_features(
-        todo["path"].tolist(),
-        todo["fingerprint"].tolist(),
-        run,
-        frames=s.frames,
-        views=s.views,
-        seed=s.seed,
-        num_workers=resolve_num_workers(cfg.num_workers, device),
-        resize_on=cfg.resize_on,
-    )
     startup = 0.0
     for i, feats, indices, error in progress(
         results,
@@ -325,7 +319,7 @@ def fill_cache(
         done_now * s.frames * s.views,
         time.perf_counter() - start,
         startup,
-        run.engine,
+        engine,
     )
     logger.info(
         "extracted %d clips in %.1f s (%.1f s to the first clip, then %.1f frames/s; backbone run by %s)",
@@ -333,6 +327,29 @@ def fill_cache(
         result.seconds,
         startup,
         result.steady_fps,
-        run.engine,
+        engine,
     )
     return result
+
+
+def _backbone_features(
+    todo: pd.DataFrame, cfg: ExtractParams, device: torch.device, s: ExtractionSettings, choice: EngineChoice | None
+) -> tuple[Iterator[tuple[int, np.ndarray | None, np.ndarray | None, str]], str]:
+    """The backbone's features of the clips of `todo` (extract_features), and the engine running it."""
+    runner = choice.runner if choice is not None else None
+    if runner is None:
+        backbone = load_backbone(s.backbone, s.weights, s.image_size)
+        frames = len(todo) * s.frames * s.views
+        engine = choice.engine if choice is not None else resolve_engine(cfg.engine, device, s.precision, frames)
+        runner = BackboneRunner(backbone, device, s.precision, resolve_batch_size(cfg.batch_size, device), engine)
+    results = extract_features(
+        todo["path"].tolist(),
+        todo["fingerprint"].tolist(),
+        runner,
+        frames=s.frames,
+        views=s.views,
+        seed=s.seed,
+        num_workers=resolve_num_workers(cfg.num_workers, device),
+        resize_on=cfg.resize_on,
+    )
+    return results, runner.engine

@@ -11,20 +11,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from actrec.data.ntu import SKELETON_SUFFIX
 from actrec.data.video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, find_clips, is_frame_folder
 from actrec.errors import ActrecError
 
 
 def find_videos(inputs: Sequence[str]) -> list[Path]:
     """Expand files, folders and glob patterns, in order, without repeats. A folder holding frames (JPEG/PNG)
-    is one clip; any other folder stands for every clip under it (videos, and folders of frames)."""
+    is one clip; any other folder stands for every clip under it (videos, NTU .skeleton files, folders of frames)."""
     found: list[Path] = []
     for item in inputs:
         path = Path(item)
         if path.is_file() or is_frame_folder(path):
             found.append(path)
         elif path.is_dir():
-            videos = find_clips(path)
+            videos = sorted([*find_clips(path), *(p for p in path.rglob(f"*{SKELETON_SUFFIX}") if p.is_file())])
             if not videos:
                 raise ActrecError(
                     f"no videos ({', '.join(VIDEO_EXTENSIONS)}) or folders of frames "

@@ -3,7 +3,8 @@
 A Predictor is the trained head plus the backbone its features came from, sampling as the run
 recorded it (T frames, K views, seed, precision), so a new video is seen exactly as a test clip
 was. Many videos go through features.extractor.extract_features: decoded ahead by a worker, run through
-the backbone in batches, a video that cannot be read reported instead of raised.
+the backbone in batches, a video that cannot be read reported instead of raised. A model trained on NTU
+skeletons (extract.backbone: skeleton) predicts .skeleton files, read as the extract stage reads them.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ import pandas as pd
 import torch
 
 from actrec.data import video
+from actrec.data.ntu import SKELETON
 from actrec.data.video import VideoError, fingerprint, sample_indices, video_info
 from actrec.devices import resolve_batch_size, resolve_device, resolve_precision
 from actrec.errors import ActrecError
 from actrec.features.backbones import Backbone, load_backbone
 from actrec.features.engines import BackboneRunner, resolve_engine
-from actrec.features.extractor import extract_features
+from actrec.features.extractor import clip_seed, extract_features
+from actrec.features.skeleton import skeleton_features
 from actrec.inference.inputs import Span
 from actrec.model.checkpoint import Checkpoint, load_model
 from actrec.model.proba import predict_proba
@@ -71,6 +74,8 @@ def recorded_backbone(checkpoint: Checkpoint, path: str | Path) -> Backbone:
             f"model {path} is inconsistent: its head takes {checkpoint.input_dim}-d features but "
             f"it records {record['feature_dim']}-d {record['backbone']} features"
         )
+    if record["backbone"] == SKELETON:
+        raise ActrecError(f"model {path} was trained on NTU skeletons, not on video frames; it takes .skeleton files")
     weights = record["weights"] or None  # the feature file stores null as ""
     backbone = load_backbone(record["backbone"], weights, int(record["image_size"]))
     if backbone.feature_dim != checkpoint.input_dim:
@@ -93,8 +98,9 @@ class Predictor:
 
     def __init__(self, model_path: str | Path, device: str = "auto") -> None:
         self.model, checkpoint = load_model(model_path)
-        self.backbone = recorded_backbone(checkpoint, model_path)
         record = checkpoint.features
+        self.skeletons = record.get("backbone") == SKELETON  # features read from .skeleton files: no backbone
+        self.backbone = None if self.skeletons else recorded_backbone(checkpoint, model_path)
         self.record, self.head = dict(record), checkpoint.head  # what the run recorded (the page's model panel)
         self.classes: list[str] = list(checkpoint.classes)
         self.frames, self.views = int(record["frames"]), int(record["views"])
@@ -129,16 +135,19 @@ class Predictor:
                 keys.append(fingerprint(path))
             except OSError:
                 keys.append(str(path))
-        run = self.runner(len(paths) * self.frames * self.views)
-        results = extract_features(
-            [str(p) for p in paths],
-            keys,
-            run,
-            frames=self.frames,
-            views=self.views,
-            seed=self.seed,
-            num_workers=num_workers,
-        )
+        if self.skeletons:
+            seeds = [clip_seed(k, self.seed) for k in keys]
+            results = skeleton_features([str(p) for p in paths], seeds, frames=self.frames, views=self.views)
+        else:
+            results = extract_features(
+                [str(p) for p in paths],
+                keys,
+                self.runner(len(paths) * self.frames * self.views),
+                frames=self.frames,
+                views=self.views,
+                seed=self.seed,
+                num_workers=num_workers,
+            )
         for i, feats, _, error in results:
             if error:
                 yield VideoPrediction(paths[i], None, error)
@@ -202,6 +211,8 @@ class Predictor:
         wholly inside the video; a video shorter than one window is one window. `progress` hears
         the share of frames embedded so far (the page's progress bar). A folder of frames plays at `frame_rate`.
         """
+        if self.skeletons:
+            raise ActrecError("a model trained on NTU skeletons predicts whole .skeleton files, not windows of a video")
         info = video_info(path, frame_rate)
         if not info.fps > 0:
             raise VideoError("the video does not say its frame rate; cannot place windows in time")

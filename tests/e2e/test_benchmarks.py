@@ -80,3 +80,13 @@ def test_bench_serve_prints_its_figures(trained_run: Path) -> None:
     watched = re.search(r"end of stream after 150 frames; (\d+) updates, (\d+) windows dropped", out)
     assert watched and int(watched.group(1)) + int(watched.group(2)) == 3, out  # 4 s windows every 1 s in 6 s
     assert re.search(r"lag behind real time: median [\d.]+ s", out) or watched.group(1) == "0", out
+
+
+@pytest.mark.slow
+def test_bench_reversed_prints_the_head_beside_the_probe(ucf_mini: Path) -> None:
+    out = _benchmark("bench_reversed", "--shared", str(ucf_mini.parent), "--groups", "1", "--seconds", "1",
+                     "--frames", "4", "--size", "64")  # fmt: skip
+    assert out.startswith("machine: ") and "date: " in out
+    assert "miniature: 12 train and 6 validation (test) clips" in out
+    for name in ("chosen head", "linear probe"):
+        assert re.search(rf"test top-1, {name}: [01]\.\d{{3}} \[[01]\.\d{{3}}, [01]\.\d{{3}}\] on 6 clips", out), out

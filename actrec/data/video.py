@@ -61,17 +61,29 @@ def fingerprint(path: str | Path, block: int = 1 << 16) -> str:
     return digest.hexdigest()[:20]
 
 
-def sample_indices(num_frames: int, frames: int, views: int = 1, seed: int | None = None) -> np.ndarray:
-    """Frame indices of shape (views, frames), spread uniformly over the video.
+def sample_indices(
+    num_frames: int, frames: int, views: int = 1, seed: int | None = None, sampling: str = "uniform", stride: int = 1
+) -> np.ndarray:
+    """Frame indices of shape (views, frames): spread uniformly over the video, or `strided`.
 
-    The video is cut into `frames` equal segments. View 0 takes the centre of each segment (the
+    Uniform: the video is cut into `frames` equal segments. View 0 takes the centre of each segment (the
     deterministic view evaluation and the K=1 cache use); further views take a random position in
     each segment (TSN-style jitter) from `seed`. A video shorter than `frames` repeats frames.
+    Strided: `frames` frames `stride` apart, as a clip of consecutive frames is taken: view 0 centred in the
+    video, further views starting anywhere it fits (from `seed`); a video shorter than the span is padded
+    with its first and last frames.
     """
     if num_frames < 1:
         raise VideoError("video has no frames")
-    edges = np.arange(frames + 1) * num_frames / frames
     out = np.empty((views, frames), dtype=np.int64)
+    if sampling == "strided":
+        span = (frames - 1) * stride + 1
+        starts = np.full(views, (num_frames - span) // 2)
+        if views > 1 and num_frames > span:
+            starts[1:] = np.random.default_rng(seed).integers(0, num_frames - span + 1, views - 1)
+        out[:] = starts[:, None] + np.arange(frames) * stride
+        return np.clip(out, 0, num_frames - 1)
+    edges = np.arange(frames + 1) * num_frames / frames
     out[0] = np.floor((edges[:-1] + edges[1:]) / 2)
     if views > 1:
         rng = np.random.default_rng(seed)
@@ -116,8 +128,16 @@ def video_info(path: str | Path) -> VideoInfo:
     return _checked(_video_info_av(path))
 
 
-def read_clip(path: str | Path, frames: int, views: int = 1, seed: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Sample and decode views × frames frames: uint8 (views·frames, H, W, 3) and indices (views, frames).
+def read_clip(
+    path: str | Path,
+    frames: int,
+    views: int = 1,
+    seed: int | None = None,
+    sampling: str = "uniform",
+    stride: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sample (as sample_indices does) and decode views × frames frames: uint8 (views·frames, H, W, 3) and
+    indices (views, frames).
 
     The frame count comes from the opened video itself, so no clip table is needed (predict).
     """
@@ -126,11 +146,11 @@ def read_clip(path: str | Path, frames: int, views: int = 1, seed: int | None = 
     if decord is not None:
         try:
             reader, info = _open_decord(path)
-            indices = sample_indices(_checked(info).frames, frames, views, seed)
+            indices = sample_indices(_checked(info).frames, frames, views, seed, sampling, stride)
             return _decord_batch(reader, indices.ravel()), indices
         except VideoError as err:
             logger.debug("decord cannot decode %s (%s); trying PyAV", path, err)
-    indices = sample_indices(_checked(_video_info_av(path)).frames, frames, views, seed)
+    indices = sample_indices(_checked(_video_info_av(path)).frames, frames, views, seed, sampling, stride)
     return _read_av(path, indices.ravel()), indices
 
 

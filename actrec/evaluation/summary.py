@@ -98,8 +98,8 @@ def summary_markdown(
             [
                 "# Evaluation summary",
                 f"{run['head']} head on {run['backbone']} features ({run['frames']} frames, {run['views']} view(s) "
-                f"per video, {run['image_size']} px); dataset {run.get('dataset', '?')}, test split. Accuracy of a "
-                f"class is its recall: the share of its test clips predicted as it.",
+                f"per video, {run.get('input_size', run['image_size'])} px); dataset {run.get('dataset', '?')}, "
+                f"test split. Accuracy of a class is its recall: the share of its test clips predicted as it.",
                 _table(figures),
                 verdict(metrics, run["head"]),
                 "## Most confused class pairs\n\nTest clips of the actual class predicted as another class.",

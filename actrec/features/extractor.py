@@ -8,7 +8,6 @@ extracts the clips of a table that the feature cache lacks, shard by shard.
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 import zlib
@@ -55,17 +54,26 @@ class ClipDataset(Dataset):
     """Decodes and preprocesses one video per item; errors become DecodedClip.error."""
 
     def __init__(
-        self, paths: Sequence[str], keys: Sequence[str], backbone: Backbone, frames: int, views: int, seed: int
+        self,
+        paths: Sequence[str],
+        keys: Sequence[str],
+        backbone: Backbone,
+        frames: int,
+        views: int,
+        seed: int,
+        sampling: str = "uniform",
+        stride: int = 1,
     ) -> None:
         self.paths, self.keys, self.backbone = list(paths), list(keys), backbone
-        self.frames, self.views, self.seed = frames, views, seed
+        self.frames, self.views, self.seed, self.sampling, self.stride = frames, views, seed, sampling, stride
 
     def __len__(self) -> int:
         return len(self.paths)
 
     def __getitem__(self, i: int) -> DecodedClip:
         try:
-            frames, indices = read_clip(self.paths[i], self.frames, self.views, clip_seed(self.keys[i], self.seed))
+            seed = clip_seed(self.keys[i], self.seed)
+            frames, indices = read_clip(self.paths[i], self.frames, self.views, seed, self.sampling, self.stride)
             images = self.backbone.preprocess(torch.from_numpy(frames))
         except VideoError as err:
             return DecodedClip(i, None, None, str(err))
@@ -103,15 +111,16 @@ def extract_features(
     views: int,
     seed: int,
     num_workers: int,
+    sampling: str = "uniform",
+    stride: int = 1,
 ) -> Iterator[tuple[int, np.ndarray | None, np.ndarray | None, str]]:
     """Yield (index, features (K, T, D) float16, frame indices (K, T), error) per video, in order.
 
     The loader hands over whole clips, as many as fill one of `run`'s batches of images.
     """
     batch_size = run.batch_size
-    loader = clip_loader(
-        ClipDataset(paths, keys, run.backbone, frames, views, seed), batch_size, num_workers, run.device
-    )
+    dataset = ClipDataset(paths, keys, run.backbone, frames, views, seed, sampling, stride)
+    loader = clip_loader(dataset, batch_size, num_workers, run.device)
     with torch.inference_mode():
         for batch in loader:
             good = [c for c in batch if c.images is not None]
@@ -149,24 +158,28 @@ class FillResult:
 
 
 def choose_engine(
-    table: pd.DataFrame, cfg: ExtractParams, device: torch.device, seed: int, world: World = SINGLE
+    table: pd.DataFrame,
+    cfg: ExtractParams,
+    device: torch.device,
+    seed: int,
+    backbone: Backbone,
+    world: World = SINGLE,
 ) -> EngineChoice:
     """The engine and precision that extract the clips of `table` the caches lack soonest (engine_trial).
 
     Under torchrun rank 0 decides, once, and every rank runs the same engine in the same precision,
     so all shards land in one cache.
     """
-    load = functools.cache(lambda: load_backbone(cfg.backbone, cfg.weights, cfg.image_size))  # once, if timed
 
     def frames_for(precision: str) -> int:
-        settings = ExtractionSettings.from_params(cfg, precision, seed)
+        settings = ExtractionSettings.from_params(cfg, precision, seed, backbone)
         cached = FeatureCache.read_index(FeatureCache.folder(cfg.cache_dir, settings))
         return table.loc[~table["fingerprint"].isin(cached), "fingerprint"].nunique() * cfg.frames * cfg.views
 
     batch_size = resolve_batch_size(cfg.batch_size, device)
     choice = None
     if world.is_main:
-        choice = choose(load, cfg.backbone, cfg.image_size, device, batch_size, cfg.engine, cfg.precision, frames_for)
+        choice = choose(backbone, device, batch_size, cfg.engine, cfg.precision, frames_for)
     engine, precision, how = gather(world, (choice.engine, choice.precision, choice.how) if choice else None)[0]
     return choice if choice is not None else EngineChoice(engine, precision, how)
 
@@ -178,13 +191,14 @@ def fill_cache(
     device: torch.device,
     world: World = SINGLE,
     choice: EngineChoice | None = None,
+    backbone: Backbone | None = None,
 ) -> FillResult:
     """Extract every clip of `table` not yet in the cache; report the clips that failed, with reasons.
 
-    The backbone runs as `choice` says (its runner, when the trial built it); without one, as
-    engines.resolve_engine's rule says for the cache's precision. With several ranks, each takes the
-    clips whose fingerprint falls to it, so the shares do not depend on what other ranks have
-    already written.
+    The backbone (loaded from the cache's settings unless given) runs as `choice` says (its runner, when
+    the trial built it); without one, as engines.resolve_engine's rule says for the cache's precision.
+    With several ranks, each takes the clips whose fingerprint falls to it, so the shares do not depend
+    on what other ranks have already written.
     """
     done = cache.index()
     todo = table[~table["fingerprint"].isin(done)].drop_duplicates("fingerprint")
@@ -207,7 +221,7 @@ def fill_cache(
         raise ValueError(f"the engine was chosen for {choice.precision}, the cache holds {s.precision}")
     run = choice.runner if choice is not None else None
     if run is None:
-        backbone = load_backbone(s.backbone, s.weights, s.image_size)
+        backbone = backbone or load_backbone(s.backbone, s.weights, s.image_size)
         frames = len(todo) * s.frames * s.views
         engine = choice.engine if choice is not None else resolve_engine(cfg.engine, device, s.precision, frames)
         run = BackboneRunner(backbone, device, s.precision, resolve_batch_size(cfg.batch_size, device), engine)
@@ -227,6 +241,8 @@ def fill_cache(
         views=s.views,
         seed=s.seed,
         num_workers=resolve_num_workers(cfg.num_workers, device),
+        sampling=s.sampling,
+        stride=s.stride,
     )
     startup = 0.0
     for i, feats, indices, error in progress(

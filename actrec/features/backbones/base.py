@@ -10,6 +10,9 @@ import hashlib
 import json
 import logging
 import os
+import socket
+import urllib.parse
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -187,6 +190,29 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 def offline() -> bool:
     """Whether the user said never to reach for the network (HF_HUB_OFFLINE, honoured for every family)."""
     return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def unreachable(url: str, timeout: float = 3.0) -> OSError | None:
+    """Why `url`'s host (or the proxy that reaches it) cannot be connected to now, None when it can: one quick
+    try, instead of a hub client's minute of retries before the same answer."""
+    parts = urllib.parse.urlsplit(url)
+    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(host):
+        proxied = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        host, port = proxied.hostname or "", proxied.port or 80
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as err:
+        return err
+    return None
+
+
+def hf_endpoint() -> str:
+    """The Hugging Face hub the caches are filled from (HF_ENDPOINT, for mirrors)."""
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
 
 
 def missing_weights(what: str, looked: list[Path | str], place: str, err: Exception | None) -> BackboneError:

@@ -18,11 +18,13 @@ from actrec.features.backbones.base import (
     finish,
     hf_cache_dir,
     hf_cached,
+    hf_endpoint,
     is_file,
     local_file,
     missing_weights,
     offline,
     quiet_root_logger,
+    unreachable,
 )
 
 logger = logging.getLogger(__name__)
@@ -80,8 +82,8 @@ def _published(arch: str, name: str, tag: dict) -> str:
         f"pretrained='{name}')\"`, then copy {where} to the same place here"
     )
     what = f"open_clip:{arch} ({name})"
-    if offline():
-        raise missing_weights(what, looked, place, None)
+    if offline() or (err := unreachable(hf_endpoint() if tag.get("hf_hub") else tag["url"])):
+        raise missing_weights(what, looked, place, None if offline() else err)
     logger.info("downloading the weights of %s", what)
     try:
         found = open_clip.download_pretrained(tag)

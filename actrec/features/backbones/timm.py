@@ -18,10 +18,12 @@ from actrec.features.backbones.base import (
     finish,
     hf_cache_dir,
     hf_cached,
+    hf_endpoint,
     is_file,
     local_file,
     missing_weights,
     offline,
+    unreachable,
 )
 
 logger = logging.getLogger(__name__)
@@ -89,8 +91,8 @@ def _published(name: str, tagged: str, cfg) -> str:
         f"On a machine with network access run `python -c \"import timm; timm.create_model('{tagged}', "
         f'pretrained=True)"`, then copy {repo} to the same place here'
     )
-    if offline():
-        raise missing_weights(f"timm:{tagged}", looked, place, None)
+    if offline() or (err := unreachable(hf_endpoint() if cfg.hf_hub_id else cfg.url)):
+        raise missing_weights(f"timm:{tagged}", looked, place, None if offline() else err)
     logger.info("downloading the weights of timm:%s", tagged)
     try:
         timm.create_model(tagged, pretrained=True)  # into the caches, where the lookup finds them

@@ -25,6 +25,7 @@ from actrec.features.backbones.base import (
     offline,
     read_state_dict,
     scaled,
+    unreachable,
 )
 
 logger = logging.getLogger(__name__)
@@ -85,8 +86,8 @@ def _published(name: str, chosen) -> dict[str, torch.Tensor]:
     cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(chosen.url).name
     place = f"Download {chosen.url} on a machine with network access and put it in {cached.parent}"
     if not cached.is_file():
-        if offline():
-            raise missing_weights(f"{name} ({chosen})", [cached], place, None)
+        if offline() or (err := unreachable(chosen.url)):
+            raise missing_weights(f"{name} ({chosen})", [cached], place, None if offline() else err)
         logger.info("downloading %s into %s", cached.name, cached.parent)
     try:
         return chosen.get_state_dict(progress=False, check_hash=True)

@@ -26,6 +26,12 @@ from actrec.inference.predictor import recorded_backbone
 from actrec.model.checkpoint import load_model
 
 SUFFIX = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
+SAMPLING = {  # extract.sampling, in words
+    "uniform": "T frames at the centres of T equal segments of the video; with K views, average the "
+    "probabilities of K jittered samplings",
+    "strided": "T frames {stride} apart, centred in the video (its first and last frames repeated when it is "
+    "shorter); with K views, average the probabilities of K clips starting at random",
+}
 
 
 class HeadProbabilities(nn.Module):
@@ -51,6 +57,18 @@ class VideoClassifier(nn.Module):
         return self.head(feats.unflatten(0, frames.shape[:2])).softmax(-1)
 
 
+def _resize(backbone: Backbone) -> dict[str, Any]:
+    """How frames are resized, cropped and normalised for the backbone, as its library does it."""
+    p = backbone.preprocessing
+    return {
+        ("resize" if p.squash else "resize_short_side"): p.resize_size,
+        "interpolation": p.interpolation,
+        "center_crop": p.crop_size,
+        "mean": p.mean,
+        "std": p.std,
+    }
+
+
 def build_export(model_path: str | Path, with_backbone: bool) -> tuple[nn.Module, torch.Tensor, dict[str, Any]]:
     """The module to export (eval mode), an example input, and the metadata written beside it."""
     head, checkpoint = load_model(model_path)
@@ -61,8 +79,7 @@ def build_export(model_path: str | Path, with_backbone: bool) -> tuple[nn.Module
         "classes": checkpoint.classes,
         "frames": frames,
         "views": int(record["views"]),
-        "sampling": "T frames at the centres of T equal segments of the video; with K views, average "
-        "the probabilities of K jittered samplings",
+        "sampling": SAMPLING[str(record.get("sampling") or "uniform")].format(stride=record.get("stride")),
         "backbone": backbone.name,
         "output": {"name": "probabilities", "shape": ["batch", len(checkpoint.classes)], "dtype": "float32"},
     }
@@ -70,26 +87,12 @@ def build_export(model_path: str | Path, with_backbone: bool) -> tuple[nn.Module
         module = VideoClassifier(backbone, head)
         example = torch.randint(0, 256, (1, frames, 3, size, size), dtype=torch.uint8)
         meta["input"] = {"name": "frames", "shape": ["batch", frames, 3, size, size], "dtype": "uint8"}
-        meta["preprocess"] = {
-            "resize_short_side": backbone.resize_size,
-            "center_crop": size,
-            "channels": "RGB",
-            "normalisation": "inside the model",
-            "mean": backbone.mean,
-            "std": backbone.std,
-        }
+        meta["preprocess"] = {**_resize(backbone), "channels": "RGB", "normalisation": "inside the model"}
     else:
         module = HeadProbabilities(head)
         example = torch.randn(1, frames, backbone.feature_dim)
         meta["input"] = {"name": "features", "shape": ["batch", frames, backbone.feature_dim], "dtype": "float32"}
-        meta["features"] = {
-            "backbone": backbone.name,
-            "weights": record["weights"] or None,
-            "image_size": size,
-            "resize_short_side": backbone.resize_size,
-            "mean": backbone.mean,
-            "std": backbone.std,
-        }
+        meta["features"] = {"backbone": backbone.name, "weights": record["weights"] or None, **_resize(backbone)}
     return module.eval(), example, meta
 
 

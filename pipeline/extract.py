@@ -3,14 +3,13 @@
 python -m pipeline.extract --split data/split.csv --out features/features.h5 \
     --failed reports/extract_failed.csv --report reports/extract.json
 
-Only clips missing from the feature cache (extract.cache_dir, keyed by the extraction settings
-and each video's content) are decoded and run; everything else is reused. So an interrupted run,
-run again, computes only what is missing, and growing the subset extracts only the new clips.
+Only clips missing from the feature cache (extract.cache_dir, keyed by the extraction settings and
+each video's content) are decoded and run: a run again computes only what is missing.
 Under `torchrun --nproc-per-node N -m pipeline.extract ...` each rank extracts its share of the
 clips on its own GPU into the shared cache, and rank 0 assembles the feature file.
-A clip that cannot be decoded is listed in the failed report with its reason and left out.
-With extract.engine or extract.precision `auto`, a short measured trial (kept per machine) picks
-the fastest engine and precision; the report records the figures and the choice.
+A clip that cannot be decoded is listed in the failed report with its reason and left out. With
+extract.engine or extract.precision `auto`, a short measured trial (kept per machine) picks the
+fastest engine and precision; the report records the figures and the choice.
 """
 
 from __future__ import annotations
@@ -27,7 +26,8 @@ from actrec import distributed
 from actrec.data.datasets import read_table
 from actrec.devices import resolve_device
 from actrec.errors import run_main
-from actrec.features.extractor import choose_engine, fill_cache
+from actrec.features.extractor import choose_engine, extraction_backbone, fill_cache
+from actrec.features.skeleton import FEATURE_DIM as SKELETON_DIM
 from actrec.features.store import ExtractionSettings, FeatureCache, assemble
 from actrec.files import output_dir, output_file, remove_leftovers, write_json
 from actrec.params import load_params
@@ -55,21 +55,23 @@ def main(argv: list[str] | None = None) -> None:
         output_dir(path.parent)
     remove_leftovers(output_dir(args.out.parent))
     start = time.perf_counter()
-    choice = choose_engine(table, cfg, device, params.seed, world)  # engine and precision: given, or measured
+    backbone = extraction_backbone(cfg)  # its weights and preprocessing key the cache
+    choice = choose_engine(table, cfg, device, params.seed, backbone, world)  # engine and precision: given, or measured
     trial_seconds = time.perf_counter() - start
-    settings = ExtractionSettings.from_params(cfg, choice.precision, params.seed)
+    settings = ExtractionSettings.from_params(cfg, choice.precision, params.seed, backbone)
     cache = FeatureCache(cfg.cache_dir, settings)
     distributed.barrier(world)  # every rank has cleared dead runs' leftovers before any rank writes a shard
 
     reused = int(table["fingerprint"].isin(cache.index()).sum())
-    run = fill_cache(cache, table, cfg, device, world, choice)
+    run = fill_cache(cache, table, cfg, device, world, choice, backbone)
     failed = pd.concat(distributed.gather(world, run.failed), ignore_index=True)
     distributed.barrier(world)
     if world.is_main:
         with output_file(args.failed) as tmp:  # sorted: the same failures give the same file, however ranked
             failed.sort_values("clip_id").to_csv(tmp, index=False)
         classes = sorted(table["label"].unique(), key=str.lower)
-        written = assemble(cache, table, classes, args.out, attrs={"dataset": params.dataset.name})
+        attrs = {"dataset": params.dataset.name, "weights_file": getattr(backbone, "weights_file", None) or ""}
+        written = assemble(cache, table, classes, args.out, attrs=attrs)
         write_json(
             args.report,
             {
@@ -78,6 +80,8 @@ def main(argv: list[str] | None = None) -> None:
                 "extracted": written - reused,
                 "failed": len(failed),
                 "backbone": cfg.backbone,
+                "feature_dim": backbone.feature_dim if backbone is not None else SKELETON_DIM,
+                "image_size": backbone.image_size if backbone is not None else 0,
                 "frames": cfg.frames,
                 "views_per_video": cfg.views,
                 "precision": settings.precision,

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.helpers import ROOT, UCF_MINI, call_stage, class_folders, tiny_project
+from tests.helpers import ROOT, UCF_CLASSES, UCF_MINI, call_stage, class_folders, run_stage, tiny_project, ucf_miniature
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -64,3 +65,20 @@ def trained_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
         for stage in ("subset", "split", "extract", "train", "evaluate"):
             call_stage(stage)
     return run
+
+
+@pytest.fixture(scope="session")
+def ucf_split(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """2 real UCF-101 classes × 4 clips (2 test, 1 train, 1 val each under split 1) through subset and split,
+    once: (the dataset root, the project holding data/clips.csv and data/split.csv)."""
+    if not (UCF_MINI / "UCF-101").is_dir():
+        pytest.skip(f"real UCF-101 clips not found at {UCF_MINI} (../shared is absent)")
+    root = ucf_miniature(tmp_path_factory.mktemp("ucf") / "root", UCF_CLASSES, (1, 2, 8, 9))
+    project = tmp_path_factory.mktemp("split")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["dataset"].update({"name": "ucf101", "root": str(root)})
+    params["split"].update({"official": 1, "val_fraction": 0.5})
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for stage in ("subset", "split"):
+        run_stage(stage, project)
+    return root, project

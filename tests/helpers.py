@@ -178,6 +178,48 @@ def tiny_demo(repo: Path) -> Path:
     return tiny_project(repo, demo={"clips_per_class": 4, "groups": 4, "min_seconds": 1.0, "max_seconds": 1.5})
 
 
+def ucf_miniature(root: Path, classes: tuple[str, ...], groups: tuple[int, ...], source: Path = UCF_MINI) -> Path:
+    """A dataset root in the official UCF-101 layout holding links to the `c01` clip of `groups` of each class
+    (split 1 tests on g01-g07, trains on g08-g25), and the official split lists."""
+    for name in classes:
+        (root / "UCF-101" / name).mkdir(parents=True)
+        for g in groups:
+            clip = f"v_{name}_g{g:02d}_c01.avi"
+            (root / "UCF-101" / name / clip).symlink_to(source / "UCF-101" / name / clip)
+    (root / "ucfTrainTestlist").symlink_to(source / "ucfTrainTestlist")
+    return root
+
+
+# The real UCF-101 miniature of the backbone and recipe tests (conftest.ucf_split), and its small extraction
+UCF_CLASSES = ("TrampolineJumping", "UnevenBars")
+TINY_UCF = {"frames": 4, "weights": None, "num_workers": 0, "cache_dir": "features/cache"}
+
+
+def tiny_ucf_project(folder: Path, root: Path, split: Path, **sections: dict) -> Path:
+    """The shipped params on `root` (official split 1), small extraction and a short training, `sections` on
+    top (a recipe's keys, then the test's), and the split the subset and split stages wrote for `root`."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["dataset"].update({"name": "ucf101", "root": str(root)})
+    params["split"].update({"official": 1, "val_fraction": 0.5})
+    params["train"].update({"epochs": 2, "patience": 2})
+    for name, values in sections.items():
+        params[name].update(values)
+    (folder / "data").mkdir(parents=True)
+    (folder / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for name in ("clips.csv", "split.csv"):
+        shutil.copy(split / "data" / name, folder / "data" / name)
+    (folder / "reports").mkdir()
+    shutil.copy(split / "reports" / "subset.json", folder / "reports" / "subset.json")
+    return folder
+
+
+def run_pipeline(project: Path) -> dict:
+    """extract, train and evaluate as `dvc repro` runs them; the extract report."""
+    for stage in ("extract", "train", "evaluate"):
+        run_stage(stage, project)
+    return json.loads((project / "reports/extract.json").read_text())
+
+
 def stage_args(name: str) -> list[str]:
     """The stage's arguments as dvc.yaml gives them (every input and output path)."""
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]

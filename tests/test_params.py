@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,7 +49,40 @@ def test_the_code_defaults_are_the_shipped_params() -> None:
         ({"dataset": {"max_clips_per_class": 0}}, "dataset.max_clips_per_class", "0", "expected an integer >= 1"),
         ({"train": {"lr": -1}}, "train.lr", "-1.0", "expected a number > 0"),
         # names the pipeline does not know
-        ({"extract": {"backbone": "vgg16"}}, "extract.backbone", "'vgg16'", "'resnet50' or 'efficientnet_lite0'"),
+        # backbones by family, each checked by its own library, with the closest name it knows
+        ({"extract": {"backbone": "resnt18"}}, "extract.backbone", "'resnt18'", "did you mean 'resnet18'?"),
+        ({"extract": {"backbone": 50}}, "extract.backbone", "50", "expected a string"),
+        (
+            {"extract": {"backbone": "timm:vit_tiny_patch16_224.nosuchtag"}},
+            "extract.backbone",
+            "'timm:vit_tiny_patch16_224.nosuchtag'",
+            "did you mean 'timm:vit_tiny_patch16_224",
+        ),
+        ({"extract": {"backbone": "timm:no_such_net"}}, "extract.backbone", "'timm:no_such_net'", "timm.list_models"),
+        (
+            {"extract": {"backbone": "open_clip:ViT-B32"}},
+            "extract.backbone",
+            "'open_clip:ViT-B32'",
+            "did you mean 'open_clip:ViT-B-32'?",
+        ),
+        ({"extract": {"backbone": "hub:resnet18"}}, "extract.backbone", "'hub:resnet18'", "timm:<model>[.<tag>]"),
+        (
+            {"extract": {"backbone": "resnet50", "weights": "IMAGENET1K_V3"}},
+            "extract.weights",
+            "'IMAGENET1K_V3'",
+            "did you mean 'IMAGENET1K_V2'?",
+        ),
+        (
+            {"extract": {"backbone": "open_clip:ViT-B-32", "weights": "imagenet"}},
+            "extract.weights",
+            "'imagenet'",
+            "expected openai, laion400m_e31",
+        ),
+        ({"extract": {"backbone": "timm:resnet18", "weights": "a1_in1k"}}, "extract.weights", "'a1_in1k'", "tag in"),
+        ({"extract": {"weights": "models/missing.pth"}}, "extract.weights", "'models/missing.pth'", "no such file"),
+        ({"extract": {"sampling": "random"}}, "extract.sampling", "'random'", "'uniform' or 'strided'"),
+        ({"extract": {"stride": 0}}, "extract.stride", "0", "expected an integer >= 1"),
+        ({"extract": {"image_size": "large"}}, "extract.image_size", "'large'", "an integer or 'auto'"),
         ({"model": {"head": "no_such_head"}}, "model.head", "'no_such_head'", "'lstm'"),
         ({"model": {"head": ["probe", "ensemble"]}}, "model.head", "['probe', 'ensemble']", "a temporal head listed"),
         (
@@ -57,7 +92,7 @@ def test_the_code_defaults_are_the_shipped_params() -> None:
             "'demo' or 'ucf101' or 'hmdb51' or 'kinetics' or 'ntu' or 'sthv2' or 'list' or 'folder'",
         ),
         ({"extract": {"device": "tpu"}}, "extract.device", "'tpu'", "'auto' or 'cpu' or 'cuda'"),
-        ({"extract": {"weights": "coco"}}, "extract.weights", "'coco'", "'imagenet' or null"),
+        ({"extract": {"weights": "coco"}}, "extract.weights", "'coco'", "imagenet, null or the path of a weights file"),
         ({"dataset": {"classes": "some"}}, "dataset.classes", "'some'", '"all", a number of classes'),
         ({"dataset": {"group_pattern": "_g[0-9]+_"}}, "dataset.group_pattern", "'_g[0-9]+_'", "one capture group"),
         ({"split": {"official": 4}}, "split.official", "4", "1, 2, 3 or null"),
@@ -123,10 +158,37 @@ def test_each_kind_of_mistake_is_one_line_naming_key_value_and_allowed(
         {"dataset": {"name": "ntu"}, "split": {"official": "xview"}, "extract": {"backbone": "skeleton"}},
         {"dataset": {"name": "ntu"}, "split": {"official": None}},
         {"dataset": {"name": "list", "lists": {"train": "a", "val": "b", "test": "c"}}, "split": {"official": 1}},
+        {"extract": {"backbone": "inception_v3", "weights": "IMAGENET1K_V1", "image_size": "auto"}},
+        {"extract": {"backbone": "timm:vit_small_patch14_dinov2.lvd142m", "weights": "imagenet"}},
+        {"extract": {"backbone": "open_clip:ViT-B-16", "weights": "laion2b_s34b_b88k", "image_size": 160}},
+        {"extract": {"backbone": "efficientnet_lite2", "sampling": "strided", "stride": 1}},
     ],
 )
 def test_values_at_the_edges_are_accepted(data: dict) -> None:
     parse_params(data)
+
+
+def test_a_local_weights_file_is_accepted_by_its_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "weights").mkdir()
+    (tmp_path / "weights" / "resnet18.pth").write_bytes(b"checked when loaded")
+    monkeypatch.chdir(tmp_path)  # relative to the project, as the stages run
+    assert parse_params({"extract": {"backbone": "resnet18", "weights": "weights/resnet18.pth"}})
+
+
+@pytest.mark.parametrize(
+    "backbone, imported",
+    # (timm imports torchvision itself)
+    [("efficientnet_lite0", set()), ("resnet18", {"torchvision"}), ("timm:resnet18", {"timm", "torchvision"})],
+)
+def test_checking_a_backbone_imports_only_the_library_it_names(backbone: str, imported: set[str]) -> None:
+    """Every stage checks every param before work: the demo or train stage must not pay seconds for timm."""
+    check = (
+        "import sys; from actrec.params import parse_params; "
+        f"parse_params({{'extract': {{'backbone': {backbone!r}}}}}); "
+        "print(sorted(m for m in ('timm', 'open_clip', 'torchvision') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == str(sorted(imported))
 
 
 def test_broken_yaml_and_a_missing_file_are_one_line(tmp_path: Path) -> None:

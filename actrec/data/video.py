@@ -201,17 +201,29 @@ def fingerprint(path: str | Path, block: int = 1 << 16) -> str:
     return digest.hexdigest()[:20]
 
 
-def sample_indices(num_frames: int, frames: int, views: int = 1, seed: int | None = None) -> np.ndarray:
-    """Frame indices of shape (views, frames), spread uniformly over the video.
+def sample_indices(
+    num_frames: int, frames: int, views: int = 1, seed: int | None = None, sampling: str = "uniform", stride: int = 1
+) -> np.ndarray:
+    """Frame indices of shape (views, frames): spread uniformly over the video, or `strided`.
 
-    The video is cut into `frames` equal segments. View 0 takes the centre of each segment (the
+    Uniform: the video is cut into `frames` equal segments. View 0 takes the centre of each segment (the
     deterministic view evaluation and the K=1 cache use); further views take a random position in
     each segment (TSN-style jitter) from `seed`. A video shorter than `frames` repeats frames.
+    Strided: `frames` frames `stride` apart, as a clip of consecutive frames is taken: view 0 centred in the
+    video, further views starting anywhere it fits (from `seed`); a video shorter than the span is padded
+    with its first and last frames.
     """
     if num_frames < 1:
         raise VideoError("video has no frames")
-    edges = np.arange(frames + 1) * num_frames / frames
     out = np.empty((views, frames), dtype=np.int64)
+    if sampling == "strided":
+        span = (frames - 1) * stride + 1
+        starts = np.full(views, (num_frames - span) // 2)
+        if views > 1 and num_frames > span:
+            starts[1:] = np.random.default_rng(seed).integers(0, num_frames - span + 1, views - 1)
+        out[:] = starts[:, None] + np.arange(frames) * stride
+        return np.clip(out, 0, num_frames - 1)
+    edges = np.arange(frames + 1) * num_frames / frames
     out[0] = np.floor((edges[:-1] + edges[1:]) / 2)
     if views > 1:
         rng = np.random.default_rng(seed)
@@ -234,13 +246,24 @@ def video_info(path: str | Path, frame_rate: float = DEFAULT_FRAME_RATE) -> Vide
 
 
 def read_clip(
-    path: str | Path, frames: int, views: int = 1, seed: int | None = None, decoder: str = "auto"
+    path: str | Path,
+    frames: int,
+    views: int = 1,
+    seed: int | None = None,
+    sampling: str = "uniform",
+    stride: int = 1,
+    decoder: str = "auto",
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Sample and decode views × frames frames: uint8 (views·frames, H, W, 3) and indices (views, frames).
+    """Sample (as sample_indices does) and decode views × frames frames: uint8 (views·frames, H, W, 3) and
+    indices (views, frames).
 
     The frame count comes from the opened clip itself, so no clip table is needed (predict).
     """
-    _, images, indices = _decode(Path(path), lambda info: sample_indices(info.frames, frames, views, seed), decoder)
+
+    def choose(info: VideoInfo) -> np.ndarray:
+        return sample_indices(info.frames, frames, views, seed, sampling, stride)
+
+    _, images, indices = _decode(Path(path), choose, decoder)
     return images, indices
 
 

@@ -99,9 +99,9 @@ def summary_markdown(
             [
                 "# Evaluation summary",
                 f"{trained['head']} head on {trained['backbone']} features ({trained['frames']} frames, "
-                f"{trained['views']} view(s) per video, {trained['image_size']} px); dataset "
-                f"{trained.get('dataset', '?')}, test split. Accuracy of a class is its recall: the share of its "
-                "test clips predicted as it.",
+                f"{trained['views']} view(s) per video, {trained.get('input_size', trained['image_size'])} px); "
+                f"dataset {trained.get('dataset', '?')}, test split. Accuracy of a class is its recall: the share "
+                "of its test clips predicted as it.",
                 _table(figures),
                 verdict(metrics, trained["head"]),
                 "## Most confused class pairs\n\nTest clips of the actual class predicted as another class.",

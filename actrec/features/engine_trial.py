@@ -191,9 +191,7 @@ def _compile_may_pay(known: dict[tuple[str, str], Trial], precision: str, frames
 
 
 def choose(
-    load: Callable[[], Backbone],
-    name: str,
-    image_size: int,
+    backbone: Backbone,
     device: torch.device,
     batch_size: int,
     engine: str,
@@ -202,8 +200,7 @@ def choose(
 ) -> EngineChoice:
     """The engine and precision to run, for `frames_for(precision)` frames still to extract in that precision.
 
-    `load` gives the backbone (`name` at `image_size`), loaded only if a candidate is timed. Explicit
-    params are obeyed. Otherwise the figures come from the cache file; what is missing is
+    Explicit params are obeyed. Otherwise the figures come from the cache file; what is missing is
     measured now (and added to the file), unless the run is too short to repay a trial, which then
     follows the static rule (engines.resolve_engine, devices.resolve_precision).
     """
@@ -219,7 +216,7 @@ def choose(
     done = [p for p, n in frames.items() if n == 0]
     if done:  # every clip is in the cache already in this precision: nothing will run
         return EngineChoice(engine if engine != "auto" else "eager", done[0], "cache")
-    path, key = cache_file(), _key(name, image_size, device, batch_size)
+    path, key = cache_file(), _key(backbone.name, backbone.image_size, device, batch_size)
     kept = {(t["engine"], t["precision"]): Trial(**t) for t in _load(path).get(key, {}).get("trials", [])}
     known = {pair: trial for pair, trial in kept.items() if pair in pairs}  # what this run may choose from
     # An engine given in params is timed whatever its set-up; under `auto` a compile only if it may pay.
@@ -230,16 +227,21 @@ def choose(
         return EngineChoice(
             engine if engine != "auto" else resolve_engine("auto", device, chosen, frames[chosen]), chosen, "rule"
         )
-    measured, built = measure(load, device, batch_size, pairs, known, frames, gated)
+    measured, built = measure(backbone, device, batch_size, pairs, known, frames, gated)
     known.update(measured)
     if measured:
-        about = {"machine": machine(), "backbone": name, "image_size": image_size, "batch_size": batch_size}
+        about = {
+            "machine": machine(),
+            "backbone": backbone.name,
+            "image_size": backbone.image_size,
+            "batch_size": batch_size,
+        }
         _save(path, key, list({**kept, **known}.values()), about)  # keep what other params' runs measured
     return pick(pairs, known, built, frames, source="measured now" if built else f"from {path}")
 
 
 def measure(
-    load: Callable[[], Backbone],
+    backbone: Backbone,
     device: torch.device,
     batch_size: int,
     pairs: list[tuple[str, str]],
@@ -259,7 +261,7 @@ def measure(
         if pair[0] == "compile" and gated and not _compile_may_pay({**known, **measured}, pair[1], frames[pair[1]]):
             continue
         logger.info("engine trial: timing %s in %s", *pair)
-        measured[pair], runner = time_candidate(load(), device, *pair, batch_size)
+        measured[pair], runner = time_candidate(backbone, device, *pair, batch_size)
         if runner is not None:
             built[pair] = runner
     return measured, built

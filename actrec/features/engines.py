@@ -38,9 +38,16 @@ AUTO_RUNTIME_FRAMES = 100
 def to_onnx(
     module: nn.Module, example: torch.Tensor, f: str | Path | BinaryIO, input_name: str, output_name: str
 ) -> None:
-    """`module` as ONNX, through torch's TorchScript-based exporter, with the batch size left free."""
-    with warnings.catch_warnings():
+    """`module` as ONNX, through torch's TorchScript-based exporter, with the batch size left free.
+
+    nn.MultiheadAttention's inference fast path (one fused operator, used by torchvision's and OpenCLIP's ViTs)
+    has no ONNX form: it is turned off while tracing, so the attention exports as the matrix products it is.
+    """
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    with warnings.catch_warnings(), contextlib.ExitStack() as restore:
         warnings.simplefilter("ignore")  # the exporter's deprecation and tracer notices say nothing to act on
+        torch.backends.mha.set_fastpath_enabled(False)
+        restore.callback(torch.backends.mha.set_fastpath_enabled, fastpath)
         torch.onnx.export(
             module,
             (example,),
@@ -206,14 +213,14 @@ class BackboneRunner:
             out = self._fast(images)
             if out is not None:
                 return out
-        x = self.backbone.normalize(images)
-        if self.engine == "compile" and n < self.batch_size:
-            x = torch.cat([x, x.new_zeros((self.batch_size - n, *x.shape[1:]))])
-        x = x.contiguous(memory_format=torch.channels_last)  # torch's kernels run fastest channels-last
+        x = self.backbone.normalize(images).contiguous(memory_format=torch.channels_last)  # torch's fastest layout
         with self._autocast():
-            out = self._fast(x) if self.engine == "compile" else None
-            # eager on the batch as given (not its padded copy): a fallen-back run gives eager's very features
-            return out[:n] if out is not None else self.model(x[:n]).float()
+            if self.engine == "compile":
+                padded = torch.cat([x, x.new_zeros((self.batch_size - n, *x.shape[1:]))]) if n < self.batch_size else x
+                out = self._fast(padded)
+                if out is not None:
+                    return out[:n]
+            return self.model(x).float()  # eager, or after the compiled model failed: the batch as it came
 
     def _fast(self, x: torch.Tensor) -> torch.Tensor | None:
         """The chosen engine's output, or None once it failed on its first batch (then eager runs)."""

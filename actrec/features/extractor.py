@@ -10,7 +10,6 @@ string and is reported by the caller, never raised, so one bad video cannot stop
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 import zlib
@@ -106,9 +105,11 @@ class ClipDataset(Dataset):
         resize: bool = True,
         channels_last: bool = False,
         decoder: str = "auto",
+        sampling: str = "uniform",
+        stride: int = 1,
     ) -> None:
         self.paths, self.keys, self.backbone = list(paths), list(keys), backbone
-        self.frames, self.views, self.seed = frames, views, seed
+        self.frames, self.views, self.seed, self.sampling, self.stride = frames, views, seed, sampling, stride
         self.resize, self.channels_last, self.decoder = resize, channels_last, decoder
 
     def __len__(self) -> int:
@@ -117,7 +118,9 @@ class ClipDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[int, torch.Tensor | None, np.ndarray | None, str]:
         seed = clip_seed(self.keys[i], self.seed)
         try:
-            frames, indices = read_clip(self.paths[i], self.frames, self.views, seed, self.decoder)
+            frames, indices = read_clip(
+                self.paths[i], self.frames, self.views, seed, self.sampling, self.stride, decoder=self.decoder
+            )
             images = torch.from_numpy(frames)
             if self.resize:
                 images = self.backbone.preprocess(images)  # (n, 3, S, S), a view of channels-last memory
@@ -170,6 +173,8 @@ def extract_features(
     seed: int,
     num_workers: int,
     resize_on: str = "auto",
+    sampling: str = "uniform",
+    stride: int = 1,
 ) -> Iterator[tuple[int, np.ndarray | None, np.ndarray | None, str]]:
     """Yield (index, features (K, T, D) float16, frame indices (K, T), error) per video, in order.
 
@@ -186,6 +191,8 @@ def extract_features(
         seed,
         resize=not resize_on_device(resize_on, runner.device),
         channels_last=runner.engine not in RUNTIMES,
+        sampling=sampling,
+        stride=stride,
     )
     with torch.inference_mode():
         for batch in clip_loader(dataset, batch_size, num_workers, runner.device):
@@ -220,8 +227,18 @@ class FillResult:
         return later / max(self.seconds - self.startup_seconds, 1e-9)
 
 
+def extraction_backbone(cfg: ExtractParams) -> Backbone | None:
+    """The backbone params.extract names, loaded; None for NTU skeletons, which run no network."""
+    return None if cfg.backbone == SKELETON else load_backbone(cfg.backbone, cfg.weights, cfg.image_size)
+
+
 def choose_engine(
-    table: pd.DataFrame, cfg: ExtractParams, device: torch.device, seed: int, world: World = SINGLE
+    table: pd.DataFrame,
+    cfg: ExtractParams,
+    device: torch.device,
+    seed: int,
+    backbone: Backbone | None,
+    world: World = SINGLE,
 ) -> EngineChoice:
     """The engine and precision that extract the clips of `table` the caches lack soonest (engine_trial).
 
@@ -230,17 +247,16 @@ def choose_engine(
     """
     if cfg.backbone == SKELETON:
         return EngineChoice("none", "fp32", "given")
-    load = functools.cache(lambda: load_backbone(cfg.backbone, cfg.weights, cfg.image_size))  # once, if timed
 
     def frames_for(precision: str) -> int:
-        settings = ExtractionSettings.from_params(cfg, precision, seed)
+        settings = ExtractionSettings.from_params(cfg, precision, seed, backbone)
         cached = FeatureCache.read_index(FeatureCache.folder(cfg.cache_dir, settings))
         return table.loc[~table["fingerprint"].isin(cached), "fingerprint"].nunique() * cfg.frames * cfg.views
 
     batch_size = resolve_batch_size(cfg.batch_size, device)
     choice = None
     if world.is_main:
-        choice = choose(load, cfg.backbone, cfg.image_size, device, batch_size, cfg.engine, cfg.precision, frames_for)
+        choice = choose(backbone, device, batch_size, cfg.engine, cfg.precision, frames_for)
     engine, precision, how = gather(world, (choice.engine, choice.precision, choice.how) if choice else None)[0]
     return choice if choice is not None else EngineChoice(engine, precision, how)
 
@@ -252,13 +268,14 @@ def fill_cache(
     device: torch.device,
     world: World = SINGLE,
     choice: EngineChoice | None = None,
+    backbone: Backbone | None = None,
 ) -> FillResult:
     """Extract every clip of `table` not yet in the cache; report the clips that failed, with reasons.
 
-    The backbone runs as `choice` says (its runner, when the trial built it); without one, as
-    engines.resolve_engine's rule says for the cache's precision. With several ranks, each takes the
-    clips whose fingerprint falls to it, so the shares do not depend on what other ranks have
-    already written.
+    The backbone (loaded from the cache's settings unless given) runs as `choice` says (its runner, when
+    the trial built it); without one, as engines.resolve_engine's rule says for the cache's precision.
+    With several ranks, each takes the clips whose fingerprint falls to it, so the shares do not depend
+    on what other ranks have already written.
     """
     done = cache.index()
     todo = table[~table["fingerprint"].isin(done)].drop_duplicates("fingerprint")
@@ -284,7 +301,7 @@ def fill_cache(
         results = skeleton_features(todo["path"].tolist(), seeds, frames=s.frames, views=s.views)
         engine = "none"
     else:
-        results, engine = _backbone_features(todo, cfg, device, s, choice)
+        results, engine = _backbone_features(todo, cfg, device, s, choice, backbone)
     pending: tuple[list, list, list] = ([], [], [])
 
     def flush() -> None:
@@ -333,12 +350,18 @@ def fill_cache(
 
 
 def _backbone_features(
-    todo: pd.DataFrame, cfg: ExtractParams, device: torch.device, s: ExtractionSettings, choice: EngineChoice | None
+    todo: pd.DataFrame,
+    cfg: ExtractParams,
+    device: torch.device,
+    s: ExtractionSettings,
+    choice: EngineChoice | None,
+    backbone: Backbone | None,
 ) -> tuple[Iterator[tuple[int, np.ndarray | None, np.ndarray | None, str]], str]:
-    """The backbone's features of the clips of `todo` (extract_features), and the engine running it."""
+    """The backbone's features of the clips of `todo` (extract_features), and the engine running it; the
+    backbone is loaded from the cache's settings unless given."""
     runner = choice.runner if choice is not None else None
     if runner is None:
-        backbone = load_backbone(s.backbone, s.weights, s.image_size)
+        backbone = backbone or load_backbone(s.backbone, s.weights, s.image_size)
         frames = len(todo) * s.frames * s.views
         engine = choice.engine if choice is not None else resolve_engine(cfg.engine, device, s.precision, frames)
         runner = BackboneRunner(backbone, device, s.precision, resolve_batch_size(cfg.batch_size, device), engine)
@@ -351,5 +374,7 @@ def _backbone_features(
         seed=s.seed,
         num_workers=resolve_num_workers(cfg.num_workers, device),
         resize_on=cfg.resize_on,
+        sampling=s.sampling,
+        stride=s.stride,
     )
     return results, runner.engine

@@ -5,8 +5,9 @@ Two layers:
   extracted with one set of extraction settings, keyed by each video's content fingerprint.
   A shard is written under a temporary name and renamed into place, so a killed run leaves no
   half-written shard, and a run again skips every clip already in a shard (a shard that cannot
-  be read is ignored with a warning, and its clips are extracted again). Changing any setting
-  that changes features (backbone, weights, T, K, image size, precision) selects another folder;
+  be read is ignored with a warning, and its clips are extracted again). Changing anything that
+  changes features (the backbone, its weights' identity: tag or file content, its preprocessing,
+  T, K, sampling, precision) selects another folder; switching back finds the old one again, and
   growing the subset only adds shards.
 - the feature file (`features/features.h5`), assembled from the cache for exactly the clips of
   the current split: features (N, K, T, D) float16, labels, clip_ids, split, frame_indices, with
@@ -23,7 +24,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h5py
 import numpy as np
@@ -34,12 +35,17 @@ from actrec.errors import ActrecError
 from actrec.files import output_dir, output_file, remove_leftovers
 from actrec.params import ExtractParams
 
+if TYPE_CHECKING:  # training reads the store without building a backbone
+    from actrec.features.backbones import Backbone
+
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 # How features were made, as recorded in the feature file: features differing in any of these
 # are other features, never to be mixed with or swapped for the ones params.extract asks for.
-MATCHED_SETTINGS = ("backbone", "weights", "frames", "views", "image_size")
+MATCHED_SETTINGS = ("backbone", "weights", "frames", "views", "sampling", "stride", "image_size")
+# What the backbone resolved them to: a checkpoint's features must also agree with the feature file on these.
+RESOLVED_SETTINGS = ("weights_id", "preprocessing")
 
 
 class FeatureStoreError(ActrecError):
@@ -48,35 +54,59 @@ class FeatureStoreError(ActrecError):
 
 @dataclass(frozen=True)
 class ExtractionSettings:
-    """Everything that changes the numbers a backbone produces for a clip."""
+    """Everything that changes the numbers a backbone produces for a clip: params.extract as given (what the
+    feature file is matched against) and what the backbone resolved them to (what the cache is keyed by)."""
 
     backbone: str
     weights: str | None
+    weights_id: str  # the weights' identity: a weights enum, a tag, "sha256:…" of a file, "random init"
+    preprocessing: str  # JSON of the backbone's Preprocessing: resize, crop, interpolation, mean, std
     frames: int
     views: int
-    image_size: int
+    sampling: str
+    stride: int
+    image_size: int | str  # as given: a size or "auto" (the crop in `preprocessing` is what it resolved to)
     precision: str
     seed: int
 
     @classmethod
-    def from_params(cls, cfg: ExtractParams, precision: str, seed: int) -> ExtractionSettings:
-        """The settings params.extract asks for, with the precision resolved for this device.
+    def from_params(
+        cls, cfg: ExtractParams, precision: str, seed: int, backbone: Backbone | None
+    ) -> ExtractionSettings:
+        """The settings params.extract asks for, with `backbone` loaded from them (None for NTU skeletons,
+        which run no network) and the precision resolved for this device.
 
         The seed only moves jittered views (K > 1); with K = 1 sampling is fixed and the key ignores it.
         """
         return cls(
             backbone=cfg.backbone,
             weights=cfg.weights,
+            weights_id=backbone.weights_id if backbone is not None else "none",
+            preprocessing=backbone.preprocessing.to_json() if backbone is not None else "{}",
             frames=cfg.frames,
             views=cfg.views,
+            sampling=cfg.sampling,
+            stride=cfg.stride,
             image_size=cfg.image_size,
             precision=precision,
             seed=seed if cfg.views > 1 else 0,
         )
 
     def key(self) -> str:
-        blob = json.dumps({**asdict(self), "format": FORMAT_VERSION, "frames_from": FRAMES_VERSION}, sort_keys=True)
+        """The cache's key: the backbone, its weights' identity and preprocessing, sampling and precision. The
+        weights and image size as given are left out, as what they resolved to is in (`imagenet` and
+        `IMAGENET1K_V2` are one set of weights, `auto` and 224 one size for most models); so is the stride
+        of uniform sampling, which ignores it."""
+        record = {k: v for k, v in asdict(self).items() if k not in ("weights", "image_size")}
+        if self.sampling != "strided":
+            del record["stride"]
+        blob = json.dumps({**record, "format": FORMAT_VERSION, "frames_from": FRAMES_VERSION}, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+    @property
+    def input_size(self) -> int:
+        """The crop the frames are given to the backbone at (what image_size `auto` resolved to)."""
+        return int(json.loads(self.preprocessing).get("crop_size", 0))
 
 
 def differing_settings(made: dict, wanted: dict, keys: tuple[str, ...] = MATCHED_SETTINGS) -> str:
@@ -108,7 +138,7 @@ class FeatureCache:
 
     @staticmethod
     def folder(cache_dir: str | Path, settings: ExtractionSettings) -> Path:
-        return Path(cache_dir) / f"{settings.backbone}-{settings.key()}"
+        return Path(cache_dir) / f"{settings.backbone.replace(':', '_')}-{settings.key()}"
 
     def index(self) -> dict[str, tuple[Path, int]]:
         """fingerprint → (shard, row) for every clip completely written to the cache."""
@@ -177,6 +207,7 @@ def assemble(cache: FeatureCache, table: pd.DataFrame, classes: list[str], out_p
         f.attrs.update(
             {
                 **{k: ("" if v is None else v) for k, v in asdict(s).items()},
+                "input_size": s.input_size,
                 "feature_dim": f["features"].shape[-1],
                 "classes": json.dumps(classes),
                 "settings_key": s.key(),

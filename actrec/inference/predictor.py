@@ -25,9 +25,11 @@ from actrec.data.video import VideoError, fingerprint, sample_indices, video_inf
 from actrec.devices import resolve_batch_size, resolve_device, resolve_precision
 from actrec.errors import ActrecError
 from actrec.features.backbones import Backbone, load_backbone
+from actrec.features.backbones.base import is_file
 from actrec.features.engines import BackboneRunner, resolve_engine
 from actrec.features.extractor import clip_seed, extract_features
 from actrec.features.skeleton import skeleton_features
+from actrec.features.store import RESOLVED_SETTINGS, differing_settings
 from actrec.inference.inputs import Span
 from actrec.model.checkpoint import Checkpoint, load_model
 from actrec.model.proba import predict_proba
@@ -77,11 +79,20 @@ def recorded_backbone(checkpoint: Checkpoint, path: str | Path) -> Backbone:
     if record["backbone"] == SKELETON:
         raise ActrecError(f"model {path} was trained on NTU skeletons, not on video frames; it takes .skeleton files")
     weights = record["weights"] or None  # the feature file stores null as ""
-    backbone = load_backbone(record["backbone"], weights, int(record["image_size"]))
+    if is_file(record.get("weights_file") or None) and not is_file(weights):
+        weights = record["weights_file"]  # a local file named relative to the project, found from elsewhere
+    backbone = load_backbone(record["backbone"], weights, record["image_size"])
     if backbone.feature_dim != checkpoint.input_dim:
         raise ActrecError(
             f"model {path} takes {checkpoint.input_dim}-d features but its recorded backbone "
             f"{record['backbone']} gives {backbone.feature_dim}-d features"
+        )
+    now = {"weights_id": backbone.weights_id, "preprocessing": backbone.preprocessing.to_json()}
+    changed = differing_settings(record, now, tuple(k for k in RESOLVED_SETTINGS if k in record))
+    if changed:
+        raise ActrecError(
+            f"model {path} was trained on features of other weights or preprocessing than {record['backbone']} "
+            f"with extract.weights {weights} gives here (trained ≠ now: {changed}); extract and train again"
         )
     if weights is None:
         logger.warning(
@@ -104,6 +115,8 @@ class Predictor:
         self.record, self.head = dict(record), checkpoint.head  # what the run recorded (the page's model panel)
         self.classes: list[str] = list(checkpoint.classes)
         self.frames, self.views = int(record["frames"]), int(record["views"])
+        # models recorded before strided sampling sampled uniformly
+        self.sampling, self.stride = str(record.get("sampling") or "uniform"), int(record.get("stride") or 1)
         self.seed = int(record.get("seed") or 0)
         self.device = resolve_device(device)
         self.precision = _runtime_precision(str(record.get("precision") or "fp32"), self.device)
@@ -147,6 +160,8 @@ class Predictor:
                 views=self.views,
                 seed=self.seed,
                 num_workers=num_workers,
+                sampling=self.sampling,
+                stride=self.stride,
             )
         for i, feats, _, error in results:
             if error:
@@ -173,8 +188,9 @@ class Predictor:
 
     def window_offsets(self, length: int) -> np.ndarray:
         """Where in a window of `length` frames its T frames are taken: as a whole clip is sampled (the
-        centres of T equal segments). `windows` and live streams (serving.watch) both place frames by it."""
-        return sample_indices(length, self.frames)[0]
+        centres of T equal segments, or T frames a stride apart, centred). `windows` and live streams
+        (serving.watch) both place frames by it."""
+        return sample_indices(length, self.frames, sampling=self.sampling, stride=self.stride)[0]
 
     def window_indices(self, total: int, length: int, step: int) -> tuple[np.ndarray, np.ndarray]:
         """Starts of the windows of `length` frames every `step` that lie wholly in `total` frames, and the
@@ -206,7 +222,7 @@ class Predictor:
     ) -> pd.DataFrame:
         """Probabilities per window along the video: start_s, end_s, predicted, probability, one column per class.
 
-        Each window is sampled as a whole clip was (T frames at the centres of T equal segments),
+        Each window is sampled as a whole clip was (window_offsets),
         so a window close to the length of the training clips suits the model best. Windows lie
         wholly inside the video; a video shorter than one window is one window. `progress` hears
         the share of frames embedded so far (the page's progress bar). A folder of frames plays at `frame_rate`.

@@ -17,7 +17,13 @@ import torch
 from torch import nn
 
 from actrec.errors import ActrecError
-from actrec.features.store import MATCHED_SETTINGS, FeatureSet, FeatureStoreError, differing_settings
+from actrec.features.store import (
+    MATCHED_SETTINGS,
+    RESOLVED_SETTINGS,
+    FeatureSet,
+    FeatureStoreError,
+    differing_settings,
+)
 from actrec.files import output_file
 from actrec.model.heads import build_head
 
@@ -50,7 +56,9 @@ class Checkpoint:
         if data.classes != self.classes:
             raise FeatureStoreError(f"{path} was trained on other classes than {features_path} holds; run train again")
         stale = differing_settings(
-            {**self.features, "feature_dim": self.input_dim}, data.attrs, (*MATCHED_SETTINGS, "feature_dim")
+            {**self.features, "feature_dim": self.input_dim},
+            data.attrs,
+            (*MATCHED_SETTINGS, *RESOLVED_SETTINGS, "feature_dim"),
         )
         if stale:
             raise FeatureStoreError(

@@ -105,7 +105,8 @@ def model_panel(predictor: Predictor, model: str, reports: Path) -> str:
         "| --- | --- |",
         f"| classes ({len(predictor.classes)}) | {', '.join(predictor.classes)} |",
         f"| temporal head | {predictor.head} |",
-        f"| backbone | {record['backbone']}, weights {record['weights'] or 'random'}, {record['image_size']} px |",
+        f"| backbone | {record['backbone']}, weights {record['weights'] or 'random'}, "
+        f"{record.get('input_size', record['image_size'])} px |",
         f"| frames per clip (T) | {predictor.frames} |",
         f"| views per video (K) | {predictor.views} |",
         f"| precision | {precision} |",
@@ -187,7 +188,10 @@ class Analyst:
         result = next(predictor.predict([path]))
         if result.error:
             return self._message(f"{name} could not be read as a video: {result.error}", name)
-        frames, indices = read_clip(path, predictor.frames, predictor.views)  # view 0: the centre of each segment
+        # view 0: the centre of each segment (or the centred strided clip), as the prediction saw it
+        frames, indices = read_clip(
+            path, predictor.frames, predictor.views, sampling=predictor.sampling, stride=predictor.stride
+        )
         thumbs = [
             (_thumbnail(frame), f"{i / info.fps:.2f} s" if info.fps > 0 else f"frame {i}")
             for frame, i in zip(frames[: predictor.frames], indices[0], strict=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -14,6 +15,7 @@ from actrec.features import engine_trial
 from actrec.features.engine_trial import TRIAL_MIN_FRAMES, Trial, candidates, choose
 
 CPU = torch.device("cpu")
+BACKBONE = SimpleNamespace(name="efficientnet_lite0", image_size=224)  # what the trial keys its figures by
 # (set-up s, frames/s) of each candidate on an imagined machine with native bf16
 FIGURES = {
     ("eager", "fp32"): (0.1, 40),
@@ -49,9 +51,7 @@ def timed(monkeypatch, tmp_path: Path) -> list[tuple[str, str]]:
 
 
 def _choose(frames: int, engine: str = "auto", precision: str = "auto", done: str = ""):
-    return choose(
-        lambda: "backbone", "efficientnet_lite0", 224, CPU, 16, engine, precision, lambda p: 0 if p == done else frames
-    )
+    return choose(BACKBONE, CPU, 16, engine, precision, lambda p: 0 if p == done else frames)
 
 
 def test_the_fastest_for_the_frames_left_wins_and_is_kept(timed) -> None:
@@ -126,7 +126,7 @@ def test_candidates_follow_the_device_and_params(monkeypatch) -> None:
     assert candidates("auto", "auto", torch.device("cuda")) == [("eager", "bf16"), ("compile", "bf16")]
     assert candidates("onnxruntime", "bf16", CPU) == []
     with pytest.raises(ActrecError, match="'onnxruntime' cannot run in precision auto on cuda"):
-        choose(lambda: None, "resnet50", 224, torch.device("cuda"), 512, "onnxruntime", "auto", lambda p: 10**6)
+        choose(BACKBONE, torch.device("cuda"), 512, "onnxruntime", "auto", lambda p: 10**6)
 
 
 def test_pick_counts_set_up_unless_the_runner_is_built_and_falls_back_to_eager() -> None:

@@ -3,6 +3,7 @@ feature files, empty or missing data, outputs that cannot be written."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -25,6 +26,7 @@ from actrec.data.video import sample_indices
 from actrec.features.store import ExtractionSettings, FeatureCache, FeatureStoreError, assemble
 from actrec.files import OutputError
 from actrec.params import ParamsError
+from tests import features
 from tests.helpers import (
     ROOT,
     call_stage,
@@ -242,9 +244,7 @@ def _feature_file(folder: Path, settings: ExtractionSettings, dim: int = 1280, n
     return folder / "features/features.h5"
 
 
-SETTINGS = ExtractionSettings(
-    backbone="efficientnet_lite0", weights="imagenet", frames=8, views=1, image_size=64, precision="fp32", seed=0
-)
+SETTINGS = dataclasses.replace(features.SETTINGS, frames=8)
 
 
 @pytest.mark.parametrize(
@@ -275,7 +275,7 @@ def test_evaluate_refuses_a_model_trained_on_other_features(tmp_path: Path, monk
     monkeypatch.chdir(tmp_path)
     call_stage("train")  # the features match params: training runs
     assert (tmp_path / "models/model.pt").is_file()
-    resnet = ExtractionSettings(**{**SETTINGS.__dict__, "backbone": "resnet50", "weights": None})
+    resnet = dataclasses.replace(SETTINGS, backbone="resnet50", weights=None)
     _feature_file(tmp_path, resnet, dim=2048)
     with pytest.raises(FeatureStoreError, match="run train again") as err:
         call_stage("evaluate")

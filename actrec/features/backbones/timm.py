@@ -39,6 +39,8 @@ def load(name: str, weights: str | None, image_size: int | str) -> Backbone:
     height, width = config["input_size"][1:]
     if height != width:
         raise BackboneError(f"timm:{name} takes {height}x{width} images; actrec crops square frames")
+    if config.get("crop_mode", "center") not in ("center", "squash"):
+        raise BackboneError(f"timm:{name} crops by {config['crop_mode']!r}, which actrec does not do")
     crop = height if image_size == "auto" else int(image_size)
     options: dict = {}
     if cfg is not None and cfg.fixed_input_size and crop != height:
@@ -53,8 +55,6 @@ def load(name: str, weights: str | None, image_size: int | str) -> Backbone:
     else:
         raise BackboneError(f"extract.weights = {weights!r}: timm takes the tag in the name (timm:<model>.<tag>)")
     model.reset_classifier(0)  # the pooled embedding, as timm gives it without a classifier
-    if config.get("crop_mode", "center") not in ("center", "squash"):
-        raise BackboneError(f"timm:{name} crops by {config['crop_mode']!r}, which actrec does not do")
     preprocessing = Preprocessing(
         math.floor(crop / config["crop_pct"]),  # as timm's eval transform scales
         crop,

@@ -187,7 +187,7 @@ def _rules(params: Params, seed: int, train: FeatureSet, val: FeatureSet, test: 
     peaks = ", ".join(f"{h} {e.correct.sum()}" for h, e in at_peak.items())
     print(f"   seed {seed}, {by}: right {said}; {leads}; at the peak epoch {peaks}")
     old = picks["old rule: best score, peak epoch"]
-    # The case: the old rule took a trained head ahead of the probe by one clip or none.
+    # The small-data case: the old rule took a trained head ahead of the probe by one clip or none.
     narrow = old != "probe" and at_peak[old].correct.sum() - at_peak["probe"].correct.sum() <= 1
     return {name: (head, probs[head].argmax(1) == test.labels) for name, head in picks.items()}, narrow
 

@@ -149,7 +149,7 @@ def _judged(right: int, wrong: int) -> np.ndarray:
 
 
 def test_a_lead_of_one_clip_is_a_near_tie_and_a_clear_lead_is_not() -> None:
-    """The issue's 3-person set: 18 labelled clips, the BiLSTM 12 right, the probe 11. Clip by clip the
+    """A real 3-person set: 18 labelled clips, the BiLSTM 12 right, the probe 11. Clip by clip the
     BiLSTM gets 2 the probe misses and misses 1 it gets: a lead of 1/18 with a standard error of 0.055."""
     probe = np.concatenate([_judged(10, 0), _judged(1, 0), _judged(0, 2), _judged(0, 5)])
     lstm = np.concatenate([_judged(10, 0), _judged(0, 1), _judged(2, 0), _judged(0, 5)])

@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from actrec.data import kinetics, lists, ntu, sthv2
+from actrec.data.ntu_skeleton import SKELETON_SUFFIX, skeleton_info
 from actrec.data.video import VIDEO_EXTENSIONS, VideoError, fingerprint, video_info
 from actrec.errors import ActrecError
 from actrec.params import DatasetParams
@@ -178,7 +179,7 @@ def read_video_info(table: pd.DataFrame, workers: int = 4) -> pd.DataFrame:
         if not Path(path).is_file():
             return {**failed, "reason": NOT_ON_DISK}
         try:
-            info = ntu.skeleton_info(path) if path.endswith(ntu.SKELETON_SUFFIX) else video_info(path)
+            info = skeleton_info(path) if path.endswith(SKELETON_SUFFIX) else video_info(path)
             key = fingerprint(path)
         except (VideoError, OSError) as err:
             reason = str(err) if isinstance(err, VideoError) else f"cannot read: {err.strerror or err}"

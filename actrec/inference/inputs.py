@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from actrec.data.ntu import SKELETON_SUFFIX
+from actrec.data.ntu_skeleton import SKELETON_SUFFIX
 from actrec.data.video import VIDEO_EXTENSIONS
 from actrec.errors import ActrecError
 

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from actrec.data.ntu import SKELETON_SUFFIX, skeleton_info
+from actrec.data.ntu_skeleton import SKELETON_SUFFIX, skeleton_info
 from actrec.data.video import DEFAULT_FRAME_RATE, VideoError, decoder_logs, video_info
 from actrec.errors import ActrecError, run_main
 from actrec.files import output_file

@@ -14,7 +14,8 @@ import logging
 from pathlib import Path
 
 from actrec.data.datasets import NOT_ON_DISK, drop_empty_classes, limit_per_class, read_video_info, scan, select_classes
-from actrec.data.ntu import MISSING_SKELETON, SKELETON
+from actrec.data.ntu import MISSING_SKELETON
+from actrec.data.ntu_skeleton import SKELETON
 from actrec.errors import run_main
 from actrec.files import output_dir, output_file, write_json
 from actrec.params import load_params

@@ -338,24 +338,29 @@ def raising_hand(frames: int, rising: bool, seed: int, bodies: int = 1) -> np.nd
 
 
 def webm(
-    source: Path, out: Path, seconds: float = 2.0, size: int = 112, reverse: bool = False, start: float = 0
+    source: Path | tuple[Path, ...], out: Path, seconds: float = 2.0, size: int = 112, reverse: bool = False
 ) -> Path:
-    """`seconds` of a real clip from `start` as Something-Something ships its videos: VP8 WebM (libvpx), scaled to
-    `size` px high; `reverse` plays it backwards."""
+    """The first `seconds` of a real clip as Something-Something ships its videos: VP8 WebM (libvpx), scaled to
+    `size` px high; several clips are cut together one after the other (at 25 frames/s); `reverse` plays the whole
+    backwards."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    chain = f"scale=-2:{size}" + (",reverse" if reverse else "")
-    ffmpeg("-ss", start, "-t", seconds, "-i", source, "-an", "-vf", chain, "-c:v", "libvpx", "-deadline", "realtime",
-           "-cpu-used", "8", "-b:v", "400k", out)  # fmt: skip
+    sources = source if isinstance(source, tuple) else (source,)
+    inputs = [a for s in sources for a in ("-t", seconds, "-i", s)]
+    parts = "".join(f"[{i}:v]scale=-2:{size},setsar=1,fps=25[v{i}];" for i in range(len(sources)))
+    joined = "".join(f"[v{i}]" for i in range(len(sources))) + f"concat=n={len(sources)}:v=1"
+    chain = parts + joined + (",reverse" if reverse else "")
+    ffmpeg(*inputs, "-an", "-filter_complex", chain, "-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8",
+           "-b:v", "400k", out)  # fmt: skip
     return out
 
 
 def sthv2_miniature(
-    root: Path, clips: list[Path], seconds: float = 2.0, size: int = 112, tested: set[Path] | None = None
+    root: Path, clips: list[Path | tuple[Path, ...]], seconds: float = 2.0, size: int = 112, tested: set | None = None
 ) -> dict[str, int]:
-    """A Something-Something v2 layout of real clips played forwards and backwards, two classes whose frames are
-    the same and whose order differs: labels.json, train.json and validation.json, and
-    `20bn-something-something-v2/<id>.webm`. Both copies of the clips in `tested` (by default every fourth clip)
-    are the validation (test) set. Returns the entries per split."""
+    """A Something-Something v2 layout of real clips (or of real clips cut together, see `webm`) played forwards and
+    backwards, two classes whose frames are the same and whose order differs: labels.json, train.json and
+    validation.json, and `20bn-something-something-v2/<id>.webm`. Both copies of the clips in `tested` (by default
+    every fourth clip) are the validation (test) set. Returns the entries per split."""
     templates = ("Moving [something] forwards in time", "Moving [something] backwards in time")
     labels = {t.replace("[", "").replace("]", ""): str(i) for i, t in enumerate(templates)}
     entries: dict[str, list[dict]] = {"train": [], "validation": []}

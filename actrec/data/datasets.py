@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from actrec.data import kinetics, lists, ntu, sthv2
+from actrec.data.ntu_skeleton import SKELETON_SUFFIX, skeleton_info
 from actrec.data.video import (
     DEFAULT_FRAME_RATE,
     FRAME_EXTENSIONS,
@@ -191,7 +192,7 @@ def read_video_info(table: pd.DataFrame, workers: int = 4, frame_rate: float = D
         if not Path(path).exists():
             return {**failed, "reason": NOT_ON_DISK}
         try:
-            info = ntu.skeleton_info(path) if path.endswith(ntu.SKELETON_SUFFIX) else video_info(path, frame_rate)
+            info = skeleton_info(path) if path.endswith(SKELETON_SUFFIX) else video_info(path, frame_rate)
             key = fingerprint(path)
         except (VideoError, OSError) as err:
             reason = str(err) if isinstance(err, VideoError) else f"cannot read: {err.strerror or err}"

@@ -6,7 +6,7 @@ ccc (1–3), performer ppp (1–40, to 106), replication rrr and action aaa (A00
 video is `<name>_rgb.avi` (the official `nturgb+d_rgb/` folder) and its skeletons `<name>.skeleton`
 (`nturgb+d_skeletons/`), found anywhere under the dataset root. Clips are grouped by performer. The
 protocols assign train and test by name: cross-subject by performer, cross-view by camera (NTU-60),
-cross-setup by setup (NTU-120).
+cross-setup by setup (NTU-120). The .skeleton files' format is read in data/ntu_skeleton.py.
 """
 
 from __future__ import annotations
@@ -15,21 +15,16 @@ import logging
 import re
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from actrec.data.video import VideoError, VideoInfo
+from actrec.data.ntu_skeleton import SKELETON_SUFFIX
 from actrec.errors import ActrecError
 from actrec.files import files_under
 
 logger = logging.getLogger(__name__)
 
-SKELETON = "skeleton"  # the extract.backbone that reads .skeleton files instead of videos
 SAMPLE = re.compile(r"S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})")
-RGB_SUFFIX, SKELETON_SUFFIX = "_rgb.avi", ".skeleton"
-FPS = 30.0  # Kinect v2 records colour and skeletons at 30 frames/s
-BODIES, JOINTS = 2, 25
-SPINE = 1  # 0-based: the Kinect v2 joint order is base of spine, middle of spine, neck, head, left shoulder, ...
+RGB_SUFFIX = "_rgb.avi"
 # The published lists of samples whose skeletons are missing, as the dataset's authors name them; put them in
 # the dataset root (or dataset.splits_dir) to have those samples skipped.
 MISSING_LISTS = ("NTU_RGBD_samples_with_missing_skeletons.txt", "NTU_RGBD120_samples_with_missing_skeletons.txt")
@@ -256,65 +251,3 @@ def protocol_parts(table: pd.DataFrame, protocol: str) -> pd.Series:
             int((~published).sum()),
         )
     return train.map({True: "train", False: "test"})
-
-
-def read_skeleton(path: str | Path) -> np.ndarray:
-    """The joints of a .skeleton file: float32 (frames, 2 bodies, 25 joints, xyz), zero where a body is absent.
-
-    The official text format: the frame count; per frame the body count, then per body a line of
-    10 values (body id first), the joint count and one line per joint (x, y, z, then 9 more values).
-    The two bodies tracked in the most frames are kept, the most tracked first, each in its own slot
-    throughout the clip. A file that is cut off or not in this format raises VideoError naming the line.
-    """
-    lines = Path(path).read_text(encoding="utf-8", errors="replace").rstrip().split("\n")
-    at = 0
-
-    def numbers(count: int, what: str) -> list[str]:
-        nonlocal at
-        if at >= len(lines):
-            raise VideoError(f"cut off at line {at + 1}: expected {what}")
-        values = lines[at].split()
-        at += 1
-        if len(values) < count:
-            raise VideoError(f"line {at}: expected {what}, found {lines[at - 1].strip()[:60]!r}")
-        return values
-
-    def count(what: str) -> int:
-        value = numbers(1, what)[0]
-        if not value.isdigit():
-            raise VideoError(f"line {at}: expected {what}, found {value[:30]!r}")
-        return int(value)
-
-    frames: list[dict[str, np.ndarray]] = []
-    for _ in range(count("the frame count")):
-        bodies = {}
-        for _ in range(count("a body count")):
-            body_id = numbers(10, "a body line of 10 values")[0]
-            joints = count("the joint count")
-            if joints != JOINTS:
-                raise VideoError(f"line {at}: {joints} joints; NTU skeletons have {JOINTS}")
-            try:
-                xyz = [[float(v) for v in numbers(3, "a joint line (x y z ...)")[:3]] for _ in range(JOINTS)]
-            except ValueError as err:
-                raise VideoError(f"line {at}: a joint's x y z are not numbers ({err})") from err
-            bodies[body_id] = np.asarray(xyz, dtype=np.float32)
-        frames.append(bodies)
-    tracked: dict[str, int] = {}
-    for bodies in frames:
-        for body_id in bodies:
-            tracked[body_id] = tracked.get(body_id, 0) + 1
-    kept = sorted(tracked, key=lambda b: -tracked[b])[:BODIES]  # stable: ties keep the first seen first
-    joints = np.zeros((len(frames), BODIES, JOINTS, 3), dtype=np.float32)
-    for t, bodies in enumerate(frames):
-        for slot, body_id in enumerate(kept):
-            if body_id in bodies:
-                joints[t, slot] = bodies[body_id]
-    return joints
-
-
-def skeleton_info(path: str | Path) -> VideoInfo:
-    """A skeleton file's frame count, as video_info gives a video's; VideoError when no body is in any frame."""
-    joints = read_skeleton(path)
-    if not joints.any():
-        raise VideoError(f"no body in any of its {len(joints)} frames (a sample with missing skeletons)")
-    return VideoInfo(len(joints), FPS, 0, 0)

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from actrec.data.ntu import SKELETON
+from actrec.data.ntu_skeleton import SKELETON
 from actrec.data.video import VideoError, read_clip
 from actrec.devices import resolve_batch_size, resolve_num_workers
 from actrec.distributed import SINGLE, World, gather

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from actrec.data.ntu import BODIES, JOINTS, SPINE, read_skeleton
+from actrec.data.ntu_skeleton import BODIES, JOINTS, SPINE, read_skeleton
 from actrec.data.video import VideoError, sample_indices
 
 FEATURE_DIM = BODIES * JOINTS * 3

@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 
 from actrec.data import video
-from actrec.data.ntu import SKELETON
+from actrec.data.ntu_skeleton import SKELETON
 from actrec.data.video import VideoError, fingerprint, sample_indices, video_info
 from actrec.devices import resolve_batch_size, resolve_device, resolve_precision
 from actrec.errors import ActrecError

@@ -1,6 +1,6 @@
-"""The whole pipeline, stage by stage as DVC runs them, on a miniature of each layout built from the real UCF-101
-clips in ../shared: NTU RGB+D (cross-view), Something-Something v2 (WebM, forwards and backwards) and an
-annotation list."""
+"""The whole pipeline on a miniature of each layout built from the real UCF-101 clips in ../shared: NTU RGB+D
+(cross-view) stage by stage as DVC runs them, Something-Something v2 (WebM, forwards and backwards) and an
+annotation list by `dvc repro` in a fresh copy of the repo."""
 
 from __future__ import annotations
 
@@ -10,15 +10,19 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.helpers import ntu_miniature, real_clips, run_stage, sthv2_miniature, tiny_project
+from tests.helpers import ntu_miniature, real_clips, run_command, run_stage, sthv2_miniature, tiny_project
 
 STAGES = ("subset", "split", "extract", "train", "evaluate")
 SMALL = {"model": {"head": ["lstm", "probe"], "hidden_size": 16}, "train": {"epochs": 3, "choice_folds": 0}}
 
 
-def _run(project: Path) -> dict:
-    for stage in STAGES:
-        run_stage(stage, project)
+def _run(project: Path, dvc: bool = False) -> dict:
+    if dvc:
+        log = run_command(["dvc", "repro", "evaluate"], project)
+        assert all(f"Running stage '{stage}'" in log for stage in STAGES), log
+    else:
+        for stage in STAGES:
+            run_stage(stage, project)
     metrics = json.loads((project / "reports/metrics.json").read_text())
     assert 0 <= metrics["top1"] <= 1 and (project / "models/model.pt").is_file()
     return metrics
@@ -35,18 +39,18 @@ def test_ntu_cross_view(tmp_path: Path, ucf_mini: Path) -> None:
 
 
 @pytest.mark.slow
-def test_something_something(tmp_path: Path, ucf_mini: Path) -> None:
+def test_something_something_by_dvc_repro(tmp_path: Path, ucf_mini: Path, repo_copy: Path) -> None:
     clips = real_clips(ucf_mini, ("UnevenBars", "VolleyballSpiking"), 2)
     counts = sthv2_miniature(tmp_path / "ssv2", [c for cs in clips.values() for c in cs], seconds=1.0, size=64)
-    tiny_project(tmp_path, tmp_path / "ssv2", dataset={"name": "sthv2"}, **SMALL)
-    metrics = _run(tmp_path)
+    tiny_project(repo_copy, tmp_path / "ssv2", dataset={"name": "sthv2"}, **SMALL)
+    metrics = _run(repo_copy, dvc=True)
     assert metrics["test_clips"] == counts["validation"]
-    split = json.loads((tmp_path / "reports/split.json").read_text())
+    split = json.loads((repo_copy / "reports/split.json").read_text())
     assert split["source"] == "official something-something-v2 train / validation"
 
 
 @pytest.mark.slow
-def test_annotation_list(tmp_path: Path, ucf_mini: Path) -> None:
+def test_annotation_list_by_dvc_repro(tmp_path: Path, ucf_mini: Path, repo_copy: Path) -> None:
     # groups g01–g04 of each class: g04 tests, the group pattern finds the groups in the file names
     clips = real_clips(ucf_mini, ("TrampolineJumping", "UnevenBars"), 4)
     rows = [
@@ -54,9 +58,9 @@ def test_annotation_list(tmp_path: Path, ucf_mini: Path) -> None:
         for n, cs in clips.items()
         for c in cs
     ]
-    pd.DataFrame(rows).to_csv(tmp_path / "clips.csv", index=False)  # absolute paths, outside the root
-    tiny_project(
-        tmp_path, tmp_path, dataset={"name": "list", "lists": str(tmp_path / "clips.csv")}, split={"official": 1}
-    )
-    metrics = _run(tmp_path)
+    (tmp_path / "lists").mkdir()
+    pd.DataFrame(rows).to_csv(tmp_path / "lists/clips.csv", index=False)  # absolute paths, outside the root
+    lists = {"name": "list", "root": str(tmp_path / "lists"), "lists": str(tmp_path / "lists/clips.csv")}
+    tiny_project(repo_copy, dataset=lists, split={"official": 1}, **SMALL)
+    metrics = _run(repo_copy, dvc=True)
     assert metrics["test_clips"] == 2

@@ -3,16 +3,15 @@
 Which decoder reads a video was measured (figures: docs, Benchmarks → Decoding paths). PyAV opens
 every video first, for its frame count, rate and size (so every path samples the same frames), then:
 
-- AVI files and MPEG-4 Part 2 streams (XviD, DivX: UCF-101, HMDB-51) are read straight through by
-  PyAV: every frame decoded once, in order, only the sampled ones converted to RGB. Their timestamps
-  do not say where a frame is shown, so decoders that seek land frames off; and on short clips reading
-  straight through is the fastest anyway (twice decord's sampled frames per CPU-second on UCF-101).
-- Other videos (H.264, HEVC, VP9, AV1 in MP4, Matroska, WebM: Kinetics, phones, the HD clips users
-  bring) go to torchcodec where FFmpeg's shared libraries are on the machine (`apt-get install
-  ffmpeg`): it decodes forward and seeks only when the next sampled frame lies past the next keyframe,
-  the fastest both where sampled frames are dense and where they are sparse. Without it, decord seeks
-  where the sampled frames lie further apart than the keyframes (long or HD videos; x86-64 only),
-  and PyAV reads straight through where they lie closer.
+- where the sampled frames lie closer together than the keyframes (short or low-resolution clips:
+  UCF-101, HMDB-51, phone clips), PyAV reads straight through: every frame decoded once, in order, only
+  the sampled ones converted to RGB (on UCF-101 1.8 times decord's sampled frames per CPU-second);
+- where they lie further apart (long or HD videos: Kinetics, films, 1080p recordings), a decoder that
+  seeks to the keyframe before each: torchcodec where FFmpeg's shared libraries are on the machine
+  (`pip install actrec[torchcodec]`, `apt-get install ffmpeg`; it also skips a seek whenever decoding
+  on is shorter), else decord (x86-64 wheels only);
+- AVI files and MPEG-4 Part 2 streams (XviD, DivX) are always read straight through: their timestamps
+  do not say where a frame is shown, and decoders that seek land frames off.
 
 A decoder that fails on a file hands it to PyAV straight through (decord rejects some valid widths),
 and every path gives the same frames: tests/data/test_video.py holds them equal on real clips.
@@ -338,17 +337,18 @@ def _stream_info(container: av.container.InputContainer) -> tuple[av.VideoStream
 def _paths(container: av.container.InputContainer, stream: av.VideoStream, wanted: np.ndarray) -> list[str]:
     """The decoders to try, in order, for these frames of this stream; PyAV straight through last, always.
 
-    Seeking decoders find a frame by its timestamp. AVI records no display times, and MPEG-4 Part 2
-    streams made for it (XviD, DivX: UCF-101, HMDB-51) keep packed B-frames and placeholder packets even
-    when copied into MP4 or Matroska: there torchcodec and decord land one to six frames off (on 15 to
-    42 of the 305 real clips here), so only reading straight through is right.
+    Seeking pays only where the wanted frames lie further apart than the keyframes; closer together,
+    reading straight through decodes no more frames and, in one thread, waits on none. Seeking decoders
+    find a frame by its timestamp: AVI records no display times, and MPEG-4 Part 2 streams made for it
+    (XviD, DivX: UCF-101, HMDB-51) keep packed B-frames and placeholder packets even when copied into
+    MP4 or Matroska; there torchcodec and decord land one to six frames off (on 15 to 42 of the 305
+    real clips here), so only reading straight through is right.
     """
     timed = stream.codec_context.name != "mpeg4" and "avi" not in container.format.name.split(",")
-    if timed and torchcodec_usable():
-        return ["torchcodec", "pyav"]
-    if timed and decord is not None and _spacing(wanted) > _keyframe_interval(container, stream):
-        return ["decord", "pyav"]
-    return ["pyav"]
+    if not timed or _spacing(wanted) <= _keyframe_interval(container, stream):
+        return ["pyav"]
+    seekers = (["torchcodec"] if torchcodec_usable() else []) + (["decord"] if decord is not None else [])
+    return [*seekers[:1], "pyav"]
 
 
 def _check_file(path: Path) -> None:

@@ -135,19 +135,24 @@ def test_every_decoding_path_gives_the_same_frames_on_real_clips(ucf_mini: Path,
                 for decoder in paths[1:]:
                     worst_pixel, worst_frame = _frame_error(reference, read_frames(video, indices, decoder=decoder))
                     assert worst_pixel <= 2 and worst_frame < 0.01, (video.name, decoder, indices)
-            assert decoding_path(video) == ("torchcodec" if torchcodec_usable() else "pyav")
+            assert decoding_path(video) == "pyav", "16 of 120 frames, 7.5 apart: closer than the keyframes"
 
 
-def test_sparse_frames_of_a_long_video_are_sought_where_torchcodec_is_missing(tmp_path: Path, monkeypatch) -> None:
-    """Without torchcodec, frames further apart than the keyframes go to decord; closer ones are read straight."""
-    if decord is None:
-        pytest.skip("decord ships wheels for x86-64 only")
-    monkeypatch.setattr(video_module, "torchcodec_usable", lambda: False)
+def test_frames_further_apart_than_the_keyframes_are_sought(tmp_path: Path, monkeypatch) -> None:
+    """Frames further apart than the keyframes go to torchcodec, or decord without it; closer ones are read
+    straight through, and so is an AVI however far apart."""
     video = write_video(tmp_path / "long.mp4", frames=400, codec="libx264")  # x264: a keyframe every 250 frames
-    ffmpeg("-i", video, "-c:v", "libx264", "-g", "10", tmp_path / "short_gop.mp4")
+    sparse = tmp_path / "short_gop.mp4"
+    ffmpeg("-i", video, "-c:v", "libx264", "-g", "10", sparse)
+    ffmpeg("-i", video, "-c:v", "libx264", "-g", "10", tmp_path / "short_gop.avi")
+    seeker = "torchcodec" if torchcodec_usable() else "decord" if decord is not None else "pyav"
     assert decoding_path(video, 16) == "pyav", "16 of 400 frames: 25 apart, keyframes 250 apart"
-    assert decoding_path(tmp_path / "short_gop.mp4", 16) == "decord", "keyframes 10 apart"
-    assert decoding_path(tmp_path / "short_gop.mp4", 100) == "pyav", "100 of 400 frames: 4 apart"
+    assert decoding_path(sparse, 16) == seeker, "keyframes 10 apart"
+    assert decoding_path(sparse, 100) == "pyav", "100 of 400 frames: 4 apart"
+    assert decoding_path(tmp_path / "short_gop.avi", 16) == "pyav"
+    if decord is not None:
+        monkeypatch.setattr(video_module, "torchcodec_usable", lambda: False)
+        assert decoding_path(sparse, 16) == "decord"
 
 
 def test_an_avi_header_counting_placeholders_takes_the_last_frame() -> None:

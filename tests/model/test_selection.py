@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import statistics
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from dvclive import Live
-from scipy.stats import sem
 
 from actrec.features.store import FeatureSet
 from actrec.model.checkpoint import Checkpoint, load_model
@@ -142,6 +143,11 @@ def test_a_run_that_keeps_the_probe_still_has_its_training_plots(tmp_path, heads
             assert len(rows) == crippled.epochs and rows["accuracy"].between(0, 1).all()
     else:
         assert pd.read_csv(plots / "val" / "accuracy.tsv", sep="\t")["accuracy"].tolist() == [choice.scores["probe"]]
+
+
+def sem(values: np.ndarray) -> float:
+    """The standard error of the mean, by the standard library (not the code under test's numpy)."""
+    return statistics.stdev(values.tolist()) / math.sqrt(len(values))
 
 
 def _judged(right: int, wrong: int) -> np.ndarray:

@@ -301,10 +301,12 @@ class TrainParams:
     feature_dropout: float = 0.1
     refit: bool = False
     choice_folds: int | Literal["auto"] = "auto"
+    choice_margin: float = 2.0
 
     def check(self, key: str) -> None:
         for name in ("epochs", "batch_size", "patience"):
             _check_range(f"{key}.{name}", getattr(self, name), 1)
+        _check_range(f"{key}.choice_margin", self.choice_margin, 0)
         if self.choice_folds != "auto" and self.choice_folds != 0:
             _check_range(f"{key}.choice_folds", self.choice_folds, 2)
         _check_range(f"{key}.lr", self.lr, 0, lo_open=True)

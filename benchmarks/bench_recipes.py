@@ -16,13 +16,12 @@ Defaults come from params.yaml, as the train stage's.
 --choice compares the head choice's rules instead, each on the same evidence (one weighing per seed of
 model.head's list with the ensemble added): the old rule (best score, the first listed winning ties, a
 trained head scored at the epoch its pooled cross-validated accuracy peaks); the one-standard-error rule
-on that evidence; on the train stage's evidence (each fold scored at the epoch the other folds choose)
-with the error of the paired difference per clip (the train stage's rule), per clip but two errors,
-or per fold; the same with
-the ensemble a candidate, or the ensemble and the probe the only candidates; the ensemble unless the
-others' choice beats it by more than one standard error; the best listed head where it beats the
-others by more than one standard error, else the ensemble; and each candidate alone ("probe alone" is the
-linear probe on train + val).
+on that evidence; on the train stage's evidence (each fold scored at the epoch the other folds choose), a
+margin of one or two standard errors of the paired per-clip difference (the train stage's rule, with
+train.choice_margin) or one of the per-fold difference; one per clip with the ensemble a candidate too,
+or the ensemble and the probe the only candidates; the ensemble unless the others' choice beats it by
+more than one standard error; the best listed head where it beats the others by more than one standard
+error, else the ensemble; and each candidate alone ("probe alone" is the linear probe on train + val).
 --small-sets N replaces the file's split by small group-held-out sets, as a person with a few
 recordings has: N random triples of groups (seeded) with 3 clips a class from each (of --classes, by
 default every class with that many clips in 3 groups), each group of a triple held out in turn as the
@@ -122,7 +121,7 @@ def _at_peak(evidence: Evidence) -> Evidence:
 def _unless_beaten(kept: str, by: str, evidence: dict[str, Evidence]) -> str:
     """`kept` unless the others' choice (the one-standard-error rule among them) beats it by more than one
     standard error of the paired difference."""
-    other = decide(by, {h: e for h, e in evidence.items() if h != kept}).head
+    other = decide(by, {h: e for h, e in evidence.items() if h != kept}, 1).head
     lead, error = paired_difference(evidence[other], evidence[kept])
     return other if lead > error else kept
 
@@ -165,14 +164,17 @@ def _rules(params: Params, seed: int, train: FeatureSet, val: FeatureSet, test: 
     listed = {h: evidence[h] for h in heads}
     at_peak = {h: _at_peak(e) for h, e in listed.items()}
     folds = evidence["probe"].folds
+    default = params.train.choice_margin
     picks = {
         "old rule: best score, peak epoch": max(heads, key=lambda h: at_peak[h].score),
-        "one-SE per clip, peak epoch": decide(by, at_peak).head,
-        "one-SE per clip (default)": decide(by, listed).head,
-        "two-SE per clip": decide(by, listed, errors=2).head,
-        "one-SE per fold": decide(by, listed).head if folds is None else _per_fold(listed, folds),
-        "one-SE per clip, + ensemble": decide(by, evidence).head,
-        "one-SE per clip, [ensemble, probe]": decide(by, {h: evidence[h] for h in ("ensemble", "probe")}).head,
+        "1 SE per clip, peak epoch": decide(by, at_peak, 1).head,
+        **{
+            f"{margin} SE per clip{' (default)' if margin == default else ''}": decide(by, listed, margin).head
+            for margin in (1, 2)
+        },
+        "1 SE per fold": decide(by, listed, 1).head if folds is None else _per_fold(listed, folds),
+        "1 SE per clip, + ensemble": decide(by, evidence, 1).head,
+        "1 SE per clip, [ensemble, probe]": decide(by, {h: evidence[h] for h in ("ensemble", "probe")}, 1).head,
         "ensemble unless beaten by > 1 SE": _unless_beaten("ensemble", by, evidence),
         "near-tie of lstm and probe: ensemble": _hedged(listed),
         **{f"{head} alone": head for head in weighed},

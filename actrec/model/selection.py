@@ -10,12 +10,14 @@ evidence scores each fold at the epoch the other folds choose, not at that peak 
 on the very clips that judge it would flatter it against the probe, which chooses nothing).
 
 Either way the evidence is clip by clip (which judged clips each candidate got right), and the rule weighs
-it: of the candidates whose accuracy is within one standard error of the best's, the simplest (fewest
-weights) is kept, the error being that of the two's paired per-clip difference (the one-standard-error
-rule of Breiman et al.'s CART; Hastie et al., Elements of Statistical Learning §7.10). On 18 clips a
-BiLSTM ahead of the probe by one clip is a near-tie and the probe is kept: small data cannot tell them
-apart, and the probe, with nothing tuned, is the safer bet. Clip by clip rather than fold by fold: two
-or three folds give a standard error from two or three numbers, zero whenever the folds happen to agree.
+it: of the candidates whose accuracy is within `train.choice_margin` standard errors of the best's, the
+simplest (fewest weights) is kept, the error being that of the two's paired per-clip difference (with a
+margin of one, the one-standard-error rule of Breiman et al.'s CART; Hastie et al., Elements of
+Statistical Learning §7.10; with two, the default, about McNemar's paired test at the 5% level, which
+measured better on small real sets: docs). On 18 clips a BiLSTM ahead of the probe by a clip or two is a
+near-tie and the probe is kept: small data cannot tell them apart, and the probe, with nothing tuned, is
+the safer bet. Clip by clip rather than fold by fold: two or three folds give a standard error from two
+or three numbers, zero whenever the folds happen to agree.
 """
 
 from __future__ import annotations
@@ -43,7 +45,11 @@ logger = logging.getLogger(__name__)
 
 CV_MAX_CLIPS = 1000  # choice_folds auto: cross-validate below this many labelled clips (each fold costs a training)
 CV_FOLDS = 3  # then the chosen head trains once more, on all of them: 4 trainings where validation needs 1
-RULE = "fewest weights within one standard error of the best (paired per-clip difference)"
+
+
+def rule(margin: float) -> str:
+    """What the choice's rule is, as metrics.json records it (`train.choice_margin` standard errors)."""
+    return f"fewest weights within {margin:g} standard errors of the best (paired per-clip difference)"
 
 
 @dataclass(frozen=True)
@@ -92,7 +98,7 @@ class HeadChoice:
     # "only candidate" or "no validation clips"
     by: str
     evidence: dict[str, Evidence]
-    rule: str = RULE  # or "only candidate"
+    rule: str = "named by the caller"  # rule(margin) or "only candidate" when decide chose
 
     @property
     def scores(self) -> dict[str, float]:
@@ -141,17 +147,18 @@ def paired_difference(a: Evidence, b: Evidence) -> tuple[float, float]:
     return a.score - b.score, _standard_error(gap)
 
 
-def _within(best: Evidence, other: Evidence, errors: int) -> bool:
-    """Is `other`'s accuracy within `errors` standard errors of the paired difference of `best`'s?
+def _within(best: Evidence, other: Evidence, margin: float) -> bool:
+    """Is `other`'s accuracy within `margin` standard errors of the paired per-clip difference of `best`'s?
 
     With w clips only `best` gets right and l only `other` does, the difference is (w - l) / n and its
-    standard error's square (w + l - (w - l)² / n) / (n (n - 1)): within one error exactly where
-    (w - l)² <= w + l (McNemar's statistic at most 1), which integers decide without rounding.
+    standard error's square (w + l - (w - l)² / n) / (n (n - 1)): within m errors exactly where
+    (w - l)² <= m² (w + l), McNemar's statistic at most m² (m = 2: his test at about the 5% level), which
+    the counts decide without rounding.
     """
     if len(best.correct) < 2:
         return best.score <= other.score
     wins, losses = int((best.correct & ~other.correct).sum()), int((~best.correct & other.correct).sum())
-    return (wins - losses) ** 2 <= errors**2 * (wins + losses)
+    return (wins - losses) ** 2 <= margin**2 * (wins + losses)
 
 
 def _simplest_first(evidence: dict[str, Evidence]) -> list[str]:
@@ -163,14 +170,13 @@ def _best(evidence: dict[str, Evidence]) -> str:
     return max(_simplest_first(evidence), key=lambda head: evidence[head].score)
 
 
-def decide(by: str, evidence: dict[str, Evidence], errors: int = 1) -> HeadChoice:
-    """The simplest candidate within one standard error of the best (RULE; `errors` of them, to measure)."""
+def decide(by: str, evidence: dict[str, Evidence], margin: float) -> HeadChoice:
+    """The simplest candidate within `margin` standard errors of the best (`train.choice_margin`)."""
     if len(evidence) == 1:
         return HeadChoice(next(iter(evidence)), by, evidence, "only candidate")
     best = evidence[_best(evidence)]
-    head = next(h for h in _simplest_first(evidence) if _within(best, evidence[h], errors))
-    rule = RULE if errors == 1 else RULE.replace("one standard error", f"{errors} standard errors")
-    return HeadChoice(head, by, evidence, rule)
+    head = next(h for h in _simplest_first(evidence) if _within(best, evidence[h], margin))
+    return HeadChoice(head, by, evidence, rule(margin))
 
 
 def most_folds(data: FeatureSet) -> int:
@@ -396,7 +402,7 @@ def choose_and_train(
     place = Placement(world, device)
     labelled = train.join(val)
     by, evidence = weigh(model_params, cfg, seed, train, val, live, place)
-    choice = decide(by, evidence)
+    choice = decide(by, evidence, cfg.choice_margin)
     cross_validated = any(e.folds is not None for e in evidence.values())
     if len(evidence) > 1:
         logger.info("%s: %s", by, _said(choice))

@@ -126,9 +126,11 @@ def test_the_demo_row_of_the_results_is_what_dvc_repro_wrote() -> None:
 
     head = training["head"]
     assert row["head"].startswith(HEAD_NAMES.get(head, head)), (row["head"], training)
-    scores = [key for key in training if key.startswith("validation_accuracy_")]
-    kept_first = sorted(scores, key=lambda key: key != f"validation_accuracy_{head}")
-    assert _figures(row["head"]) == quoted(*kept_first, source=training), (row["head"], training)
-    folds = re.search(r"\((\d+) folds\)", training["chosen_by"])
+    candidates = sorted(
+        (k.removeprefix("weights_") for k in training if k.startswith("weights_")), key=lambda h: h != head
+    )
+    scores = [f"validation_accuracy_{h}{error}" for h in candidates for error in ("", "_standard_error")]
+    assert _figures(row["head"]) == quoted(*scores, source=training), (row["head"], training)
+    folds = re.search(r"\((\d+) group folds", training["chosen_by"])
     if folds:
         assert f"{folds.group(1)}-fold" in row["head"], (row["head"], training["chosen_by"])

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
 # The lines the docs must never hold: they speak of the product, not of how it was made.
-WORK = ("session", "lease", "issue")  # spelled apart, so this file is no match for the check it holds
+WORK = ("sess" + "ion", "le" + "ase", "iss" + "ue")  # spelled apart, so this file is no match for the check it holds
 HISTORY = re.compile(
     rf"\b(this|earlier|last|one short) ({WORK[0]}|{WORK[1]})|{WORK[0]}'?s machine|\b{WORK[1]}\b"
     rf"|before {WORK[2]} [0-9]|\b{WORK[2]} [0-9]+\b",

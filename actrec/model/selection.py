@@ -260,9 +260,10 @@ def _cross_validate(
     folds' pooled accuracy peaks (the ensemble's are its temporal head's)."""
     probe = np.zeros((len(data.labels), len(data.classes)))
     fold_of = np.empty(len(data.labels), dtype=int)
+    needed = bool({"probe", "ensemble"} & set(heads))
     for number, (fit_rows, held) in enumerate(folds):
         part, out = data.rows(fit_rows), data.rows(held)
-        probs = linear_probe(part.features, part.labels, out.features, len(data.classes))
+        probs = linear_probe(part.features, part.labels, out.features, len(data.classes)) if needed else None
         probe[held], fold_of[held] = 0.0 if probs is None else probs, number
     weights = _weights("probe", model_params, data)
     evidence = {"probe": Evidence(probe.argmax(1) == data.labels, weights, folds=fold_of)}
@@ -301,9 +302,12 @@ def _validate(
     stopping watches), with a trained head's model as trained and its record. The probe is fitted here for its
     evidence only: if kept, it is fitted again on every labelled clip."""
     scored = val if len(val.labels) else train
-    probe = linear_probe(train.features, train.labels, scored.features, len(train.classes))
-    probe = np.zeros((len(scored.labels), len(train.classes))) if probe is None else probe
-    evidence = {"probe": Evidence(probe.argmax(1) == scored.labels, _weights("probe", model_params, train))}
+    probe = np.zeros((len(scored.labels), len(train.classes)))
+    evidence = {}
+    if {"probe", "ensemble"} & set(heads):  # a large train split makes even the probe's fit cost minutes
+        fitted = linear_probe(train.features, train.labels, scored.features, len(train.classes))
+        probe = probe if fitted is None else fitted
+        evidence["probe"] = Evidence(probe.argmax(1) == scored.labels, _weights("probe", model_params, train))
     trained = _trained_to_weigh(heads)
     for head in trained:
         watch = _Watch(probe)
@@ -316,9 +320,10 @@ def _validate(
         kept = {"model": model, "result": result}
         evidence[head] = Evidence(**judged, weights=_weights(head, model_params, train), **kept)
         if head == _temporal(heads) and "ensemble" in heads:
-            blended = watch.blended[result.best_epoch - 1] == val.labels if len(val.labels) else judged["correct"]
+            if len(val.labels):
+                judged = {"correct": watch.blended[result.best_epoch - 1] == val.labels}
             weights = _weights("ensemble", model_params, train, head)
-            evidence["ensemble"] = Evidence(blended, weights, temporal=head, **kept)
+            evidence["ensemble"] = Evidence(**judged, weights=weights, temporal=head, **kept)
     return {h: evidence[h] for h in heads}
 
 

@@ -163,7 +163,7 @@ def find_clips(folder: Path) -> list[Path]:
             found.append(here)
             dirnames.clear()
             continue
-        found += [here / f for f in filenames if Path(f).suffix.lower() in VIDEO_EXTENSIONS]
+        found += [here / f for f in filenames if Path(f).suffix.lower() in VIDEO_EXTENSIONS and (here / f).is_file()]
     return sorted(found)
 
 

@@ -3,6 +3,7 @@
 #   - ResNet50 bf16 end to end (decode, resize, forward, write) over the real UCF-101 clips: target >= 8,000 frames/s,
 #     with the resize on the GPU (extract.resize_on: auto) and, to compare, in the workers;
 #   - decoding alone per worker count, 1 to 16 workers: target, each of 16 workers >= 0.8 of one worker alone;
+#   - what the main process pays to receive frames from 16 workers;
 #   - the GPU's resize against the CPU's on real frames (the GPU-only code path, by numbers).
 # Usage, from the repository root:  bash benchmarks/gpu_check.sh [DATA]   (DATA: the folder holding ucf101-mini/
 # and ucf101-six/; default: shared/data or ../shared/data). PYTHON picks the interpreter (default: python).
@@ -43,6 +44,9 @@ timeout 150 "$PYTHON" -m benchmarks.bench_extract "${COMMON[@]}" --limit 0 --dec
 echo; echo "== the same with the resize in the workers (what a CPU run's workers do)"
 timeout 100 "$PYTHON" -m benchmarks.bench_extract "${COMMON[@]}" --limit 0 --decoding-table-only \
   --worker-counts 1,16 --decoders auto --resize-on workers | tail -n 3
+
+echo; echo "== what the main process pays to receive frames from 16 workers (UCF-101-sized frames, sent whole)"
+timeout 60 "$PYTHON" -m benchmarks.bench_receive --workers 16 --batches 64 --size 320 | tail -n 2
 
 echo; echo "== GPU resize against CPU resize on real frames (uint8 levels; features' cosine)"
 timeout 60 "$PYTHON" - "$ROOT" <<'EOF'

@@ -163,7 +163,7 @@ def find_clips(folder: Path) -> list[Path]:
             found.append(here)
             dirnames.clear()
             continue
-        found += [here / f for f in filenames if Path(f).suffix.lower() in VIDEO_EXTENSIONS]
+        found += [here / f for f in filenames if Path(f).suffix.lower() in VIDEO_EXTENSIONS and (here / f).is_file()]
     return sorted(found)
 
 
@@ -279,13 +279,15 @@ def read_frames(path: str | Path, indices: np.ndarray, decoder: str = "auto") ->
 def decoding_path(path: str | Path, frames: int = 16) -> str:
     """The decoder `auto` tries first for `frames` uniformly sampled frames of this clip (for reports)."""
     path = Path(path)
-    if path.is_dir():
-        return "frames"
+    return "frames" if path.is_dir() else _first_path(path, sample_indices(video_info(path).frames, frames).ravel())
+
+
+def _first_path(path: Path, wanted: np.ndarray) -> str:
     import av
 
     with av.open(str(path)) as container:
-        stream, info = _stream_info(container)
-        return _paths(container, stream, sample_indices(_checked(info).frames, frames).ravel())[0]
+        stream, _ = _stream_info(container)
+        return _paths(container, stream, wanted)[0]
 
 
 Chooser = Callable[[VideoInfo], np.ndarray] | None
@@ -407,38 +409,60 @@ def _torchcodec_frames(path: Path, wanted: np.ndarray, info: VideoInfo) -> np.nd
 
 
 def _straight_av(path: Path, wanted: np.ndarray, info: VideoInfo) -> np.ndarray:
-    """Every frame decoded once, in order, up to the last wanted one; only the wanted ones converted to RGB.
+    """Every frame decoded once, in order, up to the last wanted one; only the wanted ones converted to RGB."""
+    found = next(_straight_chunks(path, [np.unique(wanted)], info))
+    return np.stack([found[int(i)] for i in wanted])
+
+
+def _straight_chunks(path: Path, chunks: list[np.ndarray], info: VideoInfo) -> Iterator[dict[int, np.ndarray]]:
+    """{index: RGB frame} for each chunk of ascending indices in turn, from one pass through the stream.
 
     An AVI header counts the placeholder packets of packed B-frames too, so a stream may end a frame
     or two short of it: wanted frames past the end within that margin take the last frame.
     """
     import av
 
-    last = int(wanted.max())
-    targets = {int(i) for i in wanted}
-    found: dict[int, np.ndarray] = {}
     decoded, frame = 0, None
     try:
         with av.open(str(path)) as container:
             stream = container.streams.video[0]
             stream.thread_type, stream.thread_count = "AUTO", _codec_threads()
-            for i, frame in enumerate(container.decode(stream)):
-                decoded = i + 1
-                if i in targets:
-                    found[i] = frame.to_ndarray(format="rgb24")
-                if i >= last:
-                    break
+            frames = enumerate(container.decode(stream))
+            for chunk in chunks:
+                targets, found = {int(i) for i in chunk}, {}
+                while len(found) < len(targets) and (decoded == 0 or decoded - 1 < int(chunk[-1])):
+                    step = next(frames, None)
+                    if step is None:
+                        break
+                    i, frame = step
+                    decoded = i + 1
+                    if i in targets:
+                        found[i] = frame.to_ndarray(format="rgb24")
+                missing = targets - found.keys()
+                counted = max(missing, default=0) < info.frames  # past the end of the stream, not of the header
+                if missing and frame is not None and counted and info.frames - decoded <= HEADER_MARGIN:
+                    found.update(dict.fromkeys(missing, frame.to_ndarray(format="rgb24")))
+                elif missing:
+                    raise VideoError(
+                        f"frame {min(missing)} requested, but the video ends after {decoded} decodable frames "
+                        "(cut off?)"
+                    )
+                yield found
     except av.FFmpegError as err:
         raise VideoError(f"decode failed after {decoded} frames: {_av_reason(err)}") from err
-    missing = targets - found.keys()
-    if missing and frame is not None and info.frames - decoded <= HEADER_MARGIN:
-        tail = frame.to_ndarray(format="rgb24")
-        found.update(dict.fromkeys(missing, tail))
-    elif missing:
-        raise VideoError(
-            f"frame {min(missing)} requested, but the video ends after {decoded} decodable frames (cut off?)"
-        )
-    return np.stack([found[int(i)] for i in wanted])
+
+
+def frame_chunks(path: str | Path, chunks: list[np.ndarray]) -> Iterator[np.ndarray]:
+    """uint8 frames (n, H, W, 3) of each chunk of ascending indices in turn (a long video's windows, a bounded
+    number of frames in memory at once): read straight through, the clip is decoded once for all chunks;
+    where `auto` seeks, each chunk is read by itself."""
+    path = Path(path)
+    if path.is_dir() or _first_path(path, np.concatenate(chunks)) != "pyav":
+        for chunk in chunks:
+            yield read_frames(path, chunk)
+        return
+    for found, chunk in zip(_straight_chunks(path, chunks, video_info(path)), chunks, strict=True):
+        yield np.stack([found[int(i)] for i in chunk])
 
 
 @contextlib.contextmanager

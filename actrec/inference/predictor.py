@@ -238,8 +238,8 @@ class Predictor:
         chunks = np.array_split(unique, math.ceil(len(unique) / DECODE_CHUNK))
         self.runner(len(unique))  # the engine suits the whole video, not its first chunk
         feats = []
-        for n, chunk in enumerate(chunks, start=1):
-            feats.append(self.embed(video.read_frames(path, chunk)))
+        for n, frames in enumerate(video.frame_chunks(path, chunks), start=1):
+            feats.append(self.embed(frames))
             if progress:
                 progress(n / len(chunks))
         return self.window_table(starts, length, info.fps, np.concatenate(feats)[inverse.reshape(indices.shape)])

@@ -21,6 +21,7 @@ from actrec.data.video import (
     decord,
     find_clips,
     fingerprint,
+    frame_chunks,
     frame_files,
     is_frame_folder,
     read_clip,
@@ -253,3 +254,18 @@ def test_a_video_without_frames_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "cut.mkv").write_bytes(whole[: len(whole) // 4])  # the header survives, no frame does
     with pytest.raises(VideoError, match="no decodable video frames"):
         video_info(tmp_path / "cut.mkv")
+
+
+def test_frame_chunks_decode_a_long_clip_once_and_give_each_chunks_frames(tmp_path: Path, monkeypatch) -> None:
+    """A long video's windows come in chunks (bounded memory): read straight through, one pass serves them all."""
+    avi = write_video(tmp_path / "long.avi", frames=90)
+    chunks = [np.array([0, 5, 17]), np.array([18, 40]), np.array([41, 88, 89])]
+    opened = []
+    real_open = video_module._straight_chunks
+    monkeypatch.setattr(video_module, "_straight_chunks", lambda *a: (opened.append(1), real_open(*a))[1])
+    got = list(frame_chunks(avi, chunks))
+    assert len(opened) == 1, "one pass for every chunk"
+    for frames, chunk in zip(got, chunks, strict=True):
+        assert np.array_equal(frames, read_frames(avi, chunk, decoder="pyav"))
+    with pytest.raises(VideoError, match="ends after 90 decodable frames"):
+        list(frame_chunks(avi, [np.array([3]), np.array([95])]))

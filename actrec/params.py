@@ -253,6 +253,36 @@ class ExtractParams:
         check_backbone(key, self.backbone, self.weights)
 
 
+@dataclass(frozen=True)
+class FinetuneParams:
+    enabled: bool = False
+    layers: Union[int, list[str]] = 2  # noqa: UP007 - the validator reads typing.Union
+    head: Literal["lstm", "gru", "attention", "transformer", "mean"] = "lstm"
+    epochs: int = 12
+    freeze_epochs: int = 2
+    batch_size: int = 8
+    accum_steps: int = 1
+    backbone_lr: float = 1e-4
+    head_lr: float = 1e-3
+    weight_decay: float = 1e-2
+    label_smoothing: float = 0.1
+    patience: int = 4
+    samplings: int = 3
+
+    def check(self, key: str) -> None:
+        if isinstance(self.layers, int):
+            _check_range(f"{key}.layers", self.layers, 1)
+        elif not self.layers or len(set(self.layers)) < len(self.layers):
+            _fail(f"{key}.layers", self.layers, "a number of last blocks, or a list of different block names")
+        for name in ("epochs", "batch_size", "accum_steps", "patience", "samplings"):
+            _check_range(f"{key}.{name}", getattr(self, name), 1)
+        _check_range(f"{key}.freeze_epochs", self.freeze_epochs, 0)
+        for name in ("backbone_lr", "head_lr"):
+            _check_range(f"{key}.{name}", getattr(self, name), 0, lo_open=True)
+        _check_range(f"{key}.weight_decay", self.weight_decay, 0)
+        _check_range(f"{key}.label_smoothing", self.label_smoothing, 0, 0.9)
+
+
 HeadName = Literal["lstm", "gru", "attention", "transformer", "mean", "probe", "ensemble"]
 
 
@@ -323,6 +353,7 @@ class Params:
     demo: DemoParams = field(default_factory=DemoParams)
     split: SplitParams = field(default_factory=SplitParams)
     extract: ExtractParams = field(default_factory=ExtractParams)
+    finetune: FinetuneParams = field(default_factory=FinetuneParams)
     model: ModelParams = field(default_factory=ModelParams)
     train: TrainParams = field(default_factory=TrainParams)
 
@@ -335,6 +366,8 @@ class Params:
             _fail("split.official", official, f"1, 2, 3 or null with dataset.name {name} (xsub, xview, xset: ntu)")
         if self.extract.backbone == "skeleton" and name != "ntu":
             _fail("extract.backbone", "skeleton", f"a CNN backbone with dataset.name {name} (skeletons: ntu)")
+        if self.finetune.enabled and self.extract.backbone == "skeleton":
+            _fail("finetune.enabled", True, "false with extract.backbone skeleton (no image network to fine-tune)")
 
 
 # Keys renamed so that one word names one idea: an old params.yaml gets one line naming the new key.

@@ -1,15 +1,13 @@
 """Stage 3: sample T frames per clip, run the backbone, and write the feature file.
 
-python -m pipeline.extract --split data/split.csv --out features/features.h5 \
-    --failed reports/extract_failed.csv --report reports/extract.json
+python -m pipeline.extract --split data/split.csv --backbone-file models/backbone.pt \
+    --out features/features.h5 --failed reports/extract_failed.csv --report reports/extract.json
 
-Only clips missing from the feature cache (extract.cache_dir, keyed by the extraction settings and
-each video's content) are decoded and run: a run again computes only what is missing.
-Under `torchrun --nproc-per-node N -m pipeline.extract ...` each rank extracts its share of the
-clips on its own GPU into the shared cache, and rank 0 assembles the feature file.
-A clip that cannot be decoded is listed in the failed report with its reason and left out. With
-extract.engine or extract.precision `auto`, a short measured trial (kept per machine) picks the
-fastest engine and precision; the report records the figures and the choice.
+Only clips missing from the feature cache (keyed by the extraction settings and each video's content)
+are decoded and run. Under `torchrun --nproc-per-node N` each rank extracts its share of the clips on
+its own GPU into the shared cache, and rank 0 assembles the feature file. The finetune stage's
+--backbone-file gives fine-tuned weights where it holds any. A clip that cannot be decoded is listed
+in the failed report and left out. Engine and precision `auto`: a short trial (kept per machine) picks.
 """
 
 from __future__ import annotations
@@ -26,6 +24,7 @@ from actrec import distributed
 from actrec.data.datasets import read_table
 from actrec.devices import resolve_device
 from actrec.errors import run_main
+from actrec.features.backbone_file import extract_params
 from actrec.features.extractor import choose_engine, extraction_backbone, fill_cache
 from actrec.features.skeleton import FEATURE_DIM as SKELETON_DIM
 from actrec.features.store import ExtractionSettings, FeatureCache, assemble
@@ -38,12 +37,13 @@ logger = logging.getLogger("pipeline.extract")
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", type=Path, required=True, help="clip table the split stage wrote")
+    parser.add_argument("--backbone-file", type=Path, help="the backbone file the finetune stage wrote")
     parser.add_argument("--out", type=Path, required=True, help="feature file to write (HDF5)")
     parser.add_argument("--failed", type=Path, required=True, help="CSV of the clips that failed to decode")
     parser.add_argument("--report", type=Path, required=True, help="JSON counts and speed (DVC metrics)")
     args = parser.parse_args(argv)
     params = load_params()
-    cfg = params.extract
+    cfg, made_by = extract_params(args.backbone_file, params.extract, params.finetune.enabled)
     if cfg.threads != "auto":
         torch.set_num_threads(cfg.threads)
     device = resolve_device(cfg.device)
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
         with output_file(args.failed) as tmp:  # sorted: the same failures give the same file, however ranked
             failed.sort_values("clip_id").to_csv(tmp, index=False)
         classes = sorted(table["label"].unique(), key=str.lower)
-        attrs = {"dataset": params.dataset.name, "weights_file": getattr(backbone, "weights_file", None) or ""}
+        attrs = {"dataset": params.dataset.name, "weights_file": getattr(backbone, "weights_file", "") or "", **made_by}
         written = assemble(cache, table, classes, args.out, attrs=attrs)
         write_json(
             args.report,

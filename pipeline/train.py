@@ -24,7 +24,7 @@ from dvclive import Live
 from actrec import distributed
 from actrec.devices import resolve_device
 from actrec.errors import run_main
-from actrec.features.store import FeatureStoreError, differing_settings
+from actrec.features.store import FeatureStoreError, asked_settings, differing_settings
 from actrec.features.stream import load_for_training, per_rank_batch
 from actrec.files import output_dir
 from actrec.model.checkpoint import Checkpoint
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     if not world.is_main:
         logging.getLogger("actrec").setLevel(logging.WARNING)  # rank 0 speaks for all: the figures are shared
     train, val = load_for_training(args.features, ("train", "val"))
-    stale = differing_settings(train.attrs, dataclasses.asdict(params.extract))
+    stale = differing_settings(asked_settings(train.attrs), dataclasses.asdict(params.extract))
     if stale:
         raise FeatureStoreError(
             f"{args.features} was extracted otherwise than params.yaml says (extracted ≠ "

@@ -116,6 +116,17 @@ def test_the_code_defaults_are_the_shipped_params() -> None:
             "(openvino runs the backbone on the CPU in fp32 or bf16)",
         ),
         ({"extract": {"compile": True}}, "'extract.compile'", "True", "allowed keys in extract: "),
+        # fine-tuning
+        ({"finetune": {"layers": 0}}, "finetune.layers", "0", "an integer >= 1"),
+        ({"finetune": {"layers": []}}, "finetune.layers", "[]", "a list of different block names"),
+        ({"finetune": {"layers": ["layer4", "layer4"]}}, "finetune.layers", "['layer4', 'layer4']", "different"),
+        ({"finetune": {"layers": "layer4"}}, "finetune.layers", "'layer4'", "an integer or a list of a string"),
+        ({"finetune": {"freeze_epochs": -1}}, "finetune.freeze_epochs", "-1", "an integer >= 0"),
+        ({"finetune": {"accum_steps": 0}}, "finetune.accum_steps", "0", "an integer >= 1"),
+        ({"finetune": {"samplings": 0}}, "finetune.samplings", "0", "an integer >= 1"),
+        ({"finetune": {"backbone_lr": 0}}, "finetune.backbone_lr", "0.0", "a number > 0"),
+        ({"finetune": {"enabled": "yes"}}, "finetune.enabled", "'yes'", "true or false"),
+        ({"finetune": {"lr": 0.1}}, "'finetune.lr'", "0.1", "allowed keys in finetune: "),
         # split fractions that do not fit
         ({"split": {"test_fraction": 0}}, "split.test_fraction", "0.0", "a number > 0 and <= 0.9"),
         ({"split": {"test_fraction": 1.5}}, "split.test_fraction", "1.5", "a number > 0 and <= 0.9"),
@@ -131,6 +142,17 @@ def test_the_code_defaults_are_the_shipped_params() -> None:
         ({"dataset": {"name": "ntu"}, "split": {"official": "xsetup"}}, "split.official", "'xsetup'", "'xset'"),
         ({"dataset": {"name": "ucf101"}, "split": {"official": "xsub"}}, "split.official", "'xsub'", "1, 2, 3 or null"),
         ({"extract": {"backbone": "skeleton"}}, "extract.backbone", "'skeleton'", "skeletons: ntu"),
+        (
+            {
+                "dataset": {"name": "ntu"},
+                "split": {"official": "xsub"},
+                "extract": {"backbone": "skeleton"},
+                "finetune": {"enabled": True},
+            },
+            "finetune.enabled",
+            "True",
+            "no image network to fine-tune",
+        ),
         # annotation lists
         ({"dataset": {"name": "list"}}, "dataset.lists", "None", "an annotation list file"),
         ({"dataset": {"name": "list", "lists": {"train": "a.txt"}}}, "dataset.lists", "'a.txt'", "train and test"),
@@ -162,6 +184,7 @@ def test_each_kind_of_mistake_is_one_line_naming_key_value_and_allowed(
         {"extract": {"backbone": "timm:vit_small_patch14_dinov2.lvd142m", "weights": "imagenet"}},
         {"extract": {"backbone": "open_clip:ViT-B-16", "weights": "laion2b_s34b_b88k", "image_size": 160}},
         {"extract": {"backbone": "efficientnet_lite2", "sampling": "strided", "stride": 1}},
+        {"finetune": {"layers": ["layer3", "layer4"], "epochs": 1, "freeze_epochs": 0, "weight_decay": 0}},
     ],
 )
 def test_values_at_the_edges_are_accepted(data: dict) -> None:

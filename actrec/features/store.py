@@ -109,6 +109,12 @@ class ExtractionSettings:
         return int(json.loads(self.preprocessing).get("crop_size", 0))
 
 
+def asked_settings(attrs: dict) -> dict:
+    """A feature file's settings as params.extract names them: features of a fine-tuned backbone were made with
+    the weights fine-tuning started from (the feature file records them as `finetuned_from`)."""
+    return {**attrs, "weights": attrs["finetuned_from"]} if "finetuned_from" in attrs else attrs
+
+
 def differing_settings(made: dict, wanted: dict, keys: tuple[str, ...] = MATCHED_SETTINGS) -> str:
     """The keys on which two records differ, as "key: made ≠ wanted, ..."; "" when they agree.
 

@@ -10,7 +10,7 @@ import pytest
 
 from tests.helpers import run_command, tiny_demo
 
-STAGES = ("demo", "subset", "split", "extract", "train", "evaluate")
+STAGES = ("demo", "subset", "split", "finetune", "extract", "train", "evaluate")
 
 
 def _ran(log: str) -> set[str]:
@@ -55,7 +55,8 @@ def test_dvc_status_names_exactly_the_stages_a_code_change_affects(repo_copy: Pa
         "actrec/evaluation/metrics.py": {"evaluate"},
         # predict_proba: validation in training and in the k-fold evaluation, and evaluation
         "actrec/model/proba.py": {"train", "crossval", "evaluate"},
-        "actrec/features/store.py": {"extract", "train", "crossval", "evaluate"},
+        "actrec/features/store.py": {"finetune", "extract", "train", "crossval", "evaluate"},
+        "actrec/model/finetune.py": {"finetune"},
         "actrec/model/selection.py": {"train", "crossval"},
         "actrec/cli.py": set(),  # predicting on new videos is no stage's business
         "actrec/export.py": set(),

@@ -393,7 +393,7 @@ def test_an_unwritable_feature_file_leaves_no_partial_file(tmp_path: Path, monke
         call_stage("extract")
 
 
-@pytest.mark.parametrize("stage", ["demo", "subset", "split", "extract", "train"])
+@pytest.mark.parametrize("stage", ["demo", "subset", "split", "finetune", "extract", "train"])
 def test_every_stage_checks_params_before_any_work(stage: str, tmp_path: Path, monkeypatch) -> None:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["split"]["test_fraction"] = 0

@@ -24,7 +24,7 @@ from actrec.features.backbones.base import (
 NATIVE_SIZE = {"efficientnet_lite0": 224, "efficientnet_lite1": 240, "efficientnet_lite2": 260}
 
 
-class _EfficientNetLiteFeatures(nn.Module):
+class LiteFeatures(nn.Module):
     """EfficientNet-Lite's convolutional trunk + global average pool (its classifier dropped)."""
 
     def __init__(self, net: nn.Module) -> None:
@@ -58,4 +58,4 @@ def load(name: str, weights: str | None, image_size: int | str) -> Backbone:
     resize, crop = scaled(NATIVE_SIZE[name], 256 / 224, image_size)
     # Lite models were trained on inputs scaled to [-1, 1]: mean = std = 0.5.
     preprocessing = Preprocessing(resize, crop, "bilinear", (0.5,) * 3, (0.5,) * 3)
-    return finish(name, _EfficientNetLiteFeatures(net), preprocessing, weights_id, local_file(weights))
+    return finish(name, LiteFeatures(net), preprocessing, weights_id, local_file(weights))

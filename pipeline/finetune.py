@@ -1,12 +1,13 @@
 """Stage 3, first (optional): fine-tune the backbone's last blocks with a temporal head, for extract to use.
 
-python -m pipeline.finetune --split data/split.csv --out models/backbone.pt --work models/finetune-work \
-    --report reports/finetune.json --live reports/finetune
+python -m pipeline.finetune --split data/split.csv --out models/backbone.pt --report reports/finetune.json \
+    --live reports/finetune
 
 Off (finetune.enabled: false, the default), the backbone file holds no weights: extract runs with
 params.extract's own, as if there were no such stage. On, it holds the fine-tuned network (or none
 again, where the head alone validated best), and the report and dvclive's curves say how each epoch
-went. The work folder keeps the prepared inputs and the last epoch's state, so a run that is
+went. The work folder (`finetune/` in extract.cache_dir, beside the cached features and, like them,
+outside DVC's outputs) keeps the prepared inputs and the last epoch's state, so a run that is
 interrupted goes on from there; it is emptied once done.
 """
 
@@ -31,14 +32,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--split", type=Path, required=True, help="clip table the split stage wrote")
     parser.add_argument("--out", type=Path, required=True, help="backbone file to write (for extract)")
-    parser.add_argument("--work", type=Path, required=True, help="folder of an unfinished run's state")
     parser.add_argument("--report", type=Path, required=True, help="JSON of how it went (DVC metrics)")
     parser.add_argument("--live", type=Path, required=True, help="dvclive folder: the epochs' curves")
     args = parser.parse_args(argv)
     params = load_params()
     for folder in (args.out.parent, args.report.parent, args.live):
         output_dir(folder)
-    remove_leftovers(output_dir(args.work))
+    work = output_dir(Path(params.extract.cache_dir) / "finetune")
+    remove_leftovers(work)
     with Live(str(args.live), dvcyaml=None, save_dvc_exp=False, report=None) as live:
         if not params.finetune.enabled:
             write_backbone_file(args.out, params.extract, None, {})
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
             table = read_table(args.split, "split")
             device = resolve_device("auto")
             backbone = load_backbone(params.extract.backbone, params.extract.weights, params.extract.image_size)
-            state, result = finetune(backbone, table, params, device, args.work)
+            state, result = finetune(backbone, table, params, device, work)
             for figures in result.history:
                 for name, value in figures.items():
                     live.log_metric(name, value)
@@ -62,8 +63,8 @@ def main(argv: list[str] | None = None) -> None:
             write_backbone_file(args.out, params.extract, state, record if state is not None else {})
             write_json(args.report, result.report(device))
             logger.info("wrote %s: best epoch %d of %d", args.out, result.best_epoch, len(result.history))
-            shutil.rmtree(args.work)
-            output_dir(args.work)
+            shutil.rmtree(work)
+            output_dir(work)
 
 
 if __name__ == "__main__":

@@ -65,9 +65,7 @@ def fine_tuned(path: str | Path, cfg: ExtractParams) -> bool:
     return content["state_dict"] is not None
 
 
-def extract_params(
-    path: str | Path | None, cfg: ExtractParams, enabled: bool
-) -> tuple[ExtractParams, dict[str, str]]:
+def extract_params(path: str | Path | None, cfg: ExtractParams, enabled: bool) -> tuple[ExtractParams, dict[str, str]]:
     """params.extract as extract runs it, and what the feature file adds to its record: with fine-tuning on
     (`enabled`), the backbone file's fine-tuned weights in place of the pretrained ones, recorded as
     `finetuned_from`; else cfg itself. Off, the file is not read: extract runs as if there were no such stage."""

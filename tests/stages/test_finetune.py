@@ -47,6 +47,11 @@ def _real_clips(folder: Path, **finetune: object) -> Path:
     )
 
 
+def work_folder(project: Path = Path()) -> Path:
+    """Where the finetune stage keeps an unfinished run's state: beside the feature cache."""
+    return Path(load_params(project / "params.yaml").extract.cache_dir) / "finetune"
+
+
 def _features(path: Path) -> tuple[np.ndarray, dict]:
     with h5py.File(path) as f:
         return f["features"][:].astype(np.float32), dict(f.attrs)
@@ -63,7 +68,7 @@ def test_fine_tuned_weights_make_the_features_and_every_reader_uses_them(tmp_pat
     assert report["fine_tuned"] and report["best_epoch"] == 1
     assert report["train_clips"] == 8 and report["val_clips"] == 2 and report["inputs_held"] == "trunk output"
     assert Path("reports/finetune/plots/metrics/val/accuracy.tsv").is_file(), "dvclive's curves"
-    assert not list(Path("models/finetune-work").iterdir()), "the work folder is emptied once done"
+    assert not list(work_folder().iterdir()), "the work folder is emptied once done"
     tuned, attrs = _features(Path("features/features.h5"))
     assert attrs["weights"] == "models/backbone.pt" and attrs["finetuned_from"] == "imagenet"
     assert attrs["weights_id"] == file_identity("models/backbone.pt"), "the cache is keyed on the file's content"
@@ -97,9 +102,7 @@ def test_off_by_default_extract_gives_the_features_of_extract_alone(tmp_path: Pa
     for stage in ("subset", "split", "finetune", "extract"):
         call_stage(stage)
     assert json.loads(Path("reports/finetune.json").read_text()) == {"enabled": False}
-    assert Path("reports/finetune/metrics.json").is_file() and Path("models/finetune-work").is_dir(), (
-        "DVC's outputs exist"
-    )
+    assert Path("reports/finetune/metrics.json").is_file(), "DVC's outputs exist, curves or none"
     assert extract_params(Path("models/backbone.pt"), load_params().extract, True) == (load_params().extract, {})
     alone = [a for a in stage_args("extract") if a not in ("--backbone-file", "models/backbone.pt")]
     alone[alone.index("--out") + 1] = "features/alone.h5"
@@ -144,7 +147,7 @@ def test_layers_naming_no_block_fail_before_any_decoding(tmp_path: Path, monkeyp
         call_stage(stage)
     with pytest.raises(FinetuneError, match=r"finetune\.layers names 'layer4', not a block of efficientnet_lite0"):
         call_stage("finetune")
-    assert not list(Path("models/finetune-work").iterdir()) and not Path("models/backbone.pt").exists()
+    assert not list(work_folder().iterdir()) and not Path("models/backbone.pt").exists()
 
 
 @pytest.mark.slow
@@ -156,7 +159,7 @@ def test_a_killed_finetune_resumes_after_its_last_epoch(tmp_path: Path, monkeypa
     for stage in ("subset", "split"):
         call_stage(stage)
     shutil.copytree(run / "data", ref / "data")
-    state = run / "models/finetune-work/state.pt"
+    state = run / work_folder(run) / "state.pt"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(stage_command("finetune"), cwd=run, env=env, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 600
@@ -192,13 +195,13 @@ def test_a_state_of_other_params_is_not_resumed_from(tmp_path: Path, monkeypatch
     monkeypatch.chdir(run)
     for stage in ("subset", "split"):
         call_stage(stage)
-    work = Path("models/finetune-work")
+    work = work_folder()
     with monkeypatch.context() as keep:
         emptied = shutil.rmtree
         # the run's state stays, as after a kill
         keep.setattr(shutil, "rmtree", lambda path, **kw: None if Path(path) == work else emptied(path, **kw))
         call_stage("finetune")
-    assert Path("models/finetune-work/state.pt").is_file()
+    assert (work_folder() / "state.pt").is_file()
     params = yaml.safe_load(Path("params.yaml").read_text())
     params["finetune"]["head_lr"] = 0.01
     Path("params.yaml").write_text(yaml.safe_dump(params))

@@ -66,6 +66,18 @@ def write_json(path: str | Path, data: dict[str, Any]) -> None:
         tmp.write_text(json.dumps(data, indent=2) + "\n")
 
 
+def write_torch(path: str | Path, data: Any) -> None:
+    """torch.save `data`, whole or not at all; the same tensors always give the same bytes.
+
+    Saved through a file object: torch.save would name the archive's inner folder after the temporary
+    file, and the same content would then hash differently on every run (DVC would rerun what follows).
+    """
+    import torch  # here, not at the top: the stages that write no tensors need not import torch
+
+    with output_file(path) as tmp, open(tmp, "wb") as f:
+        torch.save(data, f)
+
+
 def _running(pid: int) -> bool:
     if os.name == "nt":  # os.kill would end the process there; keep its files
         return True

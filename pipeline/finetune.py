@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
                     live.log_metric(name, value)
                 live.next_step()
             record = {"layers": result.learning, "head": result.head, "best_epoch": result.best_epoch}
-            write_backbone_file(args.out, params.extract, state, record if state is not None else {})
+            write_backbone_file(args.out, params.extract, state, record)
             write_json(args.report, result.report(device))
             logger.info("wrote %s: best epoch %d of %d", args.out, result.best_epoch, len(result.history))
             shutil.rmtree(work)

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from actrec.errors import ActrecError
-from actrec.files import output_file
+from actrec.files import write_torch
 from actrec.params import ExtractParams
 
 FORMAT = 1
@@ -30,13 +30,12 @@ class BackboneFileError(ActrecError):
 def write_backbone_file(
     path: str | Path, cfg: ExtractParams, state: dict[str, torch.Tensor] | None, record: dict[str, Any]
 ) -> None:
-    """Write the file whole or not at all: `state` None passes cfg's weights through (fine-tuning off); fine-tuned
-    weights record the frames they were tuned on too."""
-    tuned_on = {"frames": cfg.frames, "image_size": cfg.image_size} if state is not None else {}
-    content = {"format": FORMAT, "backbone": cfg.backbone, "pretrained": cfg.weights, **tuned_on, **record}
-    content["state_dict"] = state
-    with output_file(path) as tmp, open(tmp, "wb") as f:  # a file object: the archive is not named after tmp
-        torch.save(content, f)
+    """Write the file whole or not at all: `state` None passes cfg's weights through (fine-tuning off, or the head
+    alone validated best), recording nothing else; fine-tuned weights record `record` and the frames they were
+    tuned on too."""
+    tuned_on = {"frames": cfg.frames, "image_size": cfg.image_size, **record} if state is not None else {}
+    content = {"format": FORMAT, "backbone": cfg.backbone, "pretrained": cfg.weights, **tuned_on}
+    write_torch(path, {**content, "state_dict": state})
 
 
 def fine_tuned(path: str | Path, cfg: ExtractParams) -> bool:

@@ -24,7 +24,7 @@ from actrec.features.store import (
     FeatureStoreError,
     differing_settings,
 )
-from actrec.files import output_file
+from actrec.files import write_torch
 from actrec.model.heads import build_head
 
 FORMAT = 1
@@ -67,18 +67,13 @@ class Checkpoint:
             )
 
     def save(self, path: str | Path) -> None:
-        """Write the checkpoint whole or not at all; the same weights always give the same bytes.
-
-        Saved through a file object: torch.save would name the archive's inner folder after the
-        temporary file, and the same weights would then hash differently on every run.
-        """
+        """Write the checkpoint whole or not at all; the same weights always give the same bytes."""
         record = {
             **dataclasses.asdict(self),
             "format": FORMAT,
             "features": {k: (v.item() if hasattr(v, "item") else v) for k, v in self.features.items()},
         }
-        with output_file(path) as tmp, open(tmp, "wb") as f:
-            torch.save(record, f)
+        write_torch(path, record)
 
 
 def resolve_path(path: str | Path) -> Path:

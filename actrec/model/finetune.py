@@ -46,7 +46,7 @@ from actrec.features.backbones import Backbone
 from actrec.features.backbones.lite import LiteFeatures
 from actrec.features.engines import BackboneRunner, resolve_engine
 from actrec.features.extractor import ClipDataset, clip_loader
-from actrec.files import output_dir, output_file
+from actrec.files import output_dir, write_torch
 from actrec.model.heads import build_head
 from actrec.params import FinetuneParams, ModelParams, Params
 from actrec.progress import progress
@@ -302,11 +302,6 @@ def _load(path: Path, key: str) -> dict | None:
     return content if isinstance(content, dict) and content.get("key") == key else None
 
 
-def _save(path: Path, content: dict) -> None:
-    with output_file(path) as tmp, open(tmp, "wb") as f:
-        torch.save(content, f)
-
-
 def _learning_state(tuned: Tuned) -> dict[str, torch.Tensor]:
     """A CPU copy of what can change: the head and the tail (the trunk never does)."""
     return {k: v.detach().to("cpu", copy=True) for k, v in tuned.state_dict().items() if not k.startswith("trunk.")}
@@ -343,7 +338,7 @@ class _Run:
 
     def save(self, path: Path, key: str) -> None:
         r = self.result
-        _save(
+        write_torch(
             path,
             {
                 "key": key,
@@ -444,7 +439,7 @@ def _prepared(path: Path, key: str, table: pd.DataFrame, samplings: int, tuned: 
         logger.info("inputs of %d clips from %s", len(content["labels"]), path)
         return Inputs(content["inputs"], content["labels"], content["clip_ids"], content["failed"])
     data = prepare(table, tuned, samplings=samplings, **how)
-    _save(path, {"key": key, **asdict(data)})
+    write_torch(path, {"key": key, **asdict(data)})
     return data
 
 

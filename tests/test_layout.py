@@ -12,6 +12,7 @@ from tools.dvc_deps import imports
 LAYERS = (
     {"errors"},
     {"params", "files", "progress", "devices", "distributed"},
+    {"runtime"},
     {"data"},
     {"features"},
     {"model"},

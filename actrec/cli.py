@@ -71,11 +71,10 @@ def _predict_many(predictor: Predictor, videos: list[Path], args: argparse.Names
     import pandas as pd
     from tqdm import tqdm
 
-    from actrec.devices import resolve_num_workers
     from actrec.progress import progress
 
     single = len(videos) == 1  # one clip: decoding in this process saves starting a worker
-    results = predictor.predict(videos, num_workers=0 if single else resolve_num_workers("auto", predictor.device))
+    results = predictor.predict(videos, num_workers=0 if single else predictor.runtime.num_workers)
     rows, failed = [], 0
     for result in progress(results, total=len(videos), desc="predict", unit="video", disable=single or None):
         if result.error:

@@ -22,7 +22,7 @@ from actrec.errors import ActrecError
 from actrec.features.backbones import Backbone
 from actrec.features.engines import to_onnx
 from actrec.files import output_file
-from actrec.inference.predictor import recorded_backbone
+from actrec.inference.predictor import recorded_source
 from actrec.model.checkpoint import load_model
 
 SUFFIX = {"onnx": ".onnx", "torchscript": ".torchscript.pt"}
@@ -72,7 +72,7 @@ def _resize(backbone: Backbone) -> dict[str, Any]:
 def build_export(model_path: str | Path, with_backbone: bool) -> tuple[nn.Module, torch.Tensor, dict[str, Any]]:
     """The module to export (eval mode), an example input, and the metadata written beside it."""
     head, checkpoint = load_model(model_path)
-    backbone = recorded_backbone(checkpoint, model_path)
+    backbone = recorded_source(checkpoint, model_path).image_backbone()
     record = checkpoint.features
     frames, size = int(record["frames"]), backbone.image_size
     meta: dict[str, Any] = {

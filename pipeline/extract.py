@@ -1,13 +1,15 @@
-"""Stage 3: sample T frames per clip, run the backbone, and write the feature file.
+"""Stage 3: sample T frames per clip, turn them into features (the feature source), and write the feature file.
 
 python -m pipeline.extract --split data/split.csv --backbone-file models/backbone.pt \
     --out features/features.h5 --failed reports/extract_failed.csv --report reports/extract.json
 
-Only clips missing from the feature cache (keyed by the extraction settings and each video's content)
-are decoded and run. Under `torchrun --nproc-per-node N` each rank extracts its share of the clips on
-its own GPU into the shared cache, and rank 0 assembles the feature file. The finetune stage's
---backbone-file gives fine-tuned weights where it holds any. A clip that cannot be decoded is listed
-in the failed report and left out. Engine and precision `auto`: a short trial (kept per machine) picks.
+The feature source is what extract.backbone names (features/sources). Only clips missing from the feature
+cache (keyed by the extraction settings and each video's content) are read and run. Under `torchrun
+--nproc-per-node N` each rank extracts its share of the clips on its own GPU into the shared cache, and
+rank 0 assembles the feature file. The finetune stage's --backbone-file gives fine-tuned weights where it
+holds any. A clip that cannot be read is listed in the failed report and left out. Every `auto` is
+resolved once, at the start (runtime.start); engine and precision `auto`: a short trial (kept per
+machine) picks.
 """
 
 from __future__ import annotations
@@ -18,15 +20,13 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import torch
 
-from actrec import distributed
+from actrec import distributed, runtime
 from actrec.data.datasets import read_table
-from actrec.devices import resolve_device
 from actrec.errors import run_main
 from actrec.features.backbone_file import extract_params
-from actrec.features.extractor import choose_engine, extraction_backbone, fill_cache
-from actrec.features.skeleton import FEATURE_DIM as SKELETON_DIM
+from actrec.features.extractor import choose_engine, fill_cache
+from actrec.features.sources import build_source
 from actrec.features.store import ExtractionSettings, FeatureCache, assemble
 from actrec.files import output_dir, output_file, remove_leftovers, write_json
 from actrec.params import load_params
@@ -44,33 +44,39 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_params()
     cfg, made_by = extract_params(args.backbone_file, params.extract, params.finetune.enabled)
-    if cfg.threads != "auto":
-        torch.set_num_threads(cfg.threads)
-    device = resolve_device(cfg.device)
-    world = distributed.init(device.type)
-    if device.type == "cuda":
-        device = torch.device("cuda", world.local_rank)
+    run = runtime.start(
+        cfg.device,
+        threads=cfg.threads,
+        precision=cfg.precision,
+        engine=cfg.engine,
+        batch_size=cfg.batch_size,
+        num_workers=cfg.num_workers,
+        resize_on=cfg.resize_on,
+    )
+    world = run.world
     table = read_table(args.split, "split")
     for path in (args.failed, args.report):
         output_dir(path.parent)
     remove_leftovers(output_dir(args.out.parent))
     start = time.perf_counter()
-    backbone = extraction_backbone(cfg)  # its weights and preprocessing key the cache
-    choice = choose_engine(table, cfg, device, params.seed, backbone, world)  # engine and precision: given, or measured
+    source = build_source(cfg.backbone, cfg.weights, cfg.image_size)  # its identity keys the cache
+    choice = choose_engine(table, cfg, run, params.seed, source)  # engine and precision: given, or measured
+    run = run.running(choice.engine, choice.precision)
+    run.log()
     trial_seconds = time.perf_counter() - start
-    settings = ExtractionSettings.from_params(cfg, choice.precision, params.seed, backbone)
+    settings = ExtractionSettings.from_params(cfg, choice.precision, params.seed, source.identity())
     cache = FeatureCache(cfg.cache_dir, settings)
     distributed.barrier(world)  # every rank has cleared dead runs' leftovers before any rank writes a shard
 
     reused = int(table["fingerprint"].isin(cache.index()).sum())
-    run = fill_cache(cache, table, cfg, device, world, choice, backbone)
-    failed = pd.concat(distributed.gather(world, run.failed), ignore_index=True)
+    done = fill_cache(cache, table, source, run, shard_size=cfg.shard_size, choice=choice)
+    failed = pd.concat(distributed.gather(world, done.failed), ignore_index=True)
     distributed.barrier(world)
     if world.is_main:
         with output_file(args.failed) as tmp:  # sorted: the same failures give the same file, however ranked
             failed.sort_values("clip_id").to_csv(tmp, index=False)
         classes = sorted(table["label"].unique(), key=str.lower)
-        attrs = {"dataset": params.dataset.name, "weights_file": getattr(backbone, "weights_file", "") or "", **made_by}
+        attrs = {"dataset": params.dataset.name, "weights_file": source.weights_file or "", **made_by}
         written = assemble(cache, table, classes, args.out, attrs=attrs)
         write_json(
             args.report,
@@ -80,20 +86,20 @@ def main(argv: list[str] | None = None) -> None:
                 "extracted": written - reused,
                 "failed": len(failed),
                 "backbone": cfg.backbone,
-                "feature_dim": backbone.feature_dim if backbone is not None else SKELETON_DIM,
-                "image_size": backbone.image_size if backbone is not None else 0,
+                "feature_dim": source.feature_dim,
+                "image_size": settings.input_size,
                 "frames": cfg.frames,
                 "views_per_video": cfg.views,
                 "precision": settings.precision,
-                "device": device.type,
-                "engine": run.engine,
-                "seconds": round(trial_seconds + run.seconds, 1),
-                "frames_per_second": round(run.steady_fps, 1),
+                "device": run.device.type,
+                "engine": done.engine,
+                "seconds": round(trial_seconds + done.seconds, 1),
+                "frames_per_second": round(done.steady_fps, 1),
                 "engine_choice": {**choice.record(), "seconds": round(trial_seconds, 1)},
             },
         )
         logger.info("wrote %s: %d clips (%d reused, %d failed)", args.out, written, reused, len(failed))
-    distributed.shutdown(world)
+    runtime.stop(run)
 
 
 if __name__ == "__main__":

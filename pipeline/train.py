@@ -18,11 +18,9 @@ import logging
 from contextlib import nullcontext
 from pathlib import Path
 
-import torch
 from dvclive import Live
 
-from actrec import distributed
-from actrec.devices import resolve_device
+from actrec import runtime
 from actrec.errors import run_main
 from actrec.features.store import FeatureStoreError, asked_settings, differing_settings
 from actrec.features.stream import load_for_training, per_rank_batch
@@ -43,10 +41,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_params()
     keep_freed_memory()
-    device = resolve_device("auto")
-    world = distributed.init(device.type)
-    if device.type == "cuda":
-        device = torch.device("cuda", world.local_rank)
+    run = runtime.start()
+    world = run.world
     per_rank_batch(params.train.batch_size, world)  # a batch that cannot be shared out fails before any work
     if not world.is_main:
         logging.getLogger("actrec").setLevel(logging.WARNING)  # rank 0 speaks for all: the figures are shared
@@ -61,23 +57,20 @@ def main(argv: list[str] | None = None) -> None:
         raise FeatureStoreError(f"{args.features} has no train clips")
     if not len(val.labels):
         logger.warning("no validation clips: early stopping watches the training accuracy")
+    run.log()
     logger.info(
-        "training %s on %d train / %d val clips, features %s, on %s%s",
+        "training %s on %d train / %d val clips, features %s",
         " or ".join(params.model.candidates()),
         len(train.labels),
         len(val.labels),
         train.features.shape[1:],
-        device,
-        f" × {world.size} ranks" if world.size > 1 else "",
     )
     for folder in (args.out.parent, args.live) if world.is_main else ():
         output_dir(folder)
     with (
         Live(str(args.live), dvcyaml=None, save_dvc_exp=False, report=None) if world.is_main else nullcontext() as live
     ):
-        model, choice, result = choose_and_train(
-            params.model, params.train, params.seed, train, val, live, world, device
-        )
+        model, choice, result = choose_and_train(params.model, params.train, params.seed, train, val, live, run)
         if live is not None:
             live.summary = choice.summary(result)
     if world.is_main:
@@ -90,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
             state_dict={k: v.cpu() for k, v in model.state_dict().items()},
         ).save(args.out)
         logger.info("%s chosen by %s; saved %s", choice.head, choice.by, args.out)
-    distributed.shutdown(world)
+    runtime.stop(run)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import h5py
 import numpy as np
@@ -35,16 +35,14 @@ from actrec.errors import ActrecError
 from actrec.files import output_dir, output_file, remove_leftovers
 from actrec.params import ExtractParams
 
-if TYPE_CHECKING:  # training reads the store without building a backbone
-    from actrec.features.backbones import Backbone
-
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 3
 # How features were made, as recorded in the feature file: features differing in any of these
 # are other features, never to be mixed with or swapped for the ones params.extract asks for.
 MATCHED_SETTINGS = ("backbone", "weights", "frames", "views", "sampling", "stride", "image_size")
-# What the backbone resolved them to: a checkpoint's features must also agree with the feature file on these.
+# What the source resolved them to (its identity): a checkpoint's features must also agree with the feature file
+# on these.
 RESOLVED_SETTINGS = ("weights_id", "preprocessing")
 
 
@@ -54,13 +52,13 @@ class FeatureStoreError(ActrecError):
 
 @dataclass(frozen=True)
 class ExtractionSettings:
-    """Everything that changes the numbers a backbone produces for a clip: params.extract as given (what the
-    feature file is matched against) and what the backbone resolved them to (what the cache is keyed by)."""
+    """Everything that changes the numbers a feature source produces for a clip: params.extract as given (what the
+    feature file is matched against) and what the source resolved them to (what the cache is keyed by)."""
 
     backbone: str
     weights: str | None
     weights_id: str  # the weights' identity: a weights enum, a tag, "sha256:…" of a file, "random init"
-    preprocessing: str  # JSON of the backbone's Preprocessing: resize, crop, interpolation, mean, std
+    preprocessing: str  # JSON of how the source prepares its input (a backbone's resize, crop, mean, std); "{}": none
     frames: int
     views: int
     sampling: str
@@ -70,19 +68,17 @@ class ExtractionSettings:
     seed: int
 
     @classmethod
-    def from_params(
-        cls, cfg: ExtractParams, precision: str, seed: int, backbone: Backbone | None
-    ) -> ExtractionSettings:
-        """The settings params.extract asks for, with `backbone` loaded from them (None for NTU skeletons,
-        which run no network) and the precision resolved for this device.
+    def from_params(cls, cfg: ExtractParams, precision: str, seed: int, identity: dict[str, str]) -> ExtractionSettings:
+        """The settings params.extract asks for, with the `identity` of the feature source built from them
+        (FeatureSource.identity: its weights_id and preprocessing) and the precision it runs in.
 
         The seed only moves jittered views (K > 1); with K = 1 sampling is fixed and the key ignores it.
         """
         return cls(
             backbone=cfg.backbone,
             weights=cfg.weights,
-            weights_id=backbone.weights_id if backbone is not None else "none",
-            preprocessing=backbone.preprocessing.to_json() if backbone is not None else "{}",
+            weights_id=identity["weights_id"],
+            preprocessing=identity["preprocessing"],
             frames=cfg.frames,
             views=cfg.views,
             sampling=cfg.sampling,
@@ -105,7 +101,8 @@ class ExtractionSettings:
 
     @property
     def input_size(self) -> int:
-        """The crop the frames are given to the backbone at (what image_size `auto` resolved to)."""
+        """The crop the frames are given to the source's network at (what image_size `auto` resolved to; 0 for a
+        source that takes no frames)."""
         return int(json.loads(self.preprocessing).get("crop_size", 0))
 
 

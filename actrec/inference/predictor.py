@@ -1,10 +1,10 @@
 """Predictions on videos the dataset never held: one video, many, or windows along a long one.
 
-A Predictor is the trained head plus the backbone its features came from, sampling as the run
-recorded it (T frames, K views, seed, precision), so a new video is seen exactly as a test clip
-was. Many videos go through features.extractor.extract_features: decoded ahead by a worker, run through
-the backbone in batches, a video that cannot be read reported instead of raised. A model trained on NTU
-skeletons (extract.backbone: skeleton) predicts .skeleton files, read as the extract stage reads them.
+A Predictor is the trained head plus the feature source its features came from (features/sources: an image
+backbone, NTU skeletons, ...), sampling as the run recorded it (T frames, K views, seed, precision), so a new
+clip is seen exactly as a test clip was. Many clips go through features.extractor.extract_features: read ahead
+by a worker, run through the source's network in batches, a clip that cannot be read reported instead of
+raised. Its runtime (device, precision, batch size, workers) is resolved once, when it is loaded.
 """
 
 from __future__ import annotations
@@ -20,19 +20,16 @@ import pandas as pd
 import torch
 
 from actrec.data import video
-from actrec.data.ntu_skeleton import SKELETON
 from actrec.data.video import VideoError, fingerprint, sample_indices, video_info
-from actrec.devices import resolve_batch_size, resolve_device, resolve_precision
 from actrec.errors import ActrecError
-from actrec.features.backbones import Backbone, load_backbone
 from actrec.features.backbones.base import is_file
-from actrec.features.engines import BackboneRunner, resolve_engine
-from actrec.features.extractor import clip_seed, extract_features
-from actrec.features.skeleton import skeleton_features
+from actrec.features.extractor import extract_features
+from actrec.features.sources import Embedder, FeatureSource, build_source
 from actrec.features.store import RESOLVED_SETTINGS, differing_settings
 from actrec.inference.inputs import Span
 from actrec.model.checkpoint import Checkpoint, load_model
 from actrec.model.proba import predict_proba
+from actrec.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -47,22 +44,11 @@ class VideoPrediction:
     error: str = ""
 
 
-def _runtime_precision(recorded: str, device: torch.device) -> str:
-    """The precision the features were extracted in, unless this machine cannot run it natively.
+def recorded_source(checkpoint: Checkpoint, path: str | Path) -> FeatureSource:
+    """The feature source the model's features were extracted with, as the run recorded it (not today's params).
 
-    There fp32 (on CPU) or fp16 (on a GPU without bf16) computes the same features at least as
-    exactly, instead of an emulated bf16 several times slower.
-    """
-    if device.type == "cuda":
-        return "fp16" if recorded == "bf16" and not torch.cuda.is_bf16_supported() else recorded
-    return recorded if recorded in ("fp32", resolve_precision("auto", device)) else "fp32"
-
-
-def recorded_backbone(checkpoint: Checkpoint, path: str | Path) -> Backbone:
-    """The backbone the model's features were extracted with, as the run recorded it (not today's params).
-
-    Refuses a checkpoint whose record and head disagree on the feature size: its head would
-    be fed features from a backbone it never saw.
+    Refuses a checkpoint whose record and head disagree on the feature size, or whose source now resolves to
+    other weights or preprocessing: its head would be fed features from a source it never saw.
     """
     record = checkpoint.features
     missing = [k for k in ("backbone", "weights", "image_size", "frames", "views", "feature_dim") if k not in record]
@@ -76,52 +62,56 @@ def recorded_backbone(checkpoint: Checkpoint, path: str | Path) -> Backbone:
             f"model {path} is inconsistent: its head takes {checkpoint.input_dim}-d features but "
             f"it records {record['feature_dim']}-d {record['backbone']} features"
         )
-    if record["backbone"] == SKELETON:
-        raise ActrecError(f"model {path} was trained on NTU skeletons, not on video frames; it takes .skeleton files")
     weights = record["weights"] or None  # the feature file stores null as ""
     if is_file(record.get("weights_file") or None) and not is_file(weights):
         weights = record["weights_file"]  # a local file named relative to the project, found from elsewhere
-    backbone = load_backbone(record["backbone"], weights, record["image_size"])
-    if backbone.feature_dim != checkpoint.input_dim:
+    source = build_source(record["backbone"], weights, record["image_size"])
+    if source.feature_dim != checkpoint.input_dim:
         raise ActrecError(
             f"model {path} takes {checkpoint.input_dim}-d features but its recorded backbone "
-            f"{record['backbone']} gives {backbone.feature_dim}-d features"
+            f"{record['backbone']} gives {source.feature_dim}-d features"
         )
-    now = {"weights_id": backbone.weights_id, "preprocessing": backbone.preprocessing.to_json()}
-    changed = differing_settings(record, now, tuple(k for k in RESOLVED_SETTINGS if k in record))
+    changed = differing_settings(record, source.identity(), tuple(k for k in RESOLVED_SETTINGS if k in record))
     if changed:
         raise ActrecError(
             f"model {path} was trained on features of other weights or preprocessing than {record['backbone']} "
             f"with extract.weights {weights} gives here (trained ≠ now: {changed}); extract and train again"
         )
-    if weights is None:
+    if source.random_init:
         logger.warning(
             "model %s was trained on features of a randomly initialised %s (extract.weights: null); "
             "its predictions on new videos are meaningless",
             path,
             record["backbone"],
         )
-    return backbone
+    return source
 
 
 class Predictor:
-    """The trained head and the backbone it was trained on, loaded from the run's checkpoint."""
+    """The trained head and the feature source it was trained on, loaded from the run's checkpoint, on a runtime
+    resolved once for `device` in the precision the features were recorded in (Runtime.reproducing)."""
 
     def __init__(self, model_path: str | Path, device: str = "auto") -> None:
         self.model, checkpoint = load_model(model_path)
         record = checkpoint.features
-        self.skeletons = record.get("backbone") == SKELETON  # features read from .skeleton files: no backbone
-        self.backbone = None if self.skeletons else recorded_backbone(checkpoint, model_path)
+        self.source = recorded_source(checkpoint, model_path)
         self.record, self.head = dict(record), checkpoint.head  # what the run recorded (the page's model panel)
         self.classes: list[str] = list(checkpoint.classes)
         self.frames, self.views = int(record["frames"]), int(record["views"])
         # models recorded before strided sampling sampled uniformly
         self.sampling, self.stride = str(record.get("sampling") or "uniform"), int(record.get("stride") or 1)
         self.seed = int(record.get("seed") or 0)
-        self.device = resolve_device(device)
-        self.precision = _runtime_precision(str(record.get("precision") or "fp32"), self.device)
-        self.batch_size = resolve_batch_size("auto", self.device)
-        self._runner: BackboneRunner | None = None
+        self.runtime = Runtime.resolve(device).reproducing(str(record.get("precision") or "fp32"))
+        self.runtime.log()
+        self._runner: Embedder | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return self.runtime.device
+
+    @property
+    def precision(self) -> str:
+        return self.runtime.precision
 
     def top_k(self, probs: np.ndarray, k: int) -> list[tuple[str, float]]:
         """The k most probable classes with their probabilities, most probable first."""
@@ -148,43 +138,41 @@ class Predictor:
                 keys.append(fingerprint(path))
             except OSError:
                 keys.append(str(path))
-        if self.skeletons:
-            seeds = [clip_seed(k, self.seed) for k in keys]
-            results = skeleton_features([str(p) for p in paths], seeds, frames=self.frames, views=self.views)
-        else:
-            results = extract_features(
-                [str(p) for p in paths],
-                keys,
-                self.runner(len(paths) * self.frames * self.views),
-                frames=self.frames,
-                views=self.views,
-                seed=self.seed,
-                num_workers=num_workers,
-                sampling=self.sampling,
-                stride=self.stride,
-            )
+        results = extract_features(
+            [str(p) for p in paths],
+            keys,
+            self.source,
+            self.runner(len(paths) * self.frames * self.views),
+            self.runtime,
+            frames=self.frames,
+            views=self.views,
+            seed=self.seed,
+            num_workers=num_workers,
+            sampling=self.sampling,
+            stride=self.stride,
+        )
         for i, feats, _, error in results:
             if error:
                 yield VideoPrediction(paths[i], None, error)
             else:
                 yield VideoPrediction(paths[i], predict_proba(self.model, feats[None])[0])
 
-    def runner(self, frames: int) -> BackboneRunner:
-        """The backbone on this device, set up once per Predictor for every later video and window, by
-        the engine (engines.resolve_engine) that the first job's `frames` repay: a single clip
-        runs eager, a folder of videos or a long video's windows through onnxruntime on a CPU."""
+    def runner(self, frames: int) -> Embedder:
+        """The source's device side, set up once per Predictor for every later video and window, by the engine
+        that the first job's `frames` repay (engines.resolve_engine for an image backbone): a single clip
+        runs eager, a folder of videos or a long video's windows through a CPU runtime where one is installed."""
         if self._runner is None:
-            engine = resolve_engine("auto", self.device, self.precision, frames)
-            self._runner = BackboneRunner(self.backbone, self.device, self.precision, self.batch_size, engine)
+            self._runner = self.source.embedder(self.runtime, frames)
         return self._runner
 
-    @torch.inference_mode()
     def embed(self, frames: np.ndarray) -> np.ndarray:
-        """Backbone features (n, D) float16 of uint8 frames (n, H, W, 3), as the extract stage stores them."""
-        images = self.backbone.preprocess(torch.from_numpy(frames))
-        run = self.runner(len(images))
-        out = [run(chunk.to(self.device)).cpu() for chunk in images.split(self.batch_size)]
-        return torch.cat(out).numpy().astype(np.float16)
+        """Features (n, D) float16 of uint8 frames (n, H, W, 3), one per frame, as the extract stage stores them."""
+        self._refuse_frames()
+        return self.source.embed_frames(self.runner(len(frames)), frames)
+
+    def _refuse_frames(self) -> None:
+        if self.source.frames_refusal:
+            raise ActrecError(self.source.frames_refusal)
 
     def window_offsets(self, length: int) -> np.ndarray:
         """Where in a window of `length` frames its T frames are taken: as a whole clip is sampled (the
@@ -227,8 +215,7 @@ class Predictor:
         wholly inside the video; a video shorter than one window is one window. `progress` hears
         the share of frames embedded so far (the page's progress bar). A folder of frames plays at `frame_rate`.
         """
-        if self.skeletons:
-            raise ActrecError("a model trained on NTU skeletons predicts whole .skeleton files, not windows of a video")
+        self._refuse_frames()
         info = video_info(path, frame_rate)
         if not info.fps > 0:
             raise VideoError("the video does not say its frame rate; cannot place windows in time")

@@ -45,7 +45,8 @@ from actrec.errors import ActrecError
 from actrec.features.backbones import Backbone
 from actrec.features.backbones.lite import LiteFeatures
 from actrec.features.engines import BackboneRunner, resolve_engine
-from actrec.features.extractor import ClipDataset, clip_loader
+from actrec.features.extractor import clip_loader
+from actrec.features.sources.image import ClipDataset
 from actrec.files import output_dir, write_torch
 from actrec.model.heads import build_head
 from actrec.params import FinetuneParams, ModelParams, Params

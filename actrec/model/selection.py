@@ -29,17 +29,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 from sklearn.model_selection import StratifiedGroupKFold
 from torch import nn
 
-from actrec.distributed import SINGLE, World
 from actrec.errors import ActrecError
 from actrec.features.store import FeatureSet
 from actrec.model.heads import TRAINED, build_head
 from actrec.model.probe import linear_probe, probe_head
 from actrec.model.training import FitResult, fit, fresh_head, train_head
 from actrec.params import ModelParams, TrainParams
+from actrec.runtime import CPU, Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -50,14 +49,6 @@ CV_FOLDS = 3  # then the chosen head trains once more, on all of them: 4 trainin
 def rule(margin: float) -> str:
     """What the choice's rule is, as metrics.json records it (`train.choice_margin` standard errors)."""
     return f"fewest weights within {margin:g} standard errors of the best (paired per-clip difference)"
-
-
-@dataclass(frozen=True)
-class Placement:
-    """Where training runs: the torchrun ranks and this rank's device."""
-
-    world: World
-    device: torch.device | str
 
 
 @dataclass
@@ -254,7 +245,7 @@ def _cross_validate(
     seed: int,
     data: FeatureSet,
     folds: list,
-    place: Placement,
+    runtime: Runtime,
 ) -> dict[str, Evidence]:
     """Each candidate's evidence on every labelled clip, held out once; a trained head's epochs are where the
     folds' pooled accuracy peaks (the ensemble's are its temporal head's)."""
@@ -271,7 +262,7 @@ def _cross_validate(
         alone = np.zeros((cfg.epochs, len(data.labels)), dtype=bool)
         blended = alone.copy()
         for fit_rows, held in folds:
-            model = fresh_head(model_params, head, data, seed, place.device)
+            model = fresh_head(model_params, head, data, seed, runtime.device)
             watch = _Watch(probe[held])
             fit(
                 model,
@@ -280,7 +271,7 @@ def _cross_validate(
                 cfg,
                 seed,
                 epochs=cfg.epochs,
-                world=place.world,
+                world=runtime.world,
                 watch=watch,
             )
             alone[:, held] = np.stack(watch.alone) == data.labels[held]
@@ -296,7 +287,7 @@ def _cross_validate(
 
 
 def _validate(
-    heads: list[str], model_params: ModelParams, cfg: TrainParams, seed: int, train, val, live, place: Placement
+    heads: list[str], model_params: ModelParams, cfg: TrainParams, seed: int, train, val, live, runtime: Runtime
 ) -> dict[str, Evidence]:
     """Each candidate's evidence on the val clips (without any, a lone candidate's training accuracy, as early
     stopping watches), with a trained head's model as trained and its record. The probe is fitted here for its
@@ -313,7 +304,7 @@ def _validate(
         watch = _Watch(probe)
         named = dataclasses.replace(model_params, head=head)
         logged = live if head == trained[0] else None  # the dvclive curves are the first trained head's
-        model, result = train_head(named, cfg, seed, train, val, logged, place.world, place.device, watch)
+        model, result = train_head(named, cfg, seed, train, val, logged, runtime.world, runtime.device, watch)
         judged = {"correct": np.zeros(0, dtype=bool), "score": result.best_val_accuracy}  # no val clips
         if len(val.labels):
             judged = {"correct": watch.alone[result.best_epoch - 1] == val.labels}
@@ -334,7 +325,7 @@ def weigh(
     train: FeatureSet,
     val: FeatureSet,
     live: Any = None,
-    place: Placement = Placement(SINGLE, "cpu"),
+    runtime: Runtime = CPU,
 ) -> tuple[str, dict[str, Evidence]]:
     """Where the evidence comes from (HeadChoice.by) and each candidate's, by cross-validation or validation."""
     heads = model_params.candidates()
@@ -342,12 +333,13 @@ def weigh(
     folds = choice_folds(cfg.choice_folds, labelled)
     if folds:
         by = f"cross-validation on train + val ({folds} group folds, train.choice_folds)"
-        return by, _cross_validate(heads, model_params, cfg, seed, labelled, group_folds(labelled, folds, seed), place)
+        folded = group_folds(labelled, folds, seed)
+        return by, _cross_validate(heads, model_params, cfg, seed, labelled, folded, runtime)
     by = "validation split" if len(heads) > 1 else "only candidate"
     if len(heads) > 1 and not len(val.labels):
         logger.warning("no validation clips and too few groups to cross-validate: training %s (listed first)", heads[0])
         heads, by = heads[:1], "no validation clips"
-    return by, _validate(heads, model_params, cfg, seed, train, val, live, place)
+    return by, _validate(heads, model_params, cfg, seed, train, val, live, runtime)
 
 
 def train_choice(
@@ -357,7 +349,7 @@ def train_choice(
     seed: int,
     labelled: FeatureSet,
     live: Any = None,
-    place: Placement = Placement(SINGLE, "cpu"),
+    runtime: Runtime = CPU,
 ) -> tuple[nn.Module, FitResult | None]:
     """The chosen head, ready to use, and its temporal head's training record (None for the probe).
 
@@ -368,8 +360,8 @@ def train_choice(
     model, result = picked.model, picked.result
     temporal = picked.temporal or (choice.head if choice.head in TRAINED else None)
     if temporal is not None and model is None:
-        model = fresh_head(model_params, temporal, labelled, seed, place.device)
-        result = fit(model, labelled, labelled.part(), cfg, seed, live, epochs=picked.epochs, world=place.world)
+        model = fresh_head(model_params, temporal, labelled, seed, runtime.device)
+        result = fit(model, labelled, labelled.part(), cfg, seed, live, epochs=picked.epochs, world=runtime.world)
         result.refit_epochs = picked.epochs
         model.load_state_dict(result.state_dict)
     if choice.head in ("probe", "ensemble"):
@@ -396,24 +388,22 @@ def choose_and_train(
     train: FeatureSet,
     val: FeatureSet,
     live: Any = None,
-    world: World = SINGLE,
-    device: torch.device | str = "cpu",
+    runtime: Runtime = CPU,
 ) -> tuple[nn.Module, HeadChoice, FitResult | None]:
     """The chosen head, trained; the choice with its evidence; the trained head's record (None for the probe).
 
-    Under torchrun (`world`) every rank runs the same choice on its share of each batch; the figures
+    Under torchrun (the runtime's world) every rank runs the same choice on its share of each batch; the figures
     it rests on are summed (the per-clip evidence gathered) over the ranks, so all ranks choose alike.
     """
-    place = Placement(world, device)
     labelled = train.join(val)
-    by, evidence = weigh(model_params, cfg, seed, train, val, live, place)
+    by, evidence = weigh(model_params, cfg, seed, train, val, live, runtime)
     choice = decide(by, evidence, cfg.choice_margin)
     cross_validated = any(e.folds is not None for e in evidence.values())
     if len(evidence) > 1:
         logger.info("%s: %s", by, _said(choice))
     if cross_validated:
         logger.info("training %s on all %d labelled clips", choice.head, len(labelled.labels))
-    model, result = train_choice(choice, model_params, cfg, seed, labelled, live if cross_validated else None, place)
+    model, result = train_choice(choice, model_params, cfg, seed, labelled, live if cross_validated else None, runtime)
     if live is not None and choice.head == "probe":  # no head trained here logged its curves
         if cross_validated:
             _log_evidence(

@@ -15,7 +15,7 @@ import pytest
 from actrec.data.ntu import ACTIONS, XSUB_TRAIN, NtuError, protocol_parts, sample_name, scan
 from actrec.data.ntu_skeleton import read_skeleton
 from actrec.data.video import VideoError
-from actrec.features.skeleton import skeleton_clip, skeleton_vectors
+from actrec.features.sources.skeleton import skeleton_clip, skeleton_vectors
 from tests.helpers import (
     call_stage,
     ntu_miniature,

@@ -1,8 +1,10 @@
 """Tests of actrec.features; the settings below extract small, fast features with the real ImageNet Lite0."""
 
 from actrec.features.backbones import load_backbone
+from actrec.features.sources.image import ImageSource
 from actrec.features.store import ExtractionSettings
 from actrec.params import ExtractParams
+from actrec.runtime import Runtime
 
 CFG = ExtractParams(
     backbone="efficientnet_lite0",
@@ -14,4 +16,7 @@ CFG = ExtractParams(
     shard_size=2,
 )
 LITE0 = load_backbone(CFG.backbone, CFG.weights, CFG.image_size)
-SETTINGS = ExtractionSettings.from_params(CFG, "fp32", 0, LITE0)
+SOURCE = ImageSource(LITE0)
+SETTINGS = ExtractionSettings.from_params(CFG, "fp32", 0, SOURCE.identity())
+# CFG's runtime: one process on the CPU in fp32, 8 images a forward, clips read in the main process
+RUNTIME = Runtime.resolve("cpu", precision="fp32", batch_size=CFG.batch_size, num_workers=CFG.num_workers)

@@ -16,11 +16,14 @@ from actrec.features import engines
 from actrec.features.backbones import load_backbone
 from actrec.features.engines import BackboneRunner
 from actrec.features.extractor import extract_features
+from actrec.features.sources.image import BackboneEmbedder, ImageSource
+from actrec.runtime import Runtime
 
 
 def _features(paths: list[str], net, precision: str = "fp32", engine: str = "eager") -> np.ndarray:
-    run = BackboneRunner(net, torch.device("cpu"), precision, 16, engine)
-    out = extract_features(paths, paths, run, frames=4, views=1, seed=0, num_workers=0)
+    run = BackboneEmbedder(BackboneRunner(net, torch.device("cpu"), precision, 16, engine))
+    runtime = Runtime.resolve("cpu", precision=precision, engine=engine, batch_size=16, num_workers=0)
+    out = extract_features(paths, paths, ImageSource(net), run, runtime, frames=4, views=1, seed=0)
     return np.stack([feats for _, feats, _, _ in out]).astype(np.float32).reshape(-1, net.feature_dim)
 
 

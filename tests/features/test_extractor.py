@@ -15,9 +15,10 @@ from actrec.data.video import fingerprint, sample_indices
 from actrec.features import extractor
 from actrec.features.backbones import load_backbone
 from actrec.features.engines import BackboneRunner
-from actrec.features.extractor import DecodedBatch, extract_features, fill_cache
+from actrec.features.extractor import extract_features, fill_cache
+from actrec.features.sources.image import BackboneEmbedder, DecodedBatch, ImageSource
 from actrec.features.store import ExtractionSettings, FeatureCache, assemble, load_features
-from tests.features import CFG, SETTINGS
+from tests.features import RUNTIME, SETTINGS, SOURCE
 from tests.helpers import clip_table, write_video
 
 
@@ -44,7 +45,7 @@ def test_resume_computes_only_missingclip_table(tmp_path, monkeypatch) -> None:
     with monkeypatch.context() as m:
         _interrupt_after(5, m)
         with pytest.raises(Interrupted):
-            fill_cache(cache, table, CFG, torch.device("cpu"))
+            fill_cache(cache, table, SOURCE, RUNTIME, shard_size=2)
     done = cache.index()
     assert len(done) == 4, "two complete shards of 2 survive; the clip in flight is not taken as done"
     assert not list(cache.dir.glob(".*tmp")), "no temporary file is left behind"
@@ -54,14 +55,14 @@ def test_resume_computes_only_missingclip_table(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(
         extractor, "extract_features", lambda paths, *a, **k: (seen.extend(paths), real(paths, *a, **k))[1]
     )
-    failed = fill_cache(cache, table, CFG, torch.device("cpu")).failed
+    failed = fill_cache(cache, table, SOURCE, RUNTIME, shard_size=2).failed
     assert failed.empty
     assert sorted(seen) == sorted(table.loc[~table["fingerprint"].isin(done), "path"]), "only missing clips run"
     assert set(cache.index()) == set(table["fingerprint"])
 
     # The resumed cache gives the same features as an uninterrupted run.
     fresh = FeatureCache(tmp_path / "fresh", SETTINGS)
-    fill_cache(fresh, table, CFG, torch.device("cpu"))
+    fill_cache(fresh, table, SOURCE, RUNTIME, shard_size=2)
     a, b = tmp_path / "a.h5", tmp_path / "b.h5"
     assemble(cache, table, ["c0", "c1"], a, attrs={})
     assemble(fresh, table, ["c0", "c1"], b, attrs={})
@@ -74,13 +75,13 @@ def test_resume_computes_only_missingclip_table(tmp_path, monkeypatch) -> None:
 def test_growing_the_subset_extracts_only_newclip_table(tmp_path, monkeypatch) -> None:
     table = clip_table(tmp_path / "videos", 6)
     cache = FeatureCache(tmp_path / "cache", SETTINGS)
-    fill_cache(cache, table.head(4), CFG, torch.device("cpu"))
+    fill_cache(cache, table.head(4), SOURCE, RUNTIME, shard_size=2)
     seen = []
     real = extractor.extract_features
     monkeypatch.setattr(
         extractor, "extract_features", lambda paths, *a, **k: (seen.extend(paths), real(paths, *a, **k))[1]
     )
-    fill_cache(cache, table, CFG, torch.device("cpu"))
+    fill_cache(cache, table, SOURCE, RUNTIME, shard_size=2)
     assert sorted(seen) == sorted(table["path"].iloc[4:])
     other = FeatureCache(tmp_path / "cache", ExtractionSettings(**{**SETTINGS.__dict__, "frames": 8}))
     assert other.dir != cache.dir and other.index() == {}, "another T is another cache"
@@ -92,7 +93,7 @@ def test_a_clip_that_fails_to_decode_is_reported_not_fatal(tmp_path) -> None:
     broken.write_bytes(b"garbage" * 100)
     table.at[1, "fingerprint"] = fingerprint(broken)
     cache = FeatureCache(tmp_path / "cache", SETTINGS)
-    failed = fill_cache(cache, table, CFG, torch.device("cpu")).failed
+    failed = fill_cache(cache, table, SOURCE, RUNTIME, shard_size=2).failed
     assert failed["clip_id"].tolist() == [table.at[1, "clip_id"]]
     assert "cannot open" in failed.at[0, "reason"]
     assert assemble(cache, table, ["c0", "c1"], tmp_path / "f.h5", attrs={}) == 3
@@ -104,7 +105,7 @@ def test_k_clips_store_jittered_views_of_each_video(tmp_path) -> None:
     files = {}
     for settings in (SETTINGS, dataclasses.replace(SETTINGS, views=3)):
         cache = FeatureCache(tmp_path / "cache", settings)
-        fill_cache(cache, table, dataclasses.replace(CFG, views=settings.views), torch.device("cpu"))
+        fill_cache(cache, table, SOURCE, RUNTIME, shard_size=2)
         files[settings.views] = tmp_path / f"k{settings.views}.h5"
         assemble(cache, table, ["c0", "c1"], files[settings.views], attrs={})
     with h5py.File(files[3]) as f:
@@ -139,11 +140,11 @@ def test_resizing_on_the_device_gives_the_workers_features(tmp_path: Path, engin
         str(write_video(tmp_path / "c.avi", frames=20, width=64, height=48, seed=2)),
     ]  # 16 images a batch, 8 a clip: a and b share the first batch
     net = load_backbone("efficientnet_lite0", "imagenet", image_size=32)
-    run = BackboneRunner(net, torch.device("cpu"), "fp32", 16, engine)
+    run = BackboneEmbedder(BackboneRunner(net, torch.device("cpu"), "fp32", 16, engine))
     out = {}
     for where in ("workers", "device"):
-        results = extract_features(paths, paths, run, frames=4, views=2, seed=0, num_workers=1, resize_on=where)
-        out[where] = list(results)
+        runtime = dataclasses.replace(RUNTIME, batch_size=16, num_workers=1, resize_on=where)
+        out[where] = list(extract_features(paths, paths, ImageSource(net), run, runtime, frames=4, views=2, seed=0))
     for (i, feats, indices, error), (j, same, same_indices, same_error) in zip(*out.values(), strict=True):
         assert i == j and error == same_error and (error != "") == (i == 2)
         if not error:

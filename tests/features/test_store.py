@@ -8,19 +8,18 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-import torch
 
 from actrec.data.video import fingerprint
 from actrec.features.extractor import fill_cache
 from actrec.features.store import FeatureCache, assemble, load_features
-from tests.features import CFG, SETTINGS
+from tests.features import RUNTIME, SETTINGS, SOURCE
 from tests.helpers import clip_table
 
 
 def test_feature_file_layout(tmp_path) -> None:
     table = clip_table(tmp_path / "videos", 4)
     cache = FeatureCache(tmp_path / "cache", SETTINGS)
-    fill_cache(cache, table, CFG, torch.device("cpu"))
+    fill_cache(cache, table, SOURCE, RUNTIME, shard_size=2)
     out = tmp_path / "features.h5"
     assert assemble(cache, table, ["c0", "c1"], out, attrs={"dataset": "test"}) == 4
     with h5py.File(out) as f:
@@ -37,11 +36,11 @@ def test_same_features_give_a_byte_identical_file(tmp_path) -> None:
     otherwise re-extracting into a fresh cache would make DVC retrain on identical features. 30 clips
     of 16 frames: 1.2 MB of features, more than HDF5's 1 MB chunk cache could put back in order."""
     table = clip_table(tmp_path / "videos", 30)
-    settings, cfg = dataclasses.replace(SETTINGS, frames=16), dataclasses.replace(CFG, frames=16)
+    settings = dataclasses.replace(SETTINGS, frames=16)
     one = FeatureCache(tmp_path / "one", settings)
-    fill_cache(one, table, cfg, torch.device("cpu"))
+    fill_cache(one, table, SOURCE, RUNTIME, shard_size=2)
     other = FeatureCache(tmp_path / "other", settings)  # other shards, other (random) shard names
-    fill_cache(other, table.iloc[::-1], dataclasses.replace(cfg, shard_size=7), torch.device("cpu"))
+    fill_cache(other, table.iloc[::-1], SOURCE, RUNTIME, shard_size=7)
     assert len(list(one.dir.glob("shard-*.h5"))) == 15 and len(list(other.dir.glob("shard-*.h5"))) == 5
     for cache in (one, other):
         assemble(cache, table, ["c0", "c1"], tmp_path / f"{cache.dir.parent.name}.h5", attrs={"dataset": "test"})
@@ -61,7 +60,7 @@ def test_identical_videos_share_one_cached_row(tmp_path) -> None:
         "fingerprint": fingerprint(copy),
     }
     cache = FeatureCache(tmp_path / "cache", SETTINGS)
-    fill_cache(cache, table, CFG, torch.device("cpu"))
+    fill_cache(cache, table, SOURCE, RUNTIME, shard_size=2)
     assert len(cache.index()) == 4, "the copy is extracted once"
     out = tmp_path / "features.h5"
     assert assemble(cache, table, ["c0", "c1"], out, attrs={}) == 5

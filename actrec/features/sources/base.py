@@ -16,7 +16,8 @@ short subclass. Each says, in one place, everything that differs between familie
 - `embedder()`: the device side, an `Embedder` that turns one such batch into features (a backbone's
   engine for images, a 3D network for windows of frames, nothing for precomputed vectors);
 - `embed_frames()`: features of frames already decoded, one per frame, for windows along a long video and
-  live streams (`frames_refusal` says why a source cannot, where it cannot).
+  live streams, and `image_backbone()`, the network a model is exported with (`frames_refusal` says why a
+  source has neither, where it has not).
 
 The extractor, the feature store, the predictor and the extract stage hold no branch on which source runs:
 they call these methods, and `sources.build_source` is the one place a name becomes a source.
@@ -38,6 +39,7 @@ from actrec.errors import ActrecError
 from actrec.features.engine_trial import EngineChoice
 
 if TYPE_CHECKING:
+    from actrec.features.backbones import Backbone
     from actrec.runtime import Runtime
 
 # What a ClipReader's item is: (position, the clip's data or None, frame indices (K, T) or None, error or "").
@@ -119,6 +121,11 @@ class FeatureSource(ABC):
     frames_refusal: str = ""  # why it cannot embed decoded frames (windows, live streams); "" where it can
 
     @property
+    def random_init(self) -> bool:
+        """Whether its network's weights are random (extract.weights: null, tests only): its features mean nothing."""
+        return False
+
+    @property
     @abstractmethod
     def feature_dim(self) -> int:
         """D: the width of each feature."""
@@ -160,6 +167,10 @@ class FeatureSource(ABC):
         """Features (n, D) float16 of n decoded uint8 frames (n, H, W, 3), one per frame, as extraction stores
         them: what windows along a video and live streams are made of."""
         raise ActrecError(self.frames_refusal or f"{self.name} features are not made from single frames")
+
+    def image_backbone(self) -> Backbone:
+        """The image network each frame goes through, as a model exported with its backbone runs it (export.py)."""
+        raise ActrecError(self.frames_refusal or f"{self.name} features come from no image backbone")
 
 
 class Precomputed:

@@ -140,6 +140,10 @@ class ImageSource(FeatureSource):
     def feature_dim(self) -> int:
         return self.backbone.feature_dim
 
+    @property
+    def random_init(self) -> bool:
+        return self.backbone.weights_id == "random init"
+
     def identity(self) -> dict[str, str]:
         return {"weights_id": self.backbone.weights_id, "preprocessing": self.backbone.preprocessing.to_json()}
 
@@ -180,6 +184,9 @@ class ImageSource(FeatureSource):
         device, precision = runtime.device, runtime.precision
         engine = choice.engine if choice is not None else resolve_engine(runtime.engine, device, precision, frames)
         return BackboneEmbedder(BackboneRunner(self.backbone, device, precision, runtime.batch_size, engine))
+
+    def image_backbone(self) -> Backbone:
+        return self.backbone
 
     @torch.inference_mode()
     def embed_frames(self, embedder: BackboneEmbedder, frames: np.ndarray) -> np.ndarray:

@@ -86,7 +86,7 @@ class SkeletonSource(FeatureSource):
     """NTU's skeleton joints as features: read, not computed, so no network and no engine."""
 
     name = SKELETON
-    frames_refusal = "a model trained on NTU skeletons predicts whole .skeleton files, not windows of a video"
+    frames_refusal = "a model trained on NTU skeletons predicts whole .skeleton files, not frames of a video"
 
     @classmethod
     def build(cls, name: str, weights: str | None, image_size: int | str = "auto") -> SkeletonSource:

@@ -44,13 +44,15 @@ from torchvision import transforms
 
 from actrec.data.datasets import scan
 from actrec.data.video import DECODERS, decoding_path, fingerprint, read_clip, torchcodec_usable
-from actrec.devices import resolve_batch_size, resolve_device, resolve_num_workers, usable_cores
+from actrec.devices import usable_cores
 from actrec.features.backbones import Backbone, load_backbone
 from actrec.features.engine_trial import candidates, choose, time_candidate
 from actrec.features.engines import ENGINES, RUNTIMES, BackboneRunner
-from actrec.features.extractor import ClipDataset, clip_loader, fill_cache, resize_on_device
+from actrec.features.extractor import clip_loader, fill_cache
+from actrec.features.sources.image import ClipDataset, ImageSource
 from actrec.features.store import ExtractionSettings, FeatureCache
 from actrec.params import DatasetParams, ExtractParams
+from actrec.runtime import Runtime
 from benchmarks.machine import describe_machine
 
 
@@ -78,11 +80,11 @@ def _table(args: argparse.Namespace) -> pd.DataFrame:
 
 def _settings(args: argparse.Namespace) -> tuple[ExtractionSettings, Backbone, torch.device, int, str]:
     """The run's settings and backbone; engine and precision are explicit here (main resolves `auto` first, once)."""
-    device = resolve_device(args.device)
+    runtime = Runtime.resolve(args.device, batch_size=args.batch_size)
     backbone = load_backbone(args.backbone, args.weights, args.image_size)
-    settings = ExtractionSettings.from_params(_params(args), args.precision, 0, backbone)
+    settings = ExtractionSettings.from_params(_params(args), args.precision, 0, ImageSource(backbone).identity())
     torch.set_num_threads(args.threads or torch.get_num_threads())
-    return settings, backbone, device, resolve_batch_size(args.batch_size, device), args.engine
+    return settings, backbone, runtime.device, runtime.batch_size, args.engine
 
 
 def _params(args: argparse.Namespace, **given: object) -> ExtractParams:
@@ -96,13 +98,13 @@ def _params(args: argparse.Namespace, **given: object) -> ExtractParams:
 
 def decide(args: argparse.Namespace) -> dict:
     """What extract.engine/precision `auto` (or the given values) take for this many frames: the engine trial."""
-    device = resolve_device(args.device)
+    runtime = Runtime.resolve(args.device, batch_size=args.batch_size)
     torch.set_num_threads(args.threads or torch.get_num_threads())
     frames = getattr(args, "trial_frames", 0) or args.limit * args.repeat * args.frames
     choice = choose(
         load_backbone(args.backbone, args.weights, args.image_size),
-        device,
-        resolve_batch_size(args.batch_size, device),
+        runtime.device,
+        runtime.batch_size,
         args.engine,
         args.precision,
         lambda precision: frames,
@@ -151,9 +153,17 @@ def pipeline(args: argparse.Namespace) -> dict:
     """The extract stage's own path: DataLoader decode-ahead, batched forward, shard writes."""
     settings, backbone, device, batch, engine = _settings(args)
     cfg = _params(args, batch_size=batch, num_workers=args.workers, engine=engine, resize_on=args.resize_on)
+    runtime = Runtime.resolve(
+        device,
+        precision=settings.precision,
+        engine=engine,
+        batch_size=batch,
+        num_workers=cfg.num_workers,
+        resize_on=cfg.resize_on,
+    )
     table = _table(args)
     with tempfile.TemporaryDirectory() as tmp:
-        run = fill_cache(FeatureCache(tmp, settings), table, cfg, device, backbone=backbone)
+        run = fill_cache(FeatureCache(tmp, settings), table, ImageSource(backbone), runtime, shard_size=cfg.shard_size)
     return {
         "fps": run.steady_fps,
         "fps_all": run.frames / run.seconds,
@@ -183,7 +193,8 @@ def decoding(args: argparse.Namespace) -> dict:
     the others run, the share of that time it had a core, and the main process's CPU time per 1,000 frames."""
     settings, backbone, device, batch, engine = _settings(args)
     table = _table(args)
-    workers = resolve_num_workers(args.workers, device)
+    runtime = Runtime.resolve(device, num_workers=args.workers, resize_on=args.resize_on)
+    workers = runtime.num_workers
     dataset = _TimedClips(
         table["path"].tolist(),
         table["fingerprint"].tolist(),
@@ -191,7 +202,7 @@ def decoding(args: argparse.Namespace) -> dict:
         settings.frames,
         1,
         0,
-        resize=not resize_on_device(args.resize_on, device),
+        resize=runtime.resize_on == "workers",
         channels_last=engine not in RUNTIMES,
         decoder=getattr(args, "decoder", "auto"),
     )
@@ -444,7 +455,7 @@ def main() -> None:
 
 def _compare_all(args: argparse.Namespace) -> None:
     """Every engine x precision that can run here, each timed in its own process, and `auto`'s pick."""
-    device = resolve_device(args.device)
+    device = Runtime.resolve(args.device).device
     pairs = candidates(args.engine, args.precision, device)
     print(
         f"engine x precision ({args.backbone} @ {args.image_size}, batch {args.batch_size}): set-up, bound, and "

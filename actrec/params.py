@@ -125,7 +125,7 @@ WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")  # how extrac
 
 def backbone_family(spec: str) -> tuple[str, str]:
     """('lite' | 'torchvision' | 'timm' | 'open_clip' | 'skeleton' | an unknown prefix, the name within the
-    family). `skeleton` is no CNN: NTU's joints are the features (actrec/features/skeleton.py)."""
+    family). `skeleton` is no CNN: NTU's joints are the features (actrec/features/sources/skeleton.py)."""
     if spec == "skeleton":
         return "skeleton", spec
     prefix, colon, name = spec.partition(":")

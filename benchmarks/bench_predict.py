@@ -144,7 +144,7 @@ def main() -> None:
     print(describe_machine())
     print(
         f"actrec predict on a {SECONDS} s {WIDTH}×{HEIGHT} clip, CPU (torch threads: {torch.get_num_threads()}), "
-        f"{predictor.backbone.name} {predictor.backbone.image_size} px, T={predictor.frames}, "
+        f"{predictor.source.name} {predictor.record['input_size']} px, T={predictor.frames}, "
         f"precision {predictor.precision}"
     )
     print(f"  whole command (start, imports, load, predict): {command_s:6.2f} s")

@@ -1,4 +1,13 @@
-"""Fixtures: the real UCF-101 clips in ../shared, a fresh copy of the repo, a run trained by the stages."""
+"""Fixtures the tests share, so that each pipeline runs once a session, not once a test.
+
+- `ucf_mini`: the real UCF-101 clips in ../shared (the test skips where they are absent).
+- `repo_copy`: a fresh git + DVC checkout of the project's tracked files, as a user's clone would be.
+- `demo_repo`: a copy of one such checkout whose tiny demo (`helpers.tiny_demo`) ran through `dvc repro` once a
+  session (`reproduced_demo`), committed: every DVC test starts from that run, each in its own copy.
+- `trained_run`: a tiny folder dataset through every stage, in this process: one feature file, one model, its
+  reports (read only: tests that change it work on copies).
+- `ucf_split`: 2 real UCF-101 classes × 4 clips through subset and split, for the backbone and recipe runs.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +19,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helpers import ROOT, UCF_CLASSES, UCF_MINI, call_stage, class_folders, run_stage, tiny_project, ucf_miniature
+from tests.helpers import (
+    ROOT,
+    UCF_CLASSES,
+    UCF_MINI,
+    call_stage,
+    class_folders,
+    run_command,
+    run_stage,
+    tiny_demo,
+    tiny_project,
+    ucf_miniature,
+)
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -29,10 +49,9 @@ def ucf_mini() -> Path:
     return UCF_MINI
 
 
-@pytest.fixture
-def repo_copy(tmp_path: Path) -> Path:
-    """A fresh git + DVC checkout of the project's tracked files, as a user's clone would be."""
-    dest = tmp_path / "repo"
+def _checkout(dest: Path) -> Path:
+    """The project's tracked files (and untracked ones git does not ignore) copied to `dest`, committed to a new
+    git repository."""
     listing = ["git", "ls-files", "--cached", "--others", "--exclude-standard"]
     files = subprocess.run(listing, cwd=ROOT, capture_output=True, text=True, check=True).stdout
     for name in files.splitlines():
@@ -46,6 +65,31 @@ def repo_copy(tmp_path: Path) -> Path:
     ):
         subprocess.run(cmd, cwd=dest, check=True)
     return dest
+
+
+@pytest.fixture
+def repo_copy(tmp_path: Path) -> Path:
+    """A fresh git + DVC checkout of the project's tracked files, as a user's clone would be."""
+    return _checkout(tmp_path / "repo")
+
+
+@pytest.fixture(scope="session")
+def reproduced_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh checkout whose tiny demo (committed) ran through `dvc repro` once, and was committed as the baseline.
+    Read only: `demo_repo` gives each test a copy of it."""
+    repo = tiny_demo(_checkout(tmp_path_factory.mktemp("reproduced") / "repo"))
+    run_command(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "tiny demo"], repo)
+    run_command(["dvc", "repro"], repo)
+    run_command(["git", "add", "-A"], repo)
+    run_command(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "baseline run"], repo)
+    return repo
+
+
+@pytest.fixture
+def demo_repo(reproduced_demo: Path, tmp_path: Path) -> Path:
+    """A copy of the checkout `dvc repro` ran the tiny demo in (git history, DVC cache and outputs alike), as if
+    the user had just run it there."""
+    return Path(shutil.copytree(reproduced_demo, tmp_path / "repo", symlinks=True))
 
 
 @pytest.fixture(scope="session")

@@ -214,9 +214,12 @@ def tiny_ucf_project(folder: Path, root: Path, split: Path, **sections: dict) ->
 
 
 def run_pipeline(project: Path) -> dict:
-    """extract, train and evaluate as `dvc repro` runs them; the extract report."""
-    for stage in ("extract", "train", "evaluate"):
-        run_stage(stage, project)
+    """extract, train and evaluate with dvc.yaml's arguments, in `project`; the extract report. Each stage's main
+    runs in this process: the stages' start-up as a fresh process is tested where DVC runs them."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(project)
+        for stage in ("extract", "train", "evaluate"):
+            call_stage(stage)
     return json.loads((project / "reports/extract.json").read_text())
 
 

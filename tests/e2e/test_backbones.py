@@ -1,5 +1,5 @@
-"""Every backbone family through the pipeline as `dvc repro` runs it (the stages as commands) on real UCF-101
-clips, random init: the feature size read from each model, then `actrec predict`, its windows, `export` with
+"""Every backbone family through the pipeline's stages (extract, train, evaluate) on real UCF-101 clips, random
+init: the feature size read from each model, then `actrec predict`, its windows, `export` with
 the backbone and `watch` on a model trained on it."""
 
 from __future__ import annotations

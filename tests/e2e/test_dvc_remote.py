@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_command, tiny_demo
+from tests.helpers import run_command
 
 
 @pytest.mark.slow
-def test_a_pull_into_a_fresh_clone_runs_nothing(repo_copy: Path, tmp_path: Path) -> None:
-    repo, remote, clone = tiny_demo(repo_copy), tmp_path / "remote", tmp_path / "clone"
+def test_a_pull_into_a_fresh_clone_runs_nothing(demo_repo: Path, tmp_path: Path) -> None:
+    repo, remote, clone = demo_repo, tmp_path / "remote", tmp_path / "clone"  # the tiny demo, run by dvc repro
     run_command(["dvc", "remote", "add", "--default", "team", str(remote)], repo)
-    run_command(["dvc", "repro"], repo)
     run_command(["dvc", "push", "--run-cache"], repo)
     run_command(["git", "add", "-A"], repo)
     run_command(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run and share"], repo)

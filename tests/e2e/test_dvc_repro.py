@@ -1,5 +1,5 @@
-"""End to end: `dvc repro` of a tiny demo in a fresh copy of the repo, then experiments, and DVC noticing exactly
-the stages a code change affects."""
+"""End to end: `dvc repro` of a tiny demo in a fresh copy of the repo (conftest's `demo_repo`, run once a session),
+then experiments, and DVC noticing exactly the stages a code change affects."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_command, tiny_demo
+from tests.helpers import run_command
 
 STAGES = ("demo", "subset", "split", "finetune", "extract", "train", "evaluate")
 
@@ -23,10 +23,8 @@ def _changed(repo: Path) -> set[str]:
 
 
 @pytest.mark.slow
-def test_dvc_repro_tiny_demo_then_experiments(repo_copy: Path) -> None:
-    repo = tiny_demo(repo_copy)
-    run_command(["git", "commit", "-qam", "tiny demo"], repo)
-    run_command(["dvc", "repro"], repo)
+def test_dvc_repro_tiny_demo_then_experiments(demo_repo: Path) -> None:
+    repo = demo_repo
     metrics = json.loads((repo / "reports/metrics.json").read_text())
     assert metrics["test_clips"] > 0 and 0 <= metrics["top1"] <= 1 and metrics["top5"] >= metrics["top1"]
     for name in ("predictions.csv", "per_class.csv", "train/metrics.json", "split.json", "extract.json"):
@@ -34,9 +32,8 @@ def test_dvc_repro_tiny_demo_then_experiments(repo_copy: Path) -> None:
     assert json.loads((repo / "reports/split.json").read_text())["groups_in_two_parts"] == 0
     assert _ran(run_command(["dvc", "repro"], repo)) == set()
     assert _changed(repo) == set()
+    assert not run_command(["git", "status", "--porcelain"], repo), "the run is committed: experiments start from it"
 
-    run_command(["git", "add", "-A"], repo)
-    run_command(["git", "commit", "-qm", "baseline run"], repo)
     assert _ran(run_command(["dvc", "exp", "run", "-S", "model.hidden_size=16"], repo)) == {"train", "evaluate"}
     # Changing how extraction runs, not what it computes, re-runs extract alone: every clip comes from
     # the cache into a byte-identical feature file, so nothing downstream runs again.
@@ -48,9 +45,9 @@ def test_dvc_repro_tiny_demo_then_experiments(repo_copy: Path) -> None:
 
 
 @pytest.mark.slow
-def test_dvc_status_names_exactly_the_stages_a_code_change_affects(repo_copy: Path) -> None:
-    repo = tiny_demo(repo_copy)
-    run_command(["dvc", "repro"], repo)
+def test_dvc_status_names_exactly_the_stages_a_code_change_affects(demo_repo: Path) -> None:
+    repo = demo_repo
+    assert _changed(repo) == set()
     edits = {  # a file → the stages that run it
         "actrec/evaluation/metrics.py": {"evaluate"},
         # predict_proba: validation in training and in the k-fold evaluation, and evaluation

@@ -1,5 +1,6 @@
 """Sweeps as docs/experiments.md shows them: queue a grid of heads with `dvc exp run --queue -S`, run the queue,
-and compare with `dvc exp show` — in a fresh copy of the repo, on a tiny demo."""
+and compare with `dvc exp show` — in a fresh copy of the repo whose tiny demo `dvc repro` ran (conftest's
+`demo_repo`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_command, tiny_demo
+from tests.helpers import run_command
 
 
 def _experiments(shown: list[dict]) -> dict[str, dict]:
@@ -18,12 +19,8 @@ def _experiments(shown: list[dict]) -> dict[str, dict]:
 
 
 @pytest.mark.slow
-def test_queued_sweep_over_heads(repo_copy: Path) -> None:
-    repo = tiny_demo(repo_copy)
-    run_command(["dvc", "repro"], repo)
-    run_command(["git", "add", "-A"], repo)
-    run_command(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "baseline"], repo)
-
+def test_queued_sweep_over_heads(demo_repo: Path) -> None:
+    repo = demo_repo
     queued = run_command(["dvc", "exp", "run", "--queue", "-S", "model.head=lstm,gru"], repo)
     assert queued.count("Queued experiment") == 2, queued
     try:

@@ -78,6 +78,23 @@ def write_torch(path: str | Path, data: Any) -> None:
         torch.save(data, f)
 
 
+def read_torch(path: str | Path, what: str, error: type[ActrecError] = ActrecError, mmap: bool = False) -> Any:
+    """What write_torch wrote: torch.load onto the CPU, tensors and plain containers only (weights_only); with
+    `mmap`, a large file is paged in as it is read rather than copied (the file must then stay as it is while
+    its tensors are used: write_torch replaces a file, it never rewrites one). A file torch.load cannot read
+    raises `error` in one line: `path` is not `what`.
+
+    The unpickler fails on foreign bytes in many ways (KeyError, EOFError, UnpicklingError, RuntimeError, ...),
+    and torch's own messages run to paragraphs about weights_only: the type says enough.
+    """
+    import torch  # here, not at the top: the stages that read no tensors need not import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except Exception as err:
+        raise error(f"{path} is not {what}: torch.load cannot read it ({type(err).__name__})") from err
+
+
 def _running(pid: int) -> bool:
     if os.name == "nt":  # os.kill would end the process there; keep its files
         return True

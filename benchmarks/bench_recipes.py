@@ -46,17 +46,10 @@ from torch import nn
 from actrec.errors import run_main
 from actrec.evaluation.metrics import wilson_interval
 from actrec.features.store import FeatureSet, load_features
+from actrec.model.choice import Evidence, HeadChoice, decide, paired_difference
 from actrec.model.proba import predict_proba
 from actrec.model.probe import linear_probe
-from actrec.model.selection import (
-    Evidence,
-    HeadChoice,
-    choose_and_train,
-    decide,
-    paired_difference,
-    train_choice,
-    weigh,
-)
+from actrec.model.selection import choose_and_train, train_choice, weigh
 from actrec.params import ModelParams, Params, TrainParams, load_params
 from benchmarks.machine import describe_machine
 

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from actrec.errors import ActrecError
-from actrec.files import write_torch
+from actrec.files import read_torch, write_torch
 from actrec.params import ExtractParams
 
 FORMAT = 1
@@ -44,12 +44,7 @@ def fine_tuned(path: str | Path, cfg: ExtractParams) -> bool:
     path = Path(path)
     if not path.is_file():
         raise BackboneFileError(f"backbone file {path} not found; run the finetune stage first (dvc repro)")
-    try:
-        content = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as err:  # the unpickler fails on foreign bytes in many ways
-        raise BackboneFileError(
-            f"{path} is not a backbone file: torch.load cannot read it ({type(err).__name__})"
-        ) from err
+    content = read_torch(path, "a backbone file", BackboneFileError, mmap=True)
     if not isinstance(content, dict) or content.get("format") != FORMAT:
         raise BackboneFileError(f"{path} is not a backbone file of format {FORMAT}; run the finetune stage again")
     # fine-tuned weights were tuned on frames of one size and number; passed-through ones fit any

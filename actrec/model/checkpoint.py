@@ -24,7 +24,7 @@ from actrec.features.store import (
     FeatureStoreError,
     differing_settings,
 )
-from actrec.files import write_torch
+from actrec.files import read_torch, write_torch
 from actrec.model.heads import build_head
 
 FORMAT = 1
@@ -87,13 +87,7 @@ def load_model(path: str | Path) -> tuple[nn.Module, Checkpoint]:
     path = resolve_path(path)
     if not path.is_file():
         raise CheckpointError(f"model {path} not found; run the train stage (dvc repro) first")
-    try:
-        record = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # the unpickler fails on foreign bytes in many ways (KeyError, EOFError, ...)
-        # torch's own messages run to paragraphs about weights_only; the type says enough.
-        raise CheckpointError(
-            f"{path} is not a model checkpoint: torch.load cannot read it ({type(err).__name__})"
-        ) from err
+    record = read_torch(path, "a model checkpoint", CheckpointError)
     if not isinstance(record, dict) or "state_dict" not in record:
         raise CheckpointError(f"{path} is not an actrec model checkpoint (no trained head in it)")
     if record.get("format", FORMAT) != FORMAT:  # checkpoints from before the format had a number are format 1

@@ -23,13 +23,11 @@ folder, and a run of the same params on the same clips goes on after the last ep
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import math
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -38,145 +36,23 @@ import pandas as pd
 import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
-from torchvision.models import EfficientNet, ResNet
 
 from actrec.devices import resolve_batch_size, resolve_num_workers, resolve_precision
 from actrec.errors import ActrecError
 from actrec.features.backbones import Backbone
-from actrec.features.backbones.lite import LiteFeatures
 from actrec.features.engines import BackboneRunner, resolve_engine
 from actrec.features.extractor import clip_loader
 from actrec.features.sources.image import ClipDataset
-from actrec.files import output_dir, write_torch
+from actrec.files import output_dir, read_torch, write_torch
 from actrec.model.heads import build_head
+from actrec.model.loop import EarlyStopping, evaluate, snapshot, train_one_epoch, warmup_cosine
+from actrec.model.tuned import FinetuneError, Tuned, blocks, learning_blocks, trunk_is_held
 from actrec.params import FinetuneParams, ModelParams, Params
 from actrec.progress import progress
 
 logger = logging.getLogger(__name__)
 
 FORMAT = 1  # of the work folder's files: another format is not resumed from
-
-
-class FinetuneError(ActrecError):
-    """Fine-tuning that cannot run with these params or clips."""
-
-
-class _ConvNormAct(nn.Module):
-    """EfficientNet-Lite's stem or head: convolution, batch norm, swish."""
-
-    def __init__(self, conv: nn.Module, norm: nn.Module, act: nn.Module) -> None:
-        super().__init__()
-        self.conv, self.norm, self.act = conv, norm, act
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.norm(self.conv(x)))
-
-
-class _LiteBlock(nn.Module):
-    """One MBConv block with the drop-connect rate EfficientNet.extract_features gives it."""
-
-    def __init__(self, block: nn.Module, drop_connect_rate: float) -> None:
-        super().__init__()
-        self.block, self.rate = block, drop_connect_rate
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.block(x, drop_connect_rate=self.rate)
-
-
-def blocks(backbone: Backbone) -> list[tuple[str, nn.Module]]:
-    """The backbone as named blocks in order, sharing its modules; run one after the other and average-pooled,
-    they give its features. ResNets: stem, layer1 .. layer4; torchvision's EfficientNets: features.0 ..
-    features.8, as the builder names its stages; EfficientNet-Lite: stem, blocks.0 .. blocks.N, head."""
-    model = backbone.model
-    if isinstance(model, ResNet):
-        stem = nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool)
-        return [("stem", stem), *((f"layer{i}", getattr(model, f"layer{i}")) for i in range(1, 5))]
-    if isinstance(model, EfficientNet):
-        return [(f"features.{i}", stage) for i, stage in enumerate(model.features)]
-    if isinstance(model, LiteFeatures):
-        net = model.net
-        rate = net._global_params.drop_connect_rate or 0.0
-        mbconv = [(f"blocks.{i}", _LiteBlock(b, rate * i / len(net._blocks))) for i, b in enumerate(net._blocks)]
-        stem, head = (
-            _ConvNormAct(net._conv_stem, net._bn0, net._swish),
-            _ConvNormAct(net._conv_head, net._bn1, net._swish),
-        )
-        return [("stem", stem), *mbconv, ("head", head)]
-    raise FinetuneError(
-        f"finetune: no blocks known for backbone {backbone.name}; fine-tune a ResNet, a torchvision EfficientNet "
-        f"or EfficientNet-Lite"
-    )
-
-
-def network(backbone: Backbone) -> nn.Module:
-    """The module whose state dict a weights file holds, named as its builder names it (what extract.weights
-    loads): Lite's network sits inside its pooling wrapper; a torchvision model's classifier is already gone."""
-    return backbone.model.net if isinstance(backbone.model, LiteFeatures) else backbone.model
-
-
-def learning_blocks(named: list[tuple[str, nn.Module]], layers: int | list[str], backbone: str) -> list[str]:
-    """The names of the blocks finetune.layers makes learn: the last N, or those named."""
-    names = [n for n, _ in named]
-    if isinstance(layers, int):
-        if layers > len(names):
-            raise FinetuneError(f"params: finetune.layers = {layers}, but {backbone} has {len(names)} blocks")
-        return names[len(names) - layers :]
-    unknown = [n for n in layers if n not in names]
-    if unknown:
-        raise FinetuneError(
-            f"params: finetune.layers names {', '.join(map(repr, unknown))}, not a block of {backbone}; "
-            f"its blocks: {', '.join(names)}"
-        )
-    return [n for n in names if n in layers]
-
-
-class Tuned(nn.Module):
-    """Frozen trunk → the blocks from the first learning one on → average pool → the temporal head over T frames.
-
-    Batch norms stay in eval mode whatever the mode (their ImageNet statistics are kept), and so does the
-    trunk, whose output may be computed once and held (`trunk_is_held`).
-    """
-
-    def __init__(self, backbone: Backbone, learning: list[str], head: nn.Module) -> None:
-        super().__init__()
-        named = blocks(backbone)
-        cut = next(i for i, (n, _) in enumerate(named) if n in learning)
-        self.backbone, self.head = backbone, head
-        self.trunk = nn.Sequential(*(m for _, m in named[:cut])).requires_grad_(False)
-        self.tail = nn.Sequential(*(m for _, m in named[cut:]))
-        for name, module in named[cut:]:
-            module.requires_grad_(name in learning)
-
-    def train(self, mode: bool = True) -> Tuned:
-        super().train(mode)
-        self.trunk.eval()
-        for module in self.tail.modules():
-            if isinstance(module, nn.modules.batchnorm._BatchNorm):
-                module.eval()
-        return self
-
-    def trunk_output(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 images (n, 3, S, S) → the trunk's output (what the tail starts from)."""
-        with torch.no_grad():
-            return self.trunk(self.backbone.normalize(images))
-
-    def forward(self, x: torch.Tensor, clips: int, frozen: bool) -> torch.Tensor:
-        """Logits of `clips` clips from their frames' inputs x (clips·T, ...): uint8 images, or the trunk's output
-        held for them (floating point). `frozen`: the blocks do not learn this step (the head alone)."""
-        x = self.trunk_output(x) if x.dtype == torch.uint8 else x.float()
-        with torch.no_grad() if frozen else contextlib.nullcontext():
-            features = self.tail(x).mean(dim=(2, 3))
-        return self.head(features.float().view(clips, -1, features.shape[-1]))
-
-    def learning_parameters(self) -> list[nn.Parameter]:
-        return [p for p in self.tail.parameters() if p.requires_grad]
-
-
-def trunk_is_held(tuned: Tuned, image_size: int) -> bool:
-    """Whether the trunk's output (fp16) takes fewer bytes than the uint8 images it comes from."""
-    with torch.no_grad():
-        out = tuned.trunk_output(torch.zeros(1, 3, image_size, image_size, dtype=torch.uint8))
-    return out.numel() * 2 < 3 * image_size * image_size
 
 
 @dataclass
@@ -249,11 +125,6 @@ def prepare(
     )
 
 
-def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
-    """bf16 autocast on a GPU; fp32 on a CPU, where bf16 training kernels are slow or emulated."""
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
-
-
 @dataclass
 class FinetuneResult:
     """What the run did: each epoch's figures (the dvclive curves), the best epoch, and where the time went."""
@@ -296,16 +167,11 @@ def _load(path: Path, key: str) -> dict | None:
     if not path.is_file():
         return None
     try:
-        content = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as err:  # not a file this module wrote whole (they appear only complete)
-        logger.warning("ignoring %s: torch.load cannot read it (%s)", path, type(err).__name__)
+        content = read_torch(path, "a fine-tuning work file", mmap=True)
+    except ActrecError as err:  # not a file this module wrote whole (they appear only complete)
+        logger.warning("ignoring it: %s", err)
         return None
     return content if isinstance(content, dict) and content.get("key") == key else None
-
-
-def _learning_state(tuned: Tuned) -> dict[str, torch.Tensor]:
-    """A CPU copy of what can change: the head and the tail (the trunk never does)."""
-    return {k: v.detach().to("cpu", copy=True) for k, v in tuned.state_dict().items() if not k.startswith("trunk.")}
 
 
 class _Run:
@@ -323,33 +189,29 @@ class _Run:
         )
         updates = math.ceil(math.ceil(train_clips / cfg.batch_size) / cfg.accum_steps)  # per epoch
         total = cfg.epochs * updates
-
-        def cosine(start: int) -> Callable[[int], float]:
-            return lambda step: 0.5 * (1 + math.cos(math.pi * max(step - start, 0) / max(total - start, 1)))
-
         # the head's rate decays over every epoch, the blocks' over the epochs after they start to learn
-        self.scheduler = LambdaLR(self.optimizer, [cosine(0), cosine(cfg.freeze_epochs * updates)])
-        self.best = _learning_state(tuned)
-        self.epoch = self.stale = 0
+        self.scheduler = LambdaLR(
+            self.optimizer, [warmup_cosine(total), warmup_cosine(total, start=cfg.freeze_epochs * updates)]
+        )
+        self.stopping = EarlyStopping(cfg.patience)
+        self.best = snapshot(tuned, skip="trunk.")  # what can change: the head and the tail (the trunk never does)
+        self.epoch = 0
 
     def stopped(self) -> bool:
-        return self.epoch >= self.cfg.epochs or (
-            self.stale >= self.cfg.patience and self.epoch > self.cfg.freeze_epochs
-        )
+        return self.epoch >= self.cfg.epochs or (self.stopping.exhausted and self.epoch > self.cfg.freeze_epochs)
 
     def save(self, path: Path, key: str) -> None:
-        r = self.result
         write_torch(
             path,
             {
                 "key": key,
                 "epoch": self.epoch,
-                "stale": self.stale,
-                "history": r.history,
-                "best_epoch": r.best_epoch,
-                "best_val_accuracy": r.best_val_accuracy,
+                "stale": self.stopping.stale,
+                "history": self.result.history,
+                "best_epoch": self.stopping.best_epoch,
+                "best_val_accuracy": self.stopping.best_score,
                 "best": self.best,
-                "model": _learning_state(self.tuned),
+                "model": snapshot(self.tuned, skip="trunk."),
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "generator": self.generator.get_state(),
@@ -366,71 +228,46 @@ class _Run:
         torch.set_rng_state(saved["rng"])
         if saved["cuda_rng"]:
             torch.cuda.set_rng_state_all(saved["cuda_rng"])
-        self.epoch, self.stale, self.best = saved["epoch"], saved["stale"], saved["best"]
-        r = self.result
-        r.history, r.best_epoch, r.best_val_accuracy = (
-            list(saved["history"]),
-            saved["best_epoch"],
-            saved["best_val_accuracy"],
-        )
-        r.resumed_after_epoch = self.epoch
+        self.epoch, self.best = saved["epoch"], saved["best"]
+        self.stopping.stale, self.stopping.best_epoch = saved["stale"], saved["best_epoch"]
+        self.stopping.best_score = saved["best_val_accuracy"]
+        self.result.history, self.result.resumed_after_epoch = list(saved["history"]), self.epoch
 
-    def train_epoch(self, data: Inputs, device: torch.device) -> tuple[float, float, bool]:
-        """One epoch over the train clips, each on one of its samplings drawn at random: loss, accuracy, and
-        whether the blocks were frozen (the head alone)."""
+    def epoch_figures(self, train: Inputs, val: Inputs, device: torch.device) -> dict[str, float]:
+        """One epoch: the train clips, each on one of its samplings drawn at random (the head alone while the
+        blocks are frozen), then the val clips on their centred sampling (extract's view 0); the epoch's
+        figures, with the learning rates it started at."""
         cfg, tuned = self.cfg, self.tuned
-        frozen = self.epoch < cfg.freeze_epochs
-        tuned.train()
-        if frozen:
-            tuned.tail.eval()  # the head alone learns on what the blocks give at inference
-        n = len(data.labels)
+        head_lr, backbone_lr = self.scheduler.get_last_lr()  # 0 for the blocks while frozen
+        tuned.frozen = self.epoch < cfg.freeze_epochs
+        n = len(train.labels)
         order = torch.randperm(n, generator=self.generator)
-        sampling = torch.randint(data.inputs.shape[1], (n,), generator=self.generator)
-        loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-        total, correct = 0.0, 0
-        batches = order.split(cfg.batch_size)
-        for i, idx in enumerate(batches):
-            x = data.inputs[idx, sampling[idx]].flatten(0, 1).to(device, non_blocking=True)
-            y = data.labels[idx].to(device)
-            with _autocast(device):
-                logits = tuned(x, len(idx), frozen).float()
-            loss = loss_fn(logits, y)
-            (loss / cfg.accum_steps).backward()
-            if (i + 1) % cfg.accum_steps == 0 or i + 1 == len(batches):
-                self.optimizer.step()
-                self.optimizer.zero_grad(set_to_none=True)
-                self.scheduler.step()
-            total += loss.item() * len(idx)
-            correct += (logits.argmax(1) == y).sum().item()
-        return total / n, correct / n, frozen
+        sampling = torch.randint(train.inputs.shape[1], (n,), generator=self.generator)
+        batches = (
+            (train.inputs[idx, sampling[idx]].to(device, non_blocking=True), train.labels[idx].to(device))
+            for idx in order.split(cfg.batch_size)
+        )
+        criterion = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        train_loss, train_acc = train_one_epoch(
+            tuned, criterion, self.optimizer, self.scheduler, batches, cfg.accum_steps
+        )
+        val_loss, val_acc = train_loss, train_acc  # without val clips, early stopping watches the training accuracy
+        if len(val.labels):
+            tuned.eval()
+            held_out = (
+                (val.inputs[idx, 0].to(device), val.labels[idx])
+                for idx in torch.arange(len(val.labels)).split(cfg.batch_size)
+            )
+            val_loss, val_acc, _ = evaluate(lambda x: tuned(x).softmax(-1), held_out)
+        figures = {"train/loss": train_loss, "train/accuracy": train_acc, "val/loss": val_loss, "val/accuracy": val_acc}
+        return {**figures, "lr/head": head_lr, "lr/backbone": backbone_lr}
 
     def end_epoch(self, figures: dict[str, float]) -> None:
-        """Record the epoch; keep its state only if it validates better than every earlier one. A tie keeps the
-        earlier state, whose blocks moved less from their pretrained weights: on small data the later states
-        mostly fit the training clips better (docs/benchmarks.md, Fine-tuning)."""
+        """Record the epoch; keep its state where early stopping counts it the best so far."""
         self.epoch += 1
-        r = self.result
-        r.history.append(figures)
-        if r.best_epoch == 0 or figures["val/accuracy"] > r.best_val_accuracy:
-            r.best_epoch, r.best_val_accuracy, self.stale = self.epoch, figures["val/accuracy"], 0
-            self.best = _learning_state(self.tuned)
-        else:
-            self.stale += 1
-
-
-def _evaluate(tuned: Tuned, data: Inputs, batch_size: int, device: torch.device) -> tuple[float, float]:
-    """Loss and accuracy on the centred sampling of each clip (extract's view 0)."""
-    tuned.eval()
-    loss, correct = 0.0, 0
-    with torch.no_grad():
-        for idx in torch.arange(len(data.labels)).split(batch_size):
-            x = data.inputs[idx, 0].flatten(0, 1).to(device)
-            y = data.labels[idx].to(device)
-            with _autocast(device):
-                logits = tuned(x, len(idx), frozen=True).float()
-            loss += nn.functional.cross_entropy(logits, y, reduction="sum").item()
-            correct += (logits.argmax(1) == y).sum().item()
-    return loss / len(data.labels), correct / len(data.labels)
+        self.result.history.append(figures)
+        if self.stopping.update(self.epoch, figures["val/accuracy"]):
+            self.best = snapshot(self.tuned, skip="trunk.")
 
 
 def _prepared(path: Path, key: str, table: pd.DataFrame, samplings: int, tuned: Tuned, how: dict) -> Inputs:
@@ -516,39 +353,24 @@ def finetune(
         logger.info("resuming after epoch %d of %d (%s)", run.epoch, cfg.epochs, state)
     start = time.perf_counter()
     while not run.stopped():
-        head_lr, backbone_lr = run.scheduler.get_last_lr()  # the epoch's first rates
-        train_loss, train_acc, frozen = run.train_epoch(train_data, device)
-        val_loss, val_acc = (
-            _evaluate(tuned, val_data, cfg.batch_size, device) if len(val_data.labels) else (train_loss, train_acc)
-        )
-        run.end_epoch(
-            {
-                "train/loss": train_loss,
-                "train/accuracy": train_acc,
-                "val/loss": val_loss,
-                "val/accuracy": val_acc,
-                "lr/head": head_lr,
-                "lr/backbone": 0.0 if frozen else backbone_lr,
-            }
-        )
+        figures = run.epoch_figures(train_data, val_data, device)
+        run.end_epoch(figures)
         logger.info(
             "epoch %3d%s  train loss %.4f acc %.3f  val loss %.4f acc %.3f",
             run.epoch,
-            " (head alone)" if frozen else "",
-            train_loss,
-            train_acc,
-            val_loss,
-            val_acc,
+            " (head alone)" if run.epoch <= cfg.freeze_epochs else "",
+            *(figures[k] for k in ("train/loss", "train/accuracy", "val/loss", "val/accuracy")),
         )
         run.save(state, run_key)
-    if run.stale >= cfg.patience and run.epoch < cfg.epochs:
+    if run.stopping.exhausted and run.epoch < cfg.epochs:
         logger.info("early stop: no better validation accuracy for %d epochs", cfg.patience)
     result.train_seconds = time.perf_counter() - start
+    result.best_epoch, result.best_val_accuracy = run.stopping.best_epoch, run.stopping.best_score
     result.fine_tuned = result.best_epoch > cfg.freeze_epochs
     if not result.fine_tuned:
         logger.info("the head alone validated best (epoch %d): the pretrained weights are kept", result.best_epoch)
         return None, result
     tuned.load_state_dict({**tuned.state_dict(), **run.best})
-    state_dict = network(backbone).state_dict()
+    state_dict = backbone.network().state_dict()
     # one memory layout, whatever ran the trunk (extract's engines make it channels-last): same weights, same bytes
     return {k: v.detach().cpu().clone(memory_format=torch.contiguous_format) for k, v in state_dict.items()}, result

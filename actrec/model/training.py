@@ -1,11 +1,11 @@
-"""Training a temporal head on cached features: a plain loop, in the style of torchvision's references.
+"""Training a temporal head on cached features: the head's recipe, run by the one training loop (model.loop).
 
 Features come as float16, from memory or streamed from the feature file (features.stream), and are
 cast to float32 per batch, so an epoch costs seconds and no video is decoded. Under torchrun one
 model trains with DistributedDataParallel, each rank on its share of every batch. The recipe
 (every knob in params.yaml's train section): AdamW, label smoothing, linear warm-up then cosine
 decay per step, gradient clipping, whole-frame dropout, optional class-balanced sampling, one of
-one of the K views of each video drawn per epoch, and early stopping on validation accuracy. All
+the K views of each video drawn per epoch, and early stopping on validation accuracy. All
 randomness comes from the seed, so a run on CPU repeats exactly.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import logging
 import math
 import random
@@ -25,10 +26,11 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
-from actrec.distributed import SINGLE, World, all_sum, gather
+from actrec.distributed import SINGLE, World, gather
 from actrec.features.store import FeatureSet
 from actrec.features.stream import batches, per_rank_batch, share
 from actrec.model.heads import build_head
+from actrec.model.loop import EarlyStopping, evaluate, snapshot, train_one_epoch, warmup_cosine
 from actrec.model.proba import predict_proba
 from actrec.params import ModelParams, TrainParams
 
@@ -80,34 +82,13 @@ class FitResult:
     refit_epochs: int = 0  # epochs of the refit on train + val (0: none)
 
 
-def _evaluate(model: nn.Module, data: FeatureSet, world: World) -> tuple[float, float, np.ndarray]:
-    """Loss and accuracy on `data`, and the class probabilities of this rank's share of its clips; under
-    torchrun each rank scores its share and the sums are combined, so every rank sees the same figures (and
-    makes the same early-stopping decision)."""
-    share = slice(world.rank, None, world.size)
-    labels = torch.from_numpy(data.labels[share]).long()
-    loss, correct = 0.0, 0
-    probs = np.zeros((0, len(data.classes)), dtype=np.float32)
-    if len(labels):
-        probs = predict_proba(model, data.features[share])
-        scores = torch.from_numpy(probs)
-        loss = nn.functional.nll_loss(scores.clamp_min(1e-8).log(), labels, reduction="sum").item()
-        correct = (scores.argmax(1) == labels).sum().item()
-    loss, correct, seen = all_sum(world, [loss, correct, len(labels)])
-    return loss / seen, correct / seen, probs
-
-
-def _whole(world: World, share: np.ndarray, clips: int) -> np.ndarray:
+def _whole(world: World, share: np.ndarray, clips: int, classes: int) -> np.ndarray:
     """Every clip's probabilities from each rank's share of them (rank r scored clips r, r + size, ...)."""
-    whole = np.empty((clips, share.shape[1]), dtype=share.dtype)
+    whole = np.empty((clips, classes), dtype=np.float32)
     for rank, part in enumerate(gather(world, share)):
-        whole[rank :: world.size] = part
+        if len(part):
+            whole[rank :: world.size] = part
     return whole
-
-
-def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
-    """A copy of the weights on the CPU (a checkpoint loads anywhere)."""
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
 def _distribute(model: nn.Module, world: World) -> nn.Module:
@@ -116,19 +97,6 @@ def _distribute(model: nn.Module, world: World) -> nn.Module:
         return model
     device = next(model.parameters()).device
     return nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-
-
-def _schedule(optimizer: torch.optim.Optimizer, cfg: TrainParams, steps_per_epoch: int) -> LambdaLR:
-    """Per-step learning-rate factor: linear warm-up over warmup_epochs, then cosine decay to zero at `epochs`."""
-    warmup = cfg.warmup_epochs * steps_per_epoch
-    total = cfg.epochs * steps_per_epoch
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / warmup
-        return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(total - warmup, 1)))
-
-    return LambdaLR(optimizer, factor)
 
 
 def _epoch_order(labels: torch.Tensor, balanced: bool, generator: torch.Generator) -> torch.Tensor:
@@ -173,36 +141,31 @@ def fit(
     net = _distribute(model, world)
     labels = torch.from_numpy(train.labels).long()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
-    scheduler = _schedule(optimizer, cfg, math.ceil(math.ceil(len(labels) / world.size) / per_rank))
+    steps = math.ceil(math.ceil(len(labels) / world.size) / per_rank)  # per epoch
+    scheduler = LambdaLR(optimizer, warmup_cosine(cfg.epochs * steps, cfg.warmup_epochs * steps))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    best: float | None = None
-    result = FitResult(0, 0.0, float("inf"), 0, _snapshot(model))
-    stale = 0
+    val_share = slice(world.rank, None, world.size)
+    val_labels = torch.from_numpy(val.labels[val_share]).long()
+    stopping = EarlyStopping(cfg.patience if epochs is None else math.inf)
+    result = FitResult(0, 0.0, float("inf"), 0, snapshot(model))
     for epoch in range(1, (epochs or cfg.epochs) + 1):
-        net.train()
         order = _epoch_order(labels, cfg.balanced, order_generator)
-        total, correct, seen = 0.0, 0, 0
         lr = scheduler.get_last_lr()[0]
-        for idx, features in batches(train.features, share(order, world), per_rank):
-            x = _drop_frames(_pick_view(features, generator).float(), cfg.feature_dropout, generator).to(device)
-            y = labels[idx].to(device)
-            logits = net(x)
-            loss = loss_fn(logits, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            total += loss.item() * len(idx)
-            correct += (logits.argmax(1) == y).sum().item()
-            seen += len(idx)
-        total, correct, seen = all_sum(world, [total, correct, seen])
-        train_loss, train_acc = total / seen, correct / seen
+        train_batches = (
+            (
+                _drop_frames(_pick_view(features, generator).float(), cfg.feature_dropout, generator).to(device),
+                labels[idx].to(device),
+            )
+            for idx, features in batches(train.features, share(order, world), per_rank)
+        )
+        train_loss, train_acc = train_one_epoch(
+            net, loss_fn, optimizer, scheduler, train_batches, grad_clip=cfg.grad_clip, world=world
+        )
         if len(val.labels):
-            val_loss, val_acc, probs = _evaluate(model, val, world)
+            val_batches = [(val.features[val_share], val_labels)] if len(val_labels) else []
+            val_loss, val_acc, probs = evaluate(functools.partial(predict_proba, model), val_batches, world)
             if watch is not None:
-                watch(_whole(world, probs, len(val.labels)))
+                watch(_whole(world, probs, len(val.labels), len(val.classes)))
         else:
             val_loss, val_acc = train_loss, train_acc
         if live is not None:
@@ -225,17 +188,12 @@ def fit(
             val_acc,
         )
         result.epochs_run = epoch
-        # Ties go to the later epoch: on a small validation set accuracy saturates early, and the later
-        # state has trained longer at a lower learning rate (its loss on a handful of clips says little).
-        if best is None or val_acc >= best or epochs is not None:
-            best, stale = val_acc, 0
+        if stopping.update(epoch, val_acc) or epochs is not None:  # a refit keeps its last epoch
             result.best_epoch, result.best_val_accuracy, result.best_val_loss = epoch, val_acc, val_loss
-            result.state_dict = _snapshot(model)
-        else:
-            stale += 1
-            if stale >= cfg.patience:
-                logger.info("early stop: no better validation score for %d epochs", cfg.patience)
-                break
+            result.state_dict = snapshot(model)
+        elif stopping.exhausted:
+            logger.info("early stop: no better validation score for %d epochs", cfg.patience)
+            break
     return result
 
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from actrec.features.backbones import load_backbone
-from actrec.model.finetune import FinetuneError, Tuned, blocks, learning_blocks, trunk_is_held
 from actrec.model.heads import build_head
+from actrec.model.tuned import FinetuneError, Tuned, blocks, learning_blocks, trunk_is_held
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def test_the_blocks_one_after_the_other_give_the_backbones_features(name: str, r
     images = torch.randint(0, 256, (3, 3, 64, 64), dtype=torch.uint8)
     with torch.no_grad():
         x = backbone.normalize(images)
-        for _, block in blocks(backbone):
+        for _, block in backbone.blocks():
             x = block(x)
         torch.testing.assert_close(x.mean(dim=(2, 3)), backbone.model(backbone.normalize(images)))
 
@@ -55,9 +55,23 @@ def test_only_the_chosen_blocks_learn_and_batch_norms_keep_their_statistics(resn
     assert norms and not any(m.training for m in norms), "batch norms stay in eval mode"
     assert tuned.head.training and not tuned.trunk.training
     before = backbone.model.layer4[0].bn1.running_mean.clone()
-    tuned(torch.randint(0, 256, (2 * 4, 3, 64, 64), dtype=torch.uint8), 2, frozen=False).sum().backward()
+    tuned(torch.randint(0, 256, (2, 4, 3, 64, 64), dtype=torch.uint8)).sum().backward()
     assert torch.equal(backbone.model.layer4[0].bn1.running_mean, before)
     assert backbone.model.layer4[0].conv1.weight.grad is not None and backbone.model.layer3[0].conv1.weight.grad is None
+    tuned.frozen = True  # the head alone: the blocks run as at inference and get no gradient
+    tuned.zero_grad(set_to_none=True)
+    tuned.train()
+    assert not any(m.training for m in tuned.tail.modules()) and tuned.head.training
+    tuned(torch.randint(0, 256, (2, 4, 3, 64, 64), dtype=torch.uint8)).sum().backward()
+    assert backbone.model.layer4[0].conv1.weight.grad is None
+    assert all(p.grad is not None for p in tuned.head.parameters())
+
+
+def test_a_family_that_knows_no_blocks_is_refused_in_one_line() -> None:
+    backbone = load_backbone("mobilenet_v3_small", None, 64)
+    assert backbone.blocks() == []
+    with pytest.raises(FinetuneError, match=r"^finetune: no blocks known for backbone mobilenet_v3_small; "):
+        blocks(backbone)
 
 
 def test_the_trunks_output_is_held_where_it_is_smaller_than_the_images(lite0, resnet) -> None:

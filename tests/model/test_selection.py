@@ -15,19 +15,16 @@ import torch
 from dvclive import Live
 
 from actrec.features.store import FeatureSet
+from actrec.model import selection
 from actrec.model.checkpoint import Checkpoint, load_model
+from actrec.model.choice import Evidence, HeadChoice, decide, rule
 from actrec.model.heads import EnsembleHead, ProbeHead
 from actrec.model.proba import predict_proba
 from actrec.model.probe import linear_probe
 from actrec.model.selection import (
-    Evidence,
-    HeadChoice,
-    _at_unseen_epochs,
     choice_folds,
     choose_and_train,
-    decide,
     group_folds,
-    rule,
     train_choice,
     weigh,
 )
@@ -246,21 +243,37 @@ def test_the_ensemble_is_the_mean_of_its_members_and_round_trips_through_the_che
     np.testing.assert_allclose(predict_proba(loaded, test.features), mean, atol=1e-5)
 
 
-def test_cross_validation_scores_each_fold_at_the_epoch_the_other_folds_choose() -> None:
+@pytest.mark.parametrize(
+    "right_after, epochs, correct",
+    [
+        # each group right after one epoch only, its own: luck, not learning. The pooled accuracy ties at 2 of 6
+        # after every epoch (so 3 epochs, the later of equals), but where the other folds peak each fold is wrong:
+        # group 0's others tie epochs 2 and 3 (the later), group 1's 1 and 3, group 2's 1 and 2.
+        ({0: {1}, 1: {2}, 2: {3}}, 3, [0, 0, 0, 0, 0, 0]),
+        # groups 1 and 2 learn for good after epoch 2, right where the others peak; group 0's luck is not kept
+        ({0: {1}, 1: {2, 3}, 2: {2, 3}}, 3, [0, 0, 1, 1, 1, 1]),
+        # every group right after epoch 2 alone: a real peak, kept, and every fold chooses it
+        ({0: {2}, 1: {2}, 2: {2}}, 2, [1, 1, 1, 1, 1, 1]),
+    ],
+)
+def test_cross_validation_scores_each_fold_at_the_epoch_the_other_folds_choose(
+    monkeypatch, right_after: dict[int, set[int]], epochs: int, correct: list[int]
+) -> None:
     """The epoch count is where the pooled held-out accuracy peaks; scored at that peak a trained head would be
-    the best of every epoch on the clips that judge it. Each fold is scored where the other folds peak instead."""
-    # 3 folds of 2 clips over 3 epochs, each fold right after one epoch only, its own: luck, not learning.
-    by_epoch = np.array([[1, 1, 0, 0, 0, 0], [0, 0, 1, 1, 0, 0], [0, 0, 0, 0, 1, 1]], dtype=bool)
-    folds = np.array([0, 0, 1, 1, 2, 2])
-    assert by_epoch[2].mean() == by_epoch.mean(1).max() == 1 / 3, "scored at the pooled peak (epoch 3): 2 of 6"
-    # Fold 0's others tie epochs 2 and 3, the later wins; fold 1's tie 1 and 3; fold 2's tie 1 and 2: all wrong.
-    np.testing.assert_array_equal(_at_unseen_epochs(by_epoch, by_epoch, folds), np.zeros(6, dtype=bool))
-    by_epoch[1:, 2:] = True  # folds 1 and 2 learn for good after epoch 2: right where the others peak
-    np.testing.assert_array_equal(_at_unseen_epochs(by_epoch, by_epoch, folds), [0, 0, 1, 1, 1, 1])
-    train, val = _clips(6, 3, False, seed=3), _clips(2, 3, False, seed=4, split="val")
-    _, evidence = weigh(MODEL, dataclasses.replace(TRAIN, epochs=6), 0, train, val)
+    the best of every epoch on the clips that judge it. Each fold is scored where the other folds peak instead.
+    The training is scripted: which groups' clips are right after which epoch is set by hand."""
+    data = _clips(3, 1, False)  # 3 groups of 2 clips (one of each class): 3 folds, one group held out in each
+
+    def scripted_fit(model, fit_part, held, cfg, seed, epochs=None, world=None, watch=None):
+        groups = [int(clip.removeprefix("train")) // 2 for clip in held.clip_ids]
+        for epoch in range(1, cfg.epochs + 1):
+            right = np.array([epoch in right_after[g] for g in groups])
+            watch(np.eye(2)[np.where(right, held.labels, 1 - held.labels)])
+
+    monkeypatch.setattr(selection, "fit", scripted_fit)
+    _, evidence = weigh(MODEL, dataclasses.replace(TRAIN, epochs=3), 0, data, data.part("val"))
     lstm = evidence["lstm"]
-    assert lstm.by_epoch.shape == (6, len(train.labels) + len(val.labels))
-    np.testing.assert_array_equal(lstm.correct, _at_unseen_epochs(lstm.by_epoch, lstm.by_epoch, lstm.folds))
-    assert lstm.epochs == 6 - int(np.argmax(lstm.curve[::-1])), "trained for the last of the pooled peak's epochs"
-    assert set(np.unique(lstm.folds)) == {0, 1, 2} and (evidence["probe"].folds == lstm.folds).all()
+    assert lstm.folds.tolist() == np.repeat(lstm.folds[::2], 2).tolist() and len(set(lstm.folds)) == 3
+    assert lstm.epochs == epochs
+    np.testing.assert_array_equal(lstm.correct, np.array(correct, dtype=bool))
+    assert (evidence["probe"].folds == lstm.folds).all()

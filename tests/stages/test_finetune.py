@@ -23,7 +23,7 @@ from actrec.errors import ActrecError
 from actrec.features.backbone_file import extract_params, write_backbone_file
 from actrec.features.backbones.base import file_identity, read_state_dict
 from actrec.inference.predictor import Predictor
-from actrec.model.finetune import FinetuneError
+from actrec.model.tuned import FinetuneError
 from actrec.params import ExtractParams, load_params
 from tests.helpers import (
     ROOT,

@@ -107,12 +107,28 @@ class Backbone:
         std = torch.tensor(self.std, device=images.device).view(1, 3, 1, 1)
         return images.sub_(mean).div_(std)
 
+    def blocks(self) -> list[tuple[str, nn.Module]]:
+        """The network as named blocks in order, sharing its modules: run one after the other on normalised
+        images and average-pooled over space, they give its features (what fine-tuning cuts into a frozen trunk
+        and blocks that learn). Empty for a family that knows no such cut."""
+        return []
+
+    def network(self) -> nn.Module:
+        """The module whose state dict a weights file for this backbone holds, named as its builder names it
+        (what extract.weights loads)."""
+        return self.model
+
 
 def finish(
-    name: str, model: nn.Module, preprocessing: Preprocessing, weights_id: str, weights_file: str | None = None
+    name: str,
+    model: nn.Module,
+    preprocessing: Preprocessing,
+    weights_id: str,
+    weights_file: str | None = None,
+    kind: type[Backbone] = Backbone,
 ) -> Backbone:
-    """The model frozen in eval mode, its feature size D read from one forward pass at the crop size (which
-    also fails here, naming the size, for a model that cannot take it)."""
+    """The model frozen in eval mode, as a `kind` (the family's Backbone), its feature size D read from one
+    forward pass at the crop size (which also fails here, naming the size, for a model that cannot take it)."""
     model.eval().requires_grad_(False)
     size = preprocessing.crop_size
     try:
@@ -126,7 +142,7 @@ def finish(
         ) from err
     if out.ndim != 2:
         raise BackboneError(f"backbone {name} gives features of shape {tuple(out.shape[1:])}, not one vector per image")
-    return Backbone(name, model, int(out.shape[1]), preprocessing, weights_id, weights_file)
+    return kind(name, model, int(out.shape[1]), preprocessing, weights_id, weights_file)
 
 
 def drop_classifier(model: nn.Module, name: str) -> str:

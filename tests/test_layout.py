@@ -17,6 +17,7 @@ LAYERS = (
     {"model"},
     {"evaluation", "inference"},
     {"export", "serving"},
+    {"commands"},
     {"cli"},
     {"__main__", "__init__"},
 )

@@ -101,6 +101,9 @@ def load_model(path: str | Path) -> tuple[nn.Module, Checkpoint]:
             f"{path} is an actrec checkpoint of format {record['format']}; this version reads "
             f"format {FORMAT}: train it again (dvc repro)"
         )
+    missing = [f.name for f in dataclasses.fields(Checkpoint) if f.name not in record]
+    if missing:
+        raise CheckpointError(f"{path} has no {', '.join(missing)} (a cut or edited checkpoint); train it again")
     try:
         checkpoint = Checkpoint(**{f.name: record[f.name] for f in dataclasses.fields(Checkpoint)})
         return checkpoint.build(), checkpoint

@@ -112,7 +112,7 @@ def check_backbone(spec: str, weights: str | None) -> None:
     if weights is None:
         return
     choices = _weight_choices(family, name)
-    if weights in choices or Path(weights).is_file():
+    if weights in choices or ("\0" not in weights and Path(weights).is_file()):
         return
     if weights.endswith(WEIGHT_SUFFIXES) or "/" in weights:
         raise Refused("weights", weights, "the path of a weights file (no such file)")

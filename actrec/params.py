@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from annotated_types import Ge, Gt, Le, MinLen
-from pydantic import ConfigDict, GetCoreSchemaHandler, ValidationError, model_validator
+from pydantic import AfterValidator, ConfigDict, GetCoreSchemaHandler, ValidationError, model_validator
 from pydantic.dataclasses import dataclass
 from pydantic_core import core_schema
 
@@ -45,17 +45,26 @@ Decay = Annotated[float, Ge(0), Le(10)]
 Auto = Literal["auto"]
 
 
+def _path(text: str) -> str:
+    if "\0" in text:  # the one character no file name holds: os and pathlib raise ValueError on it
+        raise Refused("", text, "a path (no NUL character)")
+    return text
+
+
+Path_ = Annotated[str, MinLen(1), AfterValidator(_path)]  # a file or folder the stages open
+
+
 @dataclass(frozen=True, config=SCHEMA)
 class DatasetParams:
     name: Literal["demo", "ucf101", "hmdb51", "kinetics", "ntu", "sthv2", "list", "folder"] = "demo"
-    root: Annotated[str, MinLen(1)] = "data/demo"
+    root: Path_ = "data/demo"
     classes: Union[Literal["all"], Count, Annotated[list[str], MinLen(1)]] = "all"  # noqa: UP007 - pydantic's unions
     max_clips_per_class: Count | None = None
     group_pattern: str | None = r"_g(\d+)_"
-    splits_dir: str | None = None
+    splits_dir: Path_ | None = None
     frame_rate: Annotated[float, Gt(0), Le(1000)] = 30.0
-    lists: Union[str, dict[str, str], None] = None  # noqa: UP007
-    class_names: str | None = None
+    lists: Union[Path_, dict[str, Path_], None] = None  # noqa: UP007
+    class_names: Path_ | None = None
 
     @model_validator(mode="after")
     def _rules(self) -> DatasetParams:
@@ -115,7 +124,7 @@ class SplitParams:
 @dataclass(frozen=True, config=SCHEMA)
 class ExtractParams:
     backbone: Annotated[str, MinLen(1)] = "efficientnet_lite0"
-    weights: str | None = "imagenet"
+    weights: Path_ | None = "imagenet"
     frames: Annotated[int, Ge(1), Le(512)] = 16  # 512: the longest positional code of the attention heads
     views: Annotated[int, Ge(1), Le(64)] = 1
     sampling: Literal["uniform", "strided"] = "uniform"
@@ -127,7 +136,7 @@ class ExtractParams:
     engine: Literal["auto", "eager", "compile", "onnxruntime", "openvino"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
-    cache_dir: Annotated[str, MinLen(1)] = "features/cache"
+    cache_dir: Path_ = "features/cache"
     shard_size: Count = 32
     resize_on: Literal["auto", "workers", "device"] = "auto"
 
@@ -268,7 +277,7 @@ RENAMED = {
     "train.cv_folds": "train.choice_folds",
 }
 
-_SHOW = reprlib.Repr()
+_SHOW = reprlib.Repr()  # a value as the error shows it: one line, cut short
 _SHOW.maxstring, _SHOW.maxother, _SHOW.maxlist, _SHOW.maxdict = 80, 80, 8, 6
 
 
@@ -300,23 +309,16 @@ def _describe(tp: Any) -> str:
     return {int: "an integer", float: "a finite number", str: "a string", bool: "true or false"}.get(tp, str(tp))
 
 
-def _choices(tp: Any) -> list[str]:
-    """The names an annotation's Literals allow, to suggest the closest of."""
+def _choices(tp: Any) -> list[str]:  # the names an annotation's Literals allow, to suggest the closest of
     if get_origin(tp) is Literal:
         return [a for a in get_args(tp) if isinstance(a, str)]
     return [c for a in get_args(tp) for c in _choices(a)]
 
 
-def _section(tp: Any) -> Any:
-    """A section's dataclass from its annotation in Params (Annotated with _Section), else `tp` itself."""
-    return get_args(tp)[0] if get_origin(tp) is Annotated and dataclasses.is_dataclass(get_args(tp)[0]) else tp
-
-
 def _hints(cls: Any) -> dict[str, Any]:
-    """The annotation of each key of a section (or of Params), sections unwrapped."""
-    if not dataclasses.is_dataclass(cls):
-        return {}
-    return {k: _section(v) for k, v in typing.get_type_hints(cls, include_extras=True).items()}
+    """The annotation of each key of a section or of Params (of a section: its dataclass, unwrapped)."""
+    hints = typing.get_type_hints(cls, include_extras=True) if dataclasses.is_dataclass(cls) else {}
+    return {k: get_args(v)[0] if _Section in getattr(v, "__metadata__", ()) else v for k, v in hints.items()}
 
 
 def _message(error: dict[str, Any], data: dict[str, Any]) -> str:
@@ -344,7 +346,7 @@ def _message(error: dict[str, Any], data: dict[str, Any]) -> str:
         )
     rule = (error.get("ctx") or {}).get("error")
     if isinstance(rule, Refused):  # a section's rule names its own key; Params' rules name section.key
-        key = rule.key if "." in rule.key else ".".join([*path, rule.key])
+        key = rule.key if "." in rule.key else ".".join([*path, rule.key]) if rule.key else where
         value, allowed, suggestion = rule.value, rule.allowed, rule.suggestion
     else:
         key, allowed, suggestion = where or "params.yaml", _describe(tp), close_name(value, _choices(tp))

@@ -157,7 +157,12 @@ def test_the_code_defaults_are_the_shipped_params() -> None:
         ({"dataset": {"name": "list"}}, "dataset.lists", "None", "an annotation list file"),
         ({"dataset": {"name": "list", "lists": {"train": "a.txt"}}}, "dataset.lists", "'a.txt'", "train and test"),
         ({"dataset": {"lists": {"train": "a", "tset": "b"}}}, "dataset.lists", "'tset'", "train and test"),
-        ({"dataset": {"lists": {"train": 3}}}, "dataset.lists", "3", "a string or a mapping to a string or null"),
+        (
+            {"dataset": {"lists": {"train": 3}}},
+            "dataset.lists",
+            "3",
+            "a non-empty string or a mapping to a non-empty string or null",
+        ),
     ],
 )
 def test_each_kind_of_mistake_is_one_line_naming_key_value_and_allowed(

@@ -10,6 +10,7 @@ answered with one line (500), and its traceback goes to the debug log only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -79,6 +80,9 @@ class Gate:
             logger.debug("%s %s failed", scope["method"], scope["path"], exc_info=True)
             if not started:
                 await _answer(send, 500, f"internal error ({type(err).__name__}: {_one_line(err)})")
+            else:  # a stream cut short: ended here, as the server would otherwise log it was left open
+                with contextlib.suppress(Exception):
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
 
     def check(self, name: str | None, body: bytes) -> None:
         """Refuse a call whose endpoint or data the page does not have; return quietly for one it can run."""

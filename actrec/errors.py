@@ -16,13 +16,26 @@ class ActrecError(RuntimeError):
     """An error in the user's input or environment, explained by its message."""
 
 
+class OneLineFormatter(logging.Formatter):
+    """Each log record on one line: a newline in a message (a file name holding one) is written escaped."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return one_line(super().formatMessage(record))
+
+
+def one_line(text: str) -> str:
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def run_main(main: Callable[[], None]) -> None:
     """Entry point of every stage and command: logging set up, user errors reported plainly."""
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(OneLineFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     try:
         main()
     except ActrecError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(str(err))}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -57,7 +57,7 @@ def stand_in_model(path: Path, classes: int = 101) -> Path:
     """A checkpoint as the train stage writes it: default params, the first listed head, random weights."""
     extract, model = ExtractParams(), ModelParams()
     name = model.candidates()[0]
-    head = build_head(name, 1280, classes, **model.head_options())
+    head = build_head(name, 1280, classes, model)
     Checkpoint(
         head=name,
         head_options=model.head_options(),

@@ -14,6 +14,7 @@ from actrec.features.store import load_features
 from actrec.model.checkpoint import Checkpoint, load_model
 from actrec.model.heads import build_head
 from actrec.model.probe import probe_head
+from actrec.params import ModelParams
 from tests.helpers import actrec
 
 
@@ -57,8 +58,9 @@ def test_an_ensemble_exports_as_any_head(trained_run: Path, tmp_path: Path) -> N
     """The ensemble (the run's LSTM with the probe fitted on its clips) is one checkpoint that exports as one graph."""
     lstm, checkpoint = load_model(trained_run / "models/model.pt")
     labelled = load_features(trained_run / "features/features.h5", ("train", "val"))
-    options = {**checkpoint.head_options, "temporal": "lstm"}
-    ensemble = build_head("ensemble", checkpoint.input_dim, len(checkpoint.classes), **options)
+    options = {**checkpoint.head_options, "temporal": "lstm"}  # as the train stage records an ensemble
+    model = ModelParams(**checkpoint.head_options)
+    ensemble = build_head("ensemble", checkpoint.input_dim, len(checkpoint.classes), model, "lstm")
     ensemble.temporal.load_state_dict(lstm.state_dict())
     probe = probe_head(labelled.features, labelled.labels, len(checkpoint.classes))
     ensemble.probe.load_state_dict(probe.state_dict())

@@ -10,7 +10,7 @@ from tools.dvc_deps import imports
 
 # Lowest first. A room may import its own files and any room of a lower layer, never one of its own layer or above.
 LAYERS = (
-    {"errors"},
+    {"errors", "names"},
     {"params", "files", "progress", "devices", "distributed"},
     {"runtime"},
     {"data"},
@@ -18,6 +18,7 @@ LAYERS = (
     {"model"},
     {"evaluation", "inference"},
     {"export", "serving"},
+    {"commands"},
     {"cli"},
     {"__main__", "__init__"},
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -189,8 +190,11 @@ def read_video_info(table: pd.DataFrame, workers: int = 4, frame_rate: float = D
     def one(path: str, skip: str) -> dict:
         if skip:
             return {**failed, "reason": skip}
-        if not Path(path).exists():
-            return {**failed, "reason": NOT_ON_DISK}
+        try:
+            os.stat(path)  # through links: one that leads nowhere or round in a loop fails here, with its reason
+        except OSError as err:
+            missing = isinstance(err, FileNotFoundError) and not Path(path).is_symlink()  # listed, not downloaded
+            return {**failed, "reason": NOT_ON_DISK if missing else f"cannot read: {err.strerror or err}"}
         try:
             info = skeleton_info(path) if path.endswith(SKELETON_SUFFIX) else video_info(path, frame_rate)
             key = fingerprint(path)

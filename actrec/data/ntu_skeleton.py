@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 
 from actrec.data.video import VideoError, VideoInfo
+from actrec.names import SKELETON as SKELETON  # the extract.backbone reading .skeleton files, not videos
 
-SKELETON = "skeleton"  # the extract.backbone that reads .skeleton files instead of videos
 SKELETON_SUFFIX = ".skeleton"
 FPS = 30.0  # Kinect v2 records colour and skeletons at 30 frames/s
 BODIES, JOINTS = 2, 25

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from sklearn.model_selection import StratifiedGroupKFold
 
 from actrec.data import ntu
 from actrec.data.datasets import splits_dir
-from actrec.data.video import clip_stem
+from actrec.data.video import VIDEO_EXTENSIONS, clip_stem
 from actrec.errors import ActrecError
 from actrec.params import DatasetParams, SplitParams
 
@@ -41,11 +42,22 @@ class OfficialSplit:
     unlisted: int
 
 
-def _lines(path: Path) -> list[str]:
+def _lines(path: Path, shape: str, code: Callable[[str], bool] | None = None) -> list[list[str]]:
+    """The words of each entry of a split list: a clip's file name, then, where `code` checks one, its code. A
+    line of another shape, such as the last line of a list cut short, is an error naming the list and line."""
     if not path.is_file():
         raise SplitError(f"split list {path} is missing")
+    entries = []
     # The official lists have CRLF line ends; splitlines() handles both.
-    return [line.strip() for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if line.strip()]
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
+        entry = line.split()
+        if not entry:
+            continue
+        video = Path(entry[0]).suffix.lower() in VIDEO_EXTENSIONS
+        if not video or len(entry) != (2 if code else 1) or (code and not code(entry[1])):
+            raise SplitError(f"{path}:{number}: expected `{shape}`, found {line.strip()!r} (a list cut short?)")
+        entries.append(entry)
+    return entries
 
 
 def _key(clip_id: str) -> str:
@@ -66,9 +78,10 @@ def _match(listed: dict[str, str], clip_ids: list[str]) -> OfficialSplit:
 def read_ucf101_split(lists_dir: Path, split: int, clip_ids: list[str]) -> OfficialSplit:
     """Official UCF-101 split `split` (trainlist0N/testlist0N) over the clips present."""
     listed: dict[str, str] = {}
-    for part, name in (("train", f"trainlist0{split}.txt"), ("test", f"testlist0{split}.txt")):
-        for line in _lines(lists_dir / name):
-            listed[line.split()[0].replace("\\", "/").lower()] = part
+    for entry in _lines(lists_dir / f"trainlist0{split}.txt", "Class/video.avi class_index", str.isdigit):
+        listed[entry[0].replace("\\", "/").lower()] = "train"
+    for entry in _lines(lists_dir / f"testlist0{split}.txt", "Class/video.avi"):
+        listed[entry[0].replace("\\", "/").lower()] = "test"
     return _match(listed, clip_ids)
 
 
@@ -80,8 +93,7 @@ def read_hmdb51_split(lists_dir: Path, split: int, clip_ids: list[str]) -> Offic
     listed: dict[str, str] = {}
     for path in files:
         label = path.name[: -len(f"_test_split{split}.txt")]
-        for line in _lines(path):
-            name, code = line.rsplit(maxsplit=1)
+        for name, code in _lines(path, "video.avi 0|1|2", lambda word: word in ("0", "1", "2")):
             part = {"1": "train", "2": "test"}.get(code)
             if part:
                 listed[f"{label}/{name}".lower()] = part
@@ -198,7 +210,9 @@ def assign_parts(table: pd.DataFrame, dataset: DatasetParams, cfg: SplitParams, 
         official.unlisted,
     )
     table = table[table["clip_id"].isin(official.parts)]
-    table = _listed_parts(table, table["clip_id"].map(official.parts), f"official split {cfg.official}", cfg, seed)
+    named = f"trainlist0{cfg.official}.txt" if dataset.name == "ucf101" else f"*_test_split{cfg.official}.txt"
+    source = f"official split {cfg.official} ({lists / named})"
+    table = _listed_parts(table, table["clip_id"].map(official.parts), source, cfg, seed)
     info = {
         "source": f"official split {cfg.official}",
         "listed": official.listed,
@@ -244,6 +258,12 @@ def _listed_parts(table: pd.DataFrame, parts: pd.Series, lists: str, cfg: SplitP
                 f"{lists}: no {part} clips among the clips present; choose another "
                 f"split.official or set it to null for a group-aware split"
             )
+    untrained = sorted(set(table["label"]) - set(table.loc[table["split"] == "train", "label"]))
+    if untrained:  # a model that never saw a class cannot learn it: the lists are cut short, or clips missing
+        raise SplitError(
+            f"{lists}: no train clips of {len(untrained)} class(es) among the clips present: {', '.join(untrained)}; "
+            f"name the classes to keep in dataset.classes, or set split.official: null for a group-aware split"
+        )
     if not (table["split"] == "val").any():
         table["split"] = carve_val(table, cfg.val_fraction, seed)
     return table

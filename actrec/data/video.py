@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from actrec.data.listing import walk
 from actrec.errors import ActrecError
 
 if TYPE_CHECKING:
@@ -155,15 +156,17 @@ def is_frame_folder(path: str | Path) -> bool:
 
 def find_clips(folder: Path) -> list[Path]:
     """Every clip under `folder`, sorted: video files, and folders of frames below it (each one clip,
-    not searched further). Symbolic links to folders are followed, as datasets are often assembled from links."""
+    not searched further). Symbolic links to folders are followed, as datasets are often assembled from links,
+    except one back to a folder the walk is inside (a loop)."""
     found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+    for dirpath, dirnames, filenames in walk(folder):
         here = Path(dirpath)
         if here != folder and _frame_names(filenames):
             found.append(here)
             dirnames.clear()
             continue
-        found += [here / f for f in filenames if Path(f).suffix.lower() in VIDEO_EXTENSIONS and (here / f).is_file()]
+        videos = [here / f for f in filenames if Path(f).suffix.lower() in VIDEO_EXTENSIONS]
+        found += [v for v in videos if v.is_file() or v.is_symlink()]  # a looping link: a clip probing reports
     return sorted(found)
 
 

@@ -268,6 +268,9 @@ def _joined(a: Any, b: Any) -> Any:
     return a.join(b) if hasattr(a, "join") else np.concatenate([a, b])
 
 
+PARTS = ("features", "frame_indices", "labels", "clip_ids", "split", "groups")  # one row per clip each
+
+
 def _open(path: Path) -> h5py.File:
     if not path.is_file():
         raise FeatureStoreError(f"feature file {path} not found; run the extract stage first")
@@ -278,6 +281,12 @@ def _open(path: Path) -> h5py.File:
     if f.attrs.get("format") != FORMAT_VERSION or "features" not in f:
         f.close()
         raise FeatureStoreError(f"{path} is not an actrec feature file (format {FORMAT_VERSION})")
+    missing = [p for p in PARTS if p not in f] + [a for a in ("classes",) if a not in f.attrs]
+    rows = {len(f[p]) for p in PARTS if p in f and isinstance(f[p], h5py.Dataset) and f[p].shape}
+    if missing or len(rows) > 1:
+        f.close()
+        said = f"no {', '.join(missing)}" if missing else "parts of different lengths"
+        raise FeatureStoreError(f"{path} has {said} (a cut or edited feature file); run the extract stage again")
     return f
 
 

@@ -53,13 +53,17 @@ class Span:
 
     @classmethod
     def parse(cls, text: str) -> Span:
+        """'16' (frames) or '2.5s' (seconds): finite, above 0, at most a day or a million frames."""
         seconds = text.strip().lower().endswith("s")
         try:
             value = float(text.strip()[:-1] if seconds else text)
         except ValueError:
             value = math.nan
-        if not value > 0 or (not seconds and value != int(value)):
-            raise ValueError(f"{text!r} is not a whole number of frames (16) or of seconds (2.5s) above 0")
+        whole = math.isfinite(value) and value == int(value)
+        if not 0 < value <= (86_400 if seconds else 1_000_000) or not (seconds or whole):
+            raise ValueError(
+                f"{text!r} is not a whole number of frames (16, at most 1000000) or of seconds (2.5s, at most 86400s)"
+            )
         return cls(value, seconds)
 
     def frames(self, fps: float) -> int:

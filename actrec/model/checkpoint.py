@@ -26,6 +26,7 @@ from actrec.features.store import (
 )
 from actrec.files import read_torch, write_torch
 from actrec.model.heads import build_head
+from actrec.params import ModelParams
 
 FORMAT = 1
 
@@ -47,7 +48,9 @@ class Checkpoint:
 
     def build(self) -> nn.Module:
         """The head with its trained weights, in eval mode."""
-        model = build_head(self.head, self.input_dim, len(self.classes), **self.head_options)
+        options = dict(self.head_options)  # the model section as trained, and the ensemble's member
+        temporal = options.pop("temporal", None)
+        model = build_head(self.head, self.input_dim, len(self.classes), ModelParams(**options), temporal)
         model.load_state_dict(self.state_dict)
         return model.eval()
 
@@ -95,8 +98,12 @@ def load_model(path: str | Path) -> tuple[nn.Module, Checkpoint]:
             f"{path} is an actrec checkpoint of format {record['format']}; this version reads "
             f"format {FORMAT}: train it again (dvc repro)"
         )
+    missing = [f.name for f in dataclasses.fields(Checkpoint) if f.name not in record]
+    if missing:
+        raise CheckpointError(f"{path} has no {', '.join(missing)} (a cut or edited checkpoint); train it again")
     try:
         checkpoint = Checkpoint(**{f.name: record[f.name] for f in dataclasses.fields(Checkpoint)})
         return checkpoint.build(), checkpoint
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        raise CheckpointError(f"{path} is not an actrec model checkpoint ({type(err).__name__}: {err})") from err
+        said = " ".join(str(err).split())[:300]  # one line: pydantic's own runs over several
+        raise CheckpointError(f"{path} is not an actrec model checkpoint ({type(err).__name__}: {said})") from err

@@ -304,7 +304,7 @@ def finetune(
     if val.empty:
         logger.warning("no validation clips: early stopping watches the training accuracy")
     torch.manual_seed(params.seed)  # the head's initial weights, then dropout: torch's is the only RNG used here
-    head = build_head(cfg.head, backbone.feature_dim, len(classes), **ModelParams().head_options())
+    head = build_head(cfg.head, backbone.feature_dim, len(classes), ModelParams())
     tuned = Tuned(backbone, learning, head).to(device)
     held = trunk_is_held(tuned, backbone.image_size)
     result = FinetuneResult(learning, cfg.head, held)

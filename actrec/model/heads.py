@@ -2,18 +2,19 @@
 
 Each head is one small class; HEADS maps the name used in params.yaml (model.head) to it, and
 `build_head` is the one place that turns params into a module, for training and for predict.
-The model section of params.yaml is flat (one place to sweep from), so `build_head` hands each
-head only the options its constructor names: `mean` ignores hidden_size, `lstm` ignores num_heads.
+The model section of params.yaml is flat (one place to sweep from) and each head is given it whole,
+as one config object, reading the keys it uses: `mean` ignores hidden_size, `lstm` ignores num_heads.
 """
 
 from __future__ import annotations
 
-import inspect
 import math
-from typing import Any
 
 import torch
 from torch import nn
+
+from actrec.names import TRAINED_HEADS
+from actrec.params import ModelParams
 
 
 def _embed(input_dim: int, hidden_size: int, dropout: float) -> nn.Sequential:
@@ -46,21 +47,13 @@ class RNNHead(nn.Module):
 
     cell = "lstm"
 
-    def __init__(
-        self,
-        input_dim: int,
-        num_classes: int,
-        *,
-        hidden_size: int = 256,
-        num_layers: int = 1,
-        bidirectional: bool = False,
-        dropout: float = 0.3,
-    ) -> None:
+    def __init__(self, input_dim: int, num_classes: int, model: ModelParams) -> None:
         super().__init__()
+        hidden_size, dropout = model.hidden_size, model.dropout
         self.embed = _embed(input_dim, hidden_size, dropout)
-        self.rnn = _rnn(self.cell, hidden_size, num_layers, bidirectional, dropout)
+        self.rnn = _rnn(self.cell, hidden_size, model.num_layers, model.bidirectional, dropout)
         self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
+        self.classifier = nn.Linear(hidden_size * (2 if model.bidirectional else 1), num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _, hidden = self.rnn(self.embed(x))
@@ -105,25 +98,16 @@ class AttentionHead(nn.Module):
     positional code added so the pooled summary still depends on when each frame came.
     """
 
-    def __init__(
-        self,
-        input_dim: int,
-        num_classes: int,
-        *,
-        encoder: str = "linear",
-        hidden_size: int = 256,
-        num_layers: int = 1,
-        bidirectional: bool = False,
-        dropout: float = 0.3,
-    ) -> None:
+    def __init__(self, input_dim: int, num_classes: int, model: ModelParams) -> None:
         super().__init__()
+        hidden_size, dropout = model.hidden_size, model.dropout
         self.embed = _embed(input_dim, hidden_size, dropout)
-        if encoder == "linear":
+        if model.encoder == "linear":
             self.encoder: nn.Module = nn.Sequential(PositionalEncoding(hidden_size), nn.GELU())
             width = hidden_size
         else:
-            self.encoder = _rnn(encoder, hidden_size, num_layers, bidirectional, dropout)
-            width = hidden_size * (2 if bidirectional else 1)
+            self.encoder = _rnn(model.encoder, hidden_size, model.num_layers, model.bidirectional, dropout)
+            width = hidden_size * (2 if model.bidirectional else 1)
         self.score = nn.Sequential(nn.Linear(width, width), nn.Tanh(), nn.Linear(width, 1))
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(width, num_classes)
@@ -139,29 +123,21 @@ class AttentionHead(nn.Module):
 class TransformerHead(nn.Module):
     """A small Transformer encoder over time (with positional encoding), mean-pooled and classified."""
 
-    def __init__(
-        self,
-        input_dim: int,
-        num_classes: int,
-        *,
-        hidden_size: int = 256,
-        num_layers: int = 1,
-        num_heads: int = 4,
-        dropout: float = 0.3,
-    ) -> None:
+    def __init__(self, input_dim: int, num_classes: int, model: ModelParams) -> None:
         super().__init__()
+        hidden_size, dropout = model.hidden_size, model.dropout
         self.embed = _embed(input_dim, hidden_size, dropout)
         self.position = PositionalEncoding(hidden_size)
         layer = nn.TransformerEncoderLayer(
             hidden_size,
-            num_heads,
+            model.num_heads,
             dim_feedforward=2 * hidden_size,
             dropout=dropout,
             activation="gelu",
             batch_first=True,
             norm_first=True,
         )
-        self.encoder = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
+        self.encoder = nn.TransformerEncoder(layer, model.num_layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(hidden_size)
         self.dropout = nn.Dropout(dropout)
         self.classifier = nn.Linear(hidden_size, num_classes)
@@ -174,10 +150,10 @@ class TransformerHead(nn.Module):
 class MeanHead(nn.Module):
     """Bag of frames: mean-pooled features and a linear classifier. Blind to order, the baseline."""
 
-    def __init__(self, input_dim: int, num_classes: int, *, dropout: float = 0.3) -> None:
+    def __init__(self, input_dim: int, num_classes: int, model: ModelParams) -> None:
         super().__init__()
         self.norm = nn.LayerNorm(input_dim)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = nn.Dropout(model.dropout)
         self.classifier = nn.Linear(input_dim, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -191,7 +167,7 @@ class ProbeHead(nn.Module):
     regression and copies the scaler and coefficients in, so predict and export treat it as any head.
     """
 
-    def __init__(self, input_dim: int, num_classes: int) -> None:
+    def __init__(self, input_dim: int, num_classes: int, model: ModelParams | None = None) -> None:
         super().__init__()
         self.register_buffer("center", torch.zeros(2 * input_dim))
         self.register_buffer("scale", torch.ones(2 * input_dim))
@@ -211,10 +187,10 @@ class EnsembleHead(nn.Module):
     both. Returns log probabilities, so a softmax (predict_proba, export) gives the mean back.
     """
 
-    def __init__(self, input_dim: int, num_classes: int, *, temporal: str = "lstm", **options: Any) -> None:
+    def __init__(self, input_dim: int, num_classes: int, model: ModelParams, temporal: str = "lstm") -> None:
         super().__init__()
         self.probe = ProbeHead(input_dim, num_classes)
-        self.temporal = build_head(temporal, input_dim, num_classes, **options)
+        self.temporal = build_head(temporal, input_dim, num_classes, model)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         probs = (self.probe(x).softmax(-1) + self.temporal(x).softmax(-1)) / 2
@@ -230,15 +206,17 @@ HEADS: dict[str, type[nn.Module]] = {
     "probe": ProbeHead,
     "ensemble": EnsembleHead,
 }
-TRAINED = tuple(h for h in HEADS if h not in ("probe", "ensemble"))  # the heads the training loop fits
+TRAINED = TRAINED_HEADS  # the heads the training loop fits (tests/model/test_heads.py: HEADS has every name)
 
 
-def build_head(head: str, input_dim: int, num_classes: int, **options: Any) -> nn.Module:
-    """The temporal head named `head` (a key of HEADS), given those of `options` it takes."""
+def build_head(
+    head: str, input_dim: int, num_classes: int, model: ModelParams | None = None, temporal: str | None = None
+) -> nn.Module:
+    """The head named `head` (a key of HEADS) with the model section's options (its defaults where None); the
+    ensemble's `temporal` names its trained member, as the head choice picked it."""
     if head not in HEADS:
         raise ValueError(f"unknown head {head!r}; expected one of {', '.join(HEADS)}")
-    cls = HEADS[head]
-    accepted = inspect.signature(cls.__init__).parameters
-    if any(p.kind is p.VAR_KEYWORD for p in accepted.values()):  # the ensemble hands its member the rest
-        return cls(input_dim, num_classes, **options)
-    return cls(input_dim, num_classes, **{k: v for k, v in options.items() if k in accepted})
+    model = model or ModelParams()
+    if head == "ensemble":  # the one head made of two
+        return EnsembleHead(input_dim, num_classes, model, temporal or "lstm")
+    return HEADS[head](input_dim, num_classes, model)

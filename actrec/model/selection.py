@@ -61,8 +61,7 @@ def group_folds(data: FeatureSet, folds: int, seed: int) -> list[tuple[np.ndarra
 
 def _weights(head: str, model_params: ModelParams, data: FeatureSet, temporal: str | None = None) -> int:
     """How many weights `head` has on `data`'s features and classes (the ensemble: both of its members)."""
-    options = {**model_params.head_options(), **({"temporal": temporal} if temporal else {})}
-    model = build_head(head, data.features.shape[-1], len(data.classes), **options)
+    model = build_head(head, data.features.shape[-1], len(data.classes), model_params, temporal)
     return sum(p.numel() for p in model.parameters())
 
 
@@ -238,8 +237,7 @@ def train_choice(
 
 def _ensemble(probe: nn.Module, trained: nn.Module, temporal: str, model_params: ModelParams, data) -> nn.Module:
     """The probe and the trained head as one EnsembleHead (on the CPU, as the fitted probe is)."""
-    options = {**model_params.head_options(), "temporal": temporal}
-    ensemble = build_head("ensemble", data.features.shape[-1], len(data.classes), **options)
+    ensemble = build_head("ensemble", data.features.shape[-1], len(data.classes), model_params, temporal)
     ensemble.probe.load_state_dict(probe.state_dict())
     ensemble.temporal.load_state_dict(trained.state_dict())
     return ensemble.eval()

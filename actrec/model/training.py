@@ -202,7 +202,7 @@ def fresh_head(
 ) -> nn.Module:
     """The untrained `head` for `data`'s features and classes, seeded so its initial weights repeat too."""
     seed_everything(seed)
-    return build_head(head, data.features.shape[-1], len(data.classes), **model_params.head_options()).to(device)
+    return build_head(head, data.features.shape[-1], len(data.classes), model_params).to(device)
 
 
 def train_head(

@@ -19,6 +19,7 @@ import math
 import os
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -29,11 +30,13 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 from PIL import Image
+from starlette.middleware import Middleware
 
 from actrec.data.video import VideoError, read_clip, video_info
 from actrec.errors import ActrecError
 from actrec.inference.inputs import Span
 from actrec.inference.predictor import Predictor
+from actrec.serving.gate import Gate
 
 logger = logging.getLogger(__name__)
 
@@ -291,8 +294,22 @@ def build_page(predictor: Predictor, options: ServeOptions) -> gr.Blocks:
     return page.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
 
 
+def check_address(host: str, port: int) -> None:
+    """One line, before any work, where the server could not listen: a port out of range, taken, or not allowed."""
+    if not 1 <= port <= 65535:
+        raise ActrecError(f"--port {port} is not a TCP port (1 to 65535)")
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: TIME_WAIT is free
+            probe.bind((host, port))
+    except OSError as err:
+        raise ActrecError(f"cannot listen on {host}:{port}: {err.strerror or err}") from err
+
+
 def serve(options: ServeOptions) -> None:
     """Load the model, build the page and serve it until interrupted; uploads live in a folder removed at exit."""
+    check_address(options.host, options.port)  # a taken port fails before the model loads (seconds)
     predictor = Predictor(options.model, options.device)
     predictor.runner(sys.maxsize)  # a server's requests add up: the engine that repays its set-up, set up now
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # `kill` stops it as Ctrl-C does: folder removed
@@ -311,6 +328,11 @@ def serve(options: ServeOptions) -> None:
             show_error=True,
             footer_links=["api"],
             theme=THEME,
+            app_kwargs={"middleware": [Middleware(Gate, page=page)]},  # malformed calls: 4xx, one line
         )
+    except OSError as err:  # Gradio's words for a port taken meanwhile run to three sentences
+        raise ActrecError(
+            f"cannot listen on {options.host}:{options.port} ({' '.join(str(err).split()[:12])} …)"
+        ) from err
     finally:
         shutil.rmtree(cache, ignore_errors=True)

@@ -16,7 +16,9 @@ def test_span_is_frames_or_seconds(text: str, frames: int) -> None:
     assert Span.parse(text).frames(25.0) == frames
 
 
-@pytest.mark.parametrize("text", ["0", "-3", "1.5", "abc", "s"])
+@pytest.mark.parametrize(
+    "text", ["0", "-3", "1.5", "abc", "s", "infs", "inf", "1e400", "1e400s", "nans", "nan", "90000s", "2000000"]
+)
 def test_bad_span_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match="whole number of frames"):
         Span.parse(text)

@@ -24,9 +24,10 @@ RECORD = {
 
 
 def _checkpoint(head: str) -> tuple[torch.nn.Module, Checkpoint]:
-    options = ModelParams(head=head, hidden_size=24, num_heads=3, bidirectional=True).head_options()
+    params = ModelParams(hidden_size=24, num_heads=3, bidirectional=True)
+    options = params.head_options()
     torch.manual_seed(0)
-    model = build_head(head, 8, 3, **options).eval()
+    model = build_head(head, 8, 3, params).eval()
     return model, Checkpoint(
         head=head,
         head_options=options,

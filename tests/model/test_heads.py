@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from actrec.model.heads import HEADS, build_head
-from actrec.params import HeadName, ModelParams
+from actrec.names import HeadName
+from actrec.params import ModelParams
 
 ORDER_AWARE = [
     ("lstm", {}),
@@ -27,7 +28,8 @@ def test_params_list_every_head() -> None:
 @pytest.mark.parametrize("head", sorted(HEADS))
 @pytest.mark.parametrize("layers, bidirectional", [(1, False), (2, True)])
 def test_head_output_shape(head: str, layers: int, bidirectional: bool) -> None:
-    model = build_head(head, 2048, 101, hidden_size=32, num_layers=layers, bidirectional=bidirectional, dropout=0.1)
+    options = ModelParams(hidden_size=32, num_layers=layers, bidirectional=bidirectional, dropout=0.1)
+    model = build_head(head, 2048, 101, options)
     logits = model(torch.randn(4, 16, 2048))
     assert logits.shape == (4, 101)
     logits.sum().backward()
@@ -37,7 +39,7 @@ def test_head_output_shape(head: str, layers: int, bidirectional: bool) -> None:
 @pytest.mark.parametrize("head, options", ORDER_AWARE)
 def test_order_aware_heads_depend_on_frame_order(head: str, options: dict) -> None:
     torch.manual_seed(0)
-    model = build_head(head, 8, 3, hidden_size=16, dropout=0.0, **options).eval()
+    model = build_head(head, 8, 3, ModelParams(hidden_size=16, dropout=0.0, **options)).eval()
     x = torch.randn(2, 16, 8)
     assert not torch.allclose(model(x), model(x.flip(1)), atol=1e-5)
 
@@ -45,9 +47,9 @@ def test_order_aware_heads_depend_on_frame_order(head: str, options: dict) -> No
 def test_mean_head_ignores_frame_order_and_options_it_does_not_use() -> None:
     torch.manual_seed(0)
     plain = build_head("mean", 8, 3)
-    options = ModelParams(hidden_size=64, bidirectional=True, encoder="lstm").head_options()
+    options = ModelParams(hidden_size=64, bidirectional=True, encoder="lstm")
     torch.manual_seed(0)
-    model = build_head("mean", 8, 3, **options).eval()
+    model = build_head("mean", 8, 3, options).eval()
     assert [p.shape for p in model.parameters()] == [p.shape for p in plain.parameters()]
     x = torch.randn(2, 16, 8)
     assert torch.allclose(model(x), model(x.flip(1)), atol=1e-6)

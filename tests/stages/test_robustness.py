@@ -343,6 +343,25 @@ def test_split_lists_that_match_no_clip_are_an_error(tmp_path: Path, monkeypatch
     assert not Path("data/split.csv").exists()
 
 
+def test_a_split_list_cut_short_is_an_error_naming_the_list_and_line(tmp_path: Path, monkeypatch) -> None:
+    root = tmp_path / "ucf"
+    clip = "{0}/v_{0}_g{1:02d}_c01.avi".format
+    _ucf_layout(root, [clip(c, g) for c in CLASSES for g in (1, 2)], [clip(c, 3) for c in CLASSES])
+    whole = (root / "ucfTrainTestlist/trainlist01.txt").read_text()
+    (root / "ucfTrainTestlist/trainlist01.txt").write_text(whole[: whole.index("wave") + 9])  # mid-line, no newline
+    _write_params(tmp_path, root, dataset={"name": "ucf101"}, split={"official": 1})
+    monkeypatch.chdir(tmp_path)
+    call_stage("subset")
+    with pytest.raises(
+        SplitError, match=r"trainlist01\.txt:3: expected `Class/video\.avi class_index`, found 'wave/v_wa'"
+    ):
+        call_stage("split")
+    (root / "ucfTrainTestlist/trainlist01.txt").write_text(whole[: whole.index("wave")])  # cut between lines
+    with pytest.raises(SplitError, match=r"trainlist01\.txt\): no train clips of 1 class\(es\) .*: wave; name"):
+        call_stage("split")
+    assert not Path("data/split.csv").exists()
+
+
 def test_a_class_in_only_one_part_is_warned_about(tmp_path: Path, monkeypatch, caplog) -> None:
     root = tmp_path / "ucf"
     clip = "{0}/v_{0}_g{1:02d}_c01.avi".format

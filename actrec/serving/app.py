@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import shutil
 import signal
@@ -296,16 +295,16 @@ def build_page(predictor: Predictor, options: ServeOptions) -> gr.Blocks:
                     visible=False,
                     tooltip="all",
                 )
-                frames = gr.Gallery(
-                    label=f"The {predictor.frames} frames the model saw",
-                    elem_id="frames",
-                    columns=min(predictor.frames, 8),
-                    rows=math.ceil(predictor.frames / 8),
-                    height="auto",
-                    object_fit="contain",
-                )
                 with gr.Accordion("The answer as JSON (what the HTTP API returns)", open=False):
                     answer = gr.JSON(elem_id="answer")
+        # The whole width: T thumbnails, 8 a row, each whole.
+        frames = gr.Gallery(
+            label=f"The {predictor.frames} frames the model saw",
+            elem_id="frames",
+            columns=min(predictor.frames, 8),
+            height="auto",
+            object_fit="contain",
+        )
         with gr.Accordion("Model", open=True, elem_id="model"), gr.Row():
             with gr.Column(scale=1):
                 gr.Markdown(model_panel(predictor, options.model, reports))

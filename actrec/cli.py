@@ -20,6 +20,7 @@ import logging
 import os
 import sys
 import typing
+from pathlib import Path
 
 from actrec import __version__
 from actrec.commands.arguments import port, positive, seconds, size, span
@@ -75,12 +76,22 @@ def _add_predict(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("--model", default=DEFAULT_MODEL, help=MODEL_HELP)
     predict.add_argument("--top-k", type=positive, default=5, help="classes to show (default: %(default)s)")
     predict.add_argument("--json", action="store_true", help="print JSON (one object per video) instead of text")
-    predict.add_argument("--out", help="CSV to write: one row per video, or per window with --window")
+    predict.add_argument(
+        "--out",
+        help="CSV to write: one row per video, or per window with --window (default there: VIDEO_windows.csv beside "
+        "the video, and its .png timeline)",
+    )
     predict.add_argument(
         "--window", type=span, help="predict per window of this many frames ('16') or seconds ('4s') along the video"
     )
     predict.add_argument(
         "--stride", type=span, help="step between windows, frames or seconds (default: the window, no overlap)"
+    )
+    predict.add_argument(
+        "--render",
+        type=Path,
+        metavar="OUT.mp4",
+        help="with --window: also write the video with each frame's class and probability drawn on it",
     )
     predict.add_argument(
         "--frame-rate",

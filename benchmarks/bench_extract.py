@@ -54,6 +54,7 @@ from actrec.features.store import ExtractionSettings, FeatureCache
 from actrec.params import DatasetParams, ExtractParams
 from actrec.runtime import Runtime
 from benchmarks.machine import describe_machine
+from benchmarks.results import parse_args
 
 
 def _peak_rss_mb() -> float:
@@ -379,7 +380,7 @@ def main() -> None:
         default=0,
         help="also run the pipeline at 64 px on N/4 and N clips and compare peak memory",
     )
-    args = parser.parse_args()
+    args = parse_args(parser)
     args.weights = None if str(args.weights).lower() in ("none", "null") else args.weights
     _params(args)  # a name no family knows is one line, before any work
 

@@ -31,6 +31,7 @@ import numpy as np
 import yaml
 
 from benchmarks.machine import describe_machine
+from benchmarks.results import parse_args
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ("subset", "split", "finetune", "extract", "train", "evaluate")
@@ -116,7 +117,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="42,1,2", help="comma-separated seeds")
     parser.add_argument("--set", action="append", default=[], help="KEY=VALUE, a param for every project")
     parser.add_argument("--variant", action="append", help="NAME:KEY=VALUE,KEY=VALUE (default: frozen and finetuned)")
-    args = parser.parse_args()
+    args = parse_args(parser)
     print(describe_machine())
     print(f"date: {time.strftime('%Y-%m-%d')}; command: {shlex.join(sys.argv)}", flush=True)
     work = args.work.resolve()

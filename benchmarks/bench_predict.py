@@ -32,6 +32,7 @@ from actrec.model.heads import build_head
 from actrec.model.proba import predict_proba
 from actrec.params import ExtractParams, ModelParams
 from benchmarks.machine import describe_machine
+from benchmarks.results import parse_args
 
 SECONDS, FPS, WIDTH, HEIGHT = 10, 25, 320, 240
 
@@ -106,7 +107,7 @@ def main() -> None:
         help="torch CPU threads (default: torch's, one per core); on a "
         "busy machine fewer threads than cores can be faster",
     )
-    args = parser.parse_args()
+    args = parse_args(parser)
     if args.threads:
         torch.set_num_threads(args.threads)
 

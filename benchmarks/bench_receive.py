@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from benchmarks.machine import describe_machine
+from benchmarks.results import parse_args
 
 CLIPS_PER_BATCH, FRAMES_PER_CLIP = 32, 16
 
@@ -49,7 +50,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batches", type=int, default=24)
     parser.add_argument("--size", type=int, default=224, help="frame side in pixels (224: resized; 320 ~ UCF-101's)")
-    args = parser.parse_args()
+    args = parse_args(parser)
     print(describe_machine())
     for name, collate in (("32 tensors a batch", _per_clip), ("one buffer a batch", _one_buffer)):
         loader = DataLoader(

@@ -52,6 +52,7 @@ from actrec.model.probe import linear_probe
 from actrec.model.selection import choose_and_train, train_choice, weigh
 from actrec.params import ModelParams, Params, TrainParams, load_params
 from benchmarks.machine import describe_machine
+from benchmarks.results import parse_args
 
 
 def _group_numbers(data: FeatureSet) -> np.ndarray:
@@ -227,7 +228,7 @@ def main() -> None:
     parser.add_argument("--choice", action="store_true", help="compare the head choice's rules")
     parser.add_argument("--small-sets", type=int, default=0, help="--choice on this many triples of groups")
     parser.add_argument("--classes", default="", help="comma-separated classes of the small sets")
-    args = parser.parse_args()
+    args = parse_args(parser)
     logging.getLogger("actrec.model.training").setLevel(logging.WARNING)  # not every epoch of every fold
     params = load_params() if Path("params.yaml").is_file() else Params()
     data = load_features(args.features)

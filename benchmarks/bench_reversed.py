@@ -32,6 +32,7 @@ from pathlib import Path
 
 from actrec.errors import run_main
 from benchmarks.machine import describe_machine
+from benchmarks.results import parse_args
 from tests.helpers import run_stage, sthv2_miniature, tiny_project
 
 CLASSES = ("TrampolineJumping", "UnevenBars", "VolleyballSpiking")
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=60, help="train.epochs")
     parser.add_argument("--batch-size", type=int, default=32, help="train.batch_size")
     parser.add_argument("--work", type=Path, help="keep the project here (a miniature already there is reused)")
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     print(describe_machine())
     print(f"date: {date.today().isoformat()}")
     with tempfile.TemporaryDirectory() as tmp:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from benchmarks.bench_predict import FPS, HEIGHT, SECONDS, WIDTH, model_or_stand_in, write_clip
 from benchmarks.machine import describe_machine
+from benchmarks.results import parse_args
 
 
 def _free_port() -> int:
@@ -94,7 +95,7 @@ def main() -> None:
     parser.add_argument("--model", default="models/model.pt", help="checkpoint (a stand-in is used if absent)")
     parser.add_argument("--runs", type=int, default=5, help="timed uploads (median reported)")
     parser.add_argument("--watch-seconds", type=int, default=60, help="length of the clip watched in real time")
-    args = parser.parse_args()
+    args = parse_args(parser)
     print(describe_machine())
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -43,6 +43,7 @@ from actrec.model.heads import HEADS
 from actrec.model.training import keep_freed_memory, train_head
 from actrec.params import Params, load_params
 from benchmarks.machine import describe_machine
+from benchmarks.results import parse_args
 
 UCF101_CLIPS = 13320
 LABELS = {"memory": "in memory", "stream": "streamed", "cold": "streamed from disk"}
@@ -302,7 +303,7 @@ def main() -> None:
     )
     parser.add_argument("--run", type=Path, help=argparse.SUPPRESS)  # one measured run, in its own process
     parser.add_argument("--mode", choices=[*LABELS, "paired"], help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parse_args(parser)
     torch.set_num_threads(args.threads)
     if args.run:
         run = run_paired if args.mode == "paired" else functools.partial(run_one, mode=args.mode)

@@ -25,18 +25,23 @@ logger = logging.getLogger("pipeline.crossval")
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--features", type=Path, required=True, help="feature file the extract stage wrote")
-    parser.add_argument("--out", type=Path, required=True, help="JSON report (DVC metrics)")
+    parser.add_argument("--out", type=Path, required=True, help="JSON report: every fold's figures")
+    parser.add_argument("--scores", type=Path, required=True, help="the mean top-1s DVC compares (JSON, DVC metrics)")
     args = parser.parse_args(argv)
     params = load_params()
     output_dir(args.out.parent)
+    output_dir(args.scores.parent)
     if params.split.crossval_folds is None:
         write_json(args.out, {"crossval_folds": None})
+        write_json(args.scores, {})
         logger.info(
             "split.crossval_folds is null: no k-fold evaluation (set it to evaluate small datasets on every clip)"
         )
         return
     report = cross_evaluate(load_features(args.features), params)
     write_json(args.out, report)
+    means = {"cv_top1": report["top1_mean"], "cv_probe_top1": report["linear_probe_top1_mean"]}
+    write_json(args.scores, {name: value for name, value in means.items() if value == value})  # NaN: no probe
     logger.info(
         "%d-fold group cross-validation over %d clips: top-1 %.3f ± %.3f, linear probe %.3f ± %.3f",
         report["crossval_folds"],

@@ -3,9 +3,10 @@
 python -m pipeline.evaluate --model models/model.pt --features features/features.h5 \
     --subset-report reports/subset.json --failed reports/extract_failed.csv --out reports
 
-Writes into the --out folder: metrics.json (DVC metrics), predictions.csv (DVC confusion plot),
-per_class.csv (DVC bar plot of per-class accuracy), confusion.png (row-normalised heatmap) and
-summary.md (the page to read after a run). Features are read from the file a chunk at a time.
+Writes into the --out folder: metrics.json (every figure of the test split), predictions.csv (DVC confusion
+plot), per_class.csv (DVC bar plot of per-class accuracy), confusion.png (row-normalised heatmap) and
+summary.md (the page to read after a run); and to --scores the few figures DVC's tables compare across runs
+(DVC metrics). Features are read from the file a chunk at a time.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 
 from actrec.errors import run_main
-from actrec.evaluation.metrics import confusion, most_confused, per_class_table, summary_metrics
+from actrec.evaluation.metrics import compared, confusion, most_confused, per_class_table, summary_metrics
 from actrec.evaluation.plots import confusion_heatmap, save_figure
 from actrec.evaluation.summary import summary_markdown
 from actrec.features.store import FeatureStoreError
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--subset-report", type=Path, required=True, help="the subset stage's counts (JSON)")
     parser.add_argument("--failed", type=Path, required=True, help="the extract stage's failed clips (CSV)")
     parser.add_argument("--out", type=Path, required=True, help="folder for the reports")
+    parser.add_argument("--scores", type=Path, required=True, help="the figures DVC compares (JSON, DVC metrics)")
     args = parser.parse_args(argv)
     model, checkpoint = load_model(args.model)
     # Streamed: each clip is read once, a chunk at a time, however large the file.
@@ -58,6 +60,8 @@ def main(argv: list[str] | None = None) -> None:
         "unreadable", 0
     )
     write_json(args.out / "metrics.json", metrics)
+    output_dir(args.scores.parent)
+    write_json(args.scores, compared(metrics))
     names = test.classes
     predictions = pd.DataFrame(
         {

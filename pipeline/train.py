@@ -24,7 +24,7 @@ from actrec import runtime
 from actrec.errors import run_main
 from actrec.features.store import FeatureStoreError, asked_settings, differing_settings
 from actrec.features.stream import load_for_training, per_rank_batch
-from actrec.files import output_dir
+from actrec.files import output_dir, write_json
 from actrec.model.checkpoint import Checkpoint
 from actrec.model.selection import choose_and_train
 from actrec.model.training import keep_freed_memory
@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--features", type=Path, required=True, help="feature file the extract stage wrote")
     parser.add_argument("--out", type=Path, required=True, help="checkpoint to write")
     parser.add_argument("--live", type=Path, required=True, help="dvclive folder: metrics.json and plots")
+    parser.add_argument("--scores", type=Path, required=True, help="each candidate's validation accuracy (JSON)")
     args = parser.parse_args(argv)
     params = load_params()
     keep_freed_memory()
@@ -82,6 +83,8 @@ def main(argv: list[str] | None = None) -> None:
             features=train.attrs,
             state_dict={k: v.cpu() for k, v in model.state_dict().items()},
         ).save(args.out)
+        output_dir(args.scores.parent)
+        write_json(args.scores, {f"val_{head}": round(score, 4) for head, score in choice.scores.items()})
         logger.info("%s chosen by %s; saved %s", choice.head, choice.by, args.out)
     runtime.stop(run)
 

@@ -13,6 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
+from actrec.data.video import read_frames
 from tests.helpers import actrec, dump_frames, one_error_line, write_video
 
 
@@ -80,6 +81,30 @@ def test_windows_along_a_long_video(trained_run: Path, tmp_path: Path) -> None:
     with Image.open(out.with_suffix(".png")) as image:
         assert image.format == "PNG" and image.size[0] >= 800
     assert f"wrote {out} ({len(starts)} windows)" in done.stdout
+
+
+def test_windows_are_written_beside_the_video_and_drawn_on_it(trained_run: Path, tmp_path: Path) -> None:
+    """Without --out the CSV and PNG go beside the video, wherever the command runs; --render writes the video
+    with each frame's window's answer on a dark band across the top, the rest of the picture as it was."""
+    video = write_video(tmp_path / "clips" / "long.avi", frames=60, fps=25, seed=3)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    rendered = tmp_path / "drawn.mp4"
+    args = ("--window", "20", "--render", rendered, "--model", trained_run / "models")
+    done = actrec("predict", video, *args, cwd=elsewhere)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "clips/long_windows.csv").is_file() and (tmp_path / "clips/long_windows.png").is_file()
+    assert not list(elsewhere.iterdir()), "nothing is written where the command runs"
+    assert f"{rendered} (60 frames drawn on)" in done.stdout
+    original, drawn = read_frames(video, np.arange(60)), read_frames(rendered, np.arange(60))
+    assert drawn.shape == original.shape
+    band = max(14, original.shape[1] // 10)  # the band render draws
+    top = np.abs(drawn[:, :band].astype(int) - original[:, :band]).mean()
+    below = np.abs(drawn[:, band + 4 :].astype(int) - original[:, band + 4 :]).mean()
+    assert top > 20 and below < 6, (top, below)
+
+    done = actrec("predict", video, "--render", rendered, "--model", trained_run / "models", cwd=elsewhere)
+    assert one_error_line(done) == "error: --render needs --window: the class drawn on each frame is its window's"
 
 
 def _other_backbone(run: Path, tmp_path: Path) -> Path:

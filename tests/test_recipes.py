@@ -1,4 +1,4 @@
-"""The seed systems' recipes (recipes/*.yaml): each one's `dvc exp run` line is the recipe, its params are valid,
+"""The published systems' recipes (recipes/*.yaml): each one's `dvc exp run` line is the recipe, its params are valid,
 and each runs end to end on real UCF-101 clips with its own backbone and head (random init, small clips)."""
 
 from __future__ import annotations

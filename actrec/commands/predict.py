@@ -74,34 +74,34 @@ def _predict_many(predictor: Predictor, videos: list[Path], args: argparse.Names
 
 def _predict_windows(predictor: Predictor, path: Path, args: argparse.Namespace) -> None:
     from actrec.evaluation.plots import probability_timeline, save_figure
+    from actrec.inference.render import render, segment_lines
 
     try:
         windows = predictor.windows(path, args.window, args.stride or args.window, frame_rate=args.frame_rate)
     except VideoError as err:  # opened fine, but frames further in fail to decode
         raise VideoError(f"{shown(path)}: {err}") from err
-    out = Path(args.out or f"{path.stem}_windows.csv")
+    out = Path(args.out) if args.out else path.with_name(f"{path.stem}_windows.csv")  # beside the video
     with output_file(out) as tmp:
         windows.to_csv(tmp, index=False)
     figure = out.with_suffix(".png")
     title = f"{shown(path.name)}: class probabilities per window"
     save_figure(probability_timeline(windows, predictor.classes, title), figure)
+    shown_figure = shown(figure)
+    if args.render:
+        shown_figure = f"{shown_figure} and {shown(args.render)} ({render(path, windows, args.render)} frames drawn on)"
     if args.json:
         print(windows.to_json(orient="records"))
         return
-    # Consecutive windows with the same top class read as one segment.
-    segment = (windows["predicted"] != windows["predicted"].shift()).cumsum()
-    for _, part in windows.groupby(segment):
-        print(
-            f"{part['start_s'].iloc[0]:8.2f} – {part['end_s'].iloc[-1]:8.2f} s  {part['predicted'].iloc[0]} "
-            f"(mean {part['probability'].mean():.1%} over {len(part)} window(s))"
-        )
-    print(f"wrote {shown(out)} ({len(windows)} windows) and {shown(figure)}")
+    print("\n".join(segment_lines(windows)))
+    print(f"wrote {shown(out)} ({len(windows)} windows), {shown_figure}")
 
 
 def predict_command(args: argparse.Namespace) -> None:
     videos = find_videos(args.inputs)
     if args.stride and not args.window:
         raise ActrecError("--stride needs --window")
+    if args.render and not args.window:
+        raise ActrecError("--render needs --window: the class drawn on each frame is its window's")
     if args.window and len(videos) > 1:
         raise ActrecError(f"--window takes one video; {len(videos)} were given")
     if len(videos) == 1:  # a lone unreadable video fails before the model loads (seconds)

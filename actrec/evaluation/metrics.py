@@ -38,6 +38,16 @@ def summary_metrics(labels: np.ndarray, probs: np.ndarray, top_k: int = 5) -> di
     }
 
 
+# The figures people compare across runs (`dvc metrics show`, `dvc exp show`), under the names they go by there;
+# every other figure of a run is in its full record (reports/metrics.json), a plain output.
+COMPARED = {"top1": "top1", "top5": "top5", "macro_f1": "macro_f1", "linear_probe_top1": "probe_top1", "ece": "ece"}
+
+
+def compared(metrics: dict[str, float | int], places: int = 4) -> dict[str, float]:
+    """The few test figures DVC's tables show, rounded so that those tables stay narrow."""
+    return {short: round(float(metrics[key]), places) for key, short in COMPARED.items() if key in metrics}
+
+
 def wilson_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
     """95% Wilson score interval of an accuracy of correct/n: honest on a handful of test clips, where
     the normal approximation would reach past 0 or 1 (9 clips all right: 0.70 to 1.00)."""

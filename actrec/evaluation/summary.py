@@ -22,9 +22,10 @@ def verdict(metrics: dict[str, Any], head: str = "lstm") -> str:
     """One sentence: did the temporal head earn its keep against the linear probe on these test clips?"""
     if head == "probe":
         return (
-            "The linear probe is this run's model: no head listed beside it validated better by more than one "
-            "standard error (the train stage's reports/train/metrics.json has each one's validation accuracy "
-            "and the errors), so temporal modelling did not earn its keep on this dataset."
+            "The linear probe is this run's model: no head listed beside it validated better by more than "
+            "`train.choice_margin` standard errors of their paired per-clip difference (reports/train/metrics.json "
+            "has each one's validation accuracy, the errors and the rule), so temporal modelling did not earn its "
+            "keep on this dataset."
         )
     if "linear_probe_top1" not in metrics:
         return "No linear probe could be fitted to compare the temporal head with."

@@ -1,7 +1,8 @@
 """The web page of a trained run: `actrec serve` (Gradio).
 
 A person uploads a video, or picks one of the run's test clips, and sees the top classes as
-probability bars, the T frames the model saw, for a video longer than one window the timeline of
+probability bars, the video played back with the answer drawn on it (the file `actrec predict --render`
+writes), the T frames the model saw, for a video longer than one window its segments and the timeline of
 `actrec predict --window`, and the time it took; beside it the model (classes, backbone, T, K)
 and its test metrics and confusion heatmap from the run's reports. Every answer comes from the
 same Predictor as `actrec predict`, and the HTTP API (`/predict`) returns `actrec predict --json`'s
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import shutil
 import signal
@@ -36,6 +36,7 @@ from actrec.data.video import VideoError, read_clip, video_info
 from actrec.errors import ActrecError
 from actrec.inference.inputs import Span
 from actrec.inference.predictor import Predictor
+from actrec.inference.render import render, segments
 from actrec.serving.gate import Gate
 
 logger = logging.getLogger(__name__)
@@ -162,22 +163,24 @@ class Analyst:
             return self._message("Pick one of the run's test clips.")
         if label not in self.test_clips:
             return self._message("That is not one of this run's test clips.")
-        return self._answer(self.test_clips[label], label.split(" (")[0], progress)
+        actual = label.split("(actual ", 1)[1].split(",")[0].rstrip(")") if "(actual " in label else None
+        return self._answer(self.test_clips[label], label.split(" (")[0], progress, actual)
 
     def _message(self, text: str, name: str = "") -> tuple:
         answer = {"video": name, "error": text} if name else {}
-        return f"⚠️ {text}", None, None, gr.update(value=None, visible=False), answer
+        hidden = gr.update(value=None, visible=False)
+        return f"⚠️ {text}", None, None, None, hidden, hidden, answer
 
-    def _answer(self, path: Path, name: str, progress: gr.Progress) -> tuple:
+    def _answer(self, path: Path, name: str, progress: gr.Progress, actual: str | None = None) -> tuple:
         try:
-            return self._predict(path, name, progress)
+            return self._predict(path, name, progress, actual)
         except ActrecError as err:  # VideoError included: a video that opened but fails further in
             return self._message(f"{name} could not be read as a video: {err}", name)
         except Exception as err:  # the server survives any request: report it, keep serving
             logger.exception("request for %s failed", name)
             return self._message(f"{name}: internal error ({type(err).__name__}: {err})", name)
 
-    def _predict(self, path: Path, name: str, progress: gr.Progress) -> tuple:
+    def _predict(self, path: Path, name: str, progress: gr.Progress, actual: str | None) -> tuple:
         start = time.perf_counter()
         size = path.stat().st_size
         if size > self.max_size:
@@ -199,8 +202,12 @@ class Analyst:
             (_thumbnail(frame), f"{i / info.fps:.2f} s" if info.fps > 0 else f"frame {i}")
             for frame, i in zip(frames[: predictor.frames], indices[0], strict=True)
         ]
-        timeline = gr.update(value=None, visible=False)
-        windows = 0
+        timeline = parts = gr.update(value=None, visible=False)
+        best, prob = predictor.top_k(result.probs, 1)[0]
+        duration = info.frames / info.fps if info.fps > 0 else 0.0
+        # a video no longer than a window is one window: the whole clip, the answer above
+        table = pd.DataFrame({"start_s": [0.0], "end_s": [duration], "predicted": [best], "probability": [prob]})
+        headline = f"**{best}** ({prob:.1%})"
         starts = []
         if info.fps > 0:
             window, step = self.window.frames(info.fps), self.stride.frames(info.fps)
@@ -209,24 +216,41 @@ class Analyst:
             table = predictor.windows(
                 path, self.window, self.stride, progress=lambda f: progress(0.3 + 0.7 * f, desc="windows")
             )
-            windows = len(table)
             long = table[["start_s", "end_s", *predictor.classes]].melt(
                 ["start_s", "end_s"], var_name="class", value_name="probability"
             )
             long["time_s"] = (long["start_s"] + long["end_s"]) / 2
             timeline = gr.update(value=long, visible=True)
+            runs = segments(table)
+            shown = pd.DataFrame(
+                {
+                    "from (s)": runs["start_s"].round(2),
+                    "to (s)": runs["end_s"].round(2),
+                    "class": runs["predicted"],
+                    "confidence": runs["probability"].map("{:.1%}".format),
+                    "windows": runs["windows"],
+                }
+            )
+            parts = gr.update(value=shown, visible=True)
+            headline = " → ".join(
+                f"**{r.predicted}** {r.start_s:.1f}–{r.end_s:.1f} s ({r.probability:.0%})" for r in runs.itertuples()
+            )
+        drawn = None
+        if info.fps > 0 and not path.is_dir():  # the video played back with each moment's answer on it
+            progress(0.95, desc="drawing the answer on the video")
+            drawn = Path(tempfile.mkdtemp(dir=os.environ.get("GRADIO_TEMP_DIR"))) / f"{path.stem}_answer.mp4"
+            render(path, table, drawn)
         seconds = time.perf_counter() - start
-        best, prob = predictor.top_k(result.probs, 1)[0]
-        duration = f"{info.frames / info.fps:.1f} s, " if info.fps > 0 else ""
-        status = (
-            f"**{best}** ({prob:.1%}) — {name} ({duration}{info.width}×{info.height}), answered in {seconds:.2f} s"
-            + (f", timeline of {windows} windows" if windows else "")
+        size = f"{duration:.1f} s, " if info.fps > 0 else ""
+        truth = f" — true label **{actual}** ({'right' if actual == best else 'wrong'})" if actual else ""
+        status = f"{headline}{truth} — {name} ({size}{info.width}×{info.height}), answered in {seconds:.2f} s" + (
+            f", timeline of {len(table)} windows" if len(starts) > 1 else ""
         )
         if predictor.views > 1:
             status += f"; the model averages {predictor.views} views of {predictor.frames} frames, the first is shown"
         labels = dict(predictor.top_k(result.probs, self.top_k))
         answer = predictor.as_dict(result, self.top_k) | {"video": name, "seconds": round(seconds, 3)}
-        return status, labels, thumbs, timeline, answer
+        return status, labels, str(drawn) if drawn else None, thumbs, timeline, parts, answer
 
 
 def build_page(predictor: Predictor, options: ServeOptions) -> gr.Blocks:
@@ -253,13 +277,13 @@ def build_page(predictor: Predictor, options: ServeOptions) -> gr.Blocks:
                 )
             with gr.Column(scale=2):
                 status = gr.Markdown("Upload a video or pick a test clip.", elem_id="status")
-                top = gr.Label(num_top_classes=options.top_k, label="Top classes", elem_id="top-k")
-                frames = gr.Gallery(
-                    label=f"The {predictor.frames} frames the model saw",
-                    elem_id="frames",
-                    columns=min(predictor.frames, 8),
-                    height=150 * math.ceil(predictor.frames / 8),
-                    object_fit="contain",
+                with gr.Row():
+                    top = gr.Label(num_top_classes=options.top_k, label="Top classes", elem_id="top-k")
+                    played = gr.Video(
+                        label="The video with the answer drawn on it", elem_id="played", interactive=False
+                    )
+                segments_table = gr.Dataframe(
+                    label="What happens when: runs of windows with the same class", elem_id="segments", visible=False
                 )
                 timeline = gr.LinePlot(
                     x="time_s",
@@ -276,14 +300,30 @@ def build_page(predictor: Predictor, options: ServeOptions) -> gr.Blocks:
                 )
                 with gr.Accordion("The answer as JSON (what the HTTP API returns)", open=False):
                     answer = gr.JSON(elem_id="answer")
+        # The whole width: T thumbnails, 8 a row, each whole.
+        frames = gr.Gallery(
+            label=f"The {predictor.frames} frames the model saw",
+            elem_id="frames",
+            columns=min(predictor.frames, 8),
+            height="auto",
+            object_fit="contain",
+        )
         with gr.Accordion("Model", open=True, elem_id="model"), gr.Row():
-            gr.Markdown(model_panel(predictor, options.model, reports))
-            confusion = reports / "confusion.png"
-            if confusion.is_file():
-                gr.Image(str(confusion), label="Confusion on the test clips", interactive=False, elem_id="confusion")
-            else:
-                gr.Markdown(f"No confusion heatmap: {confusion} not found.")
-        outputs = [status, top, frames, timeline, answer]
+            with gr.Column(scale=1):
+                gr.Markdown(model_panel(predictor, options.model, reports))
+            with gr.Column(scale=1):
+                confusion = reports / "confusion.png"
+                if confusion.is_file():  # its own column, the whole picture: title and class names unclipped
+                    gr.Image(
+                        str(confusion),
+                        label="Confusion on the test clips",
+                        interactive=False,
+                        elem_id="confusion",
+                        height="auto",
+                    )
+                else:
+                    gr.Markdown(f"No confusion heatmap: {confusion} not found.")
+        outputs = [status, top, played, frames, timeline, segments_table, answer]
         # Each input clears the other, so what the page shows the answer for is never in doubt.
         upload.upload(analyst.upload, upload, outputs, api_name="predict").then(
             lambda: None, None, clip, queue=False, api_visibility="private"

@@ -36,7 +36,7 @@ def test_queued_sweep_over_heads(demo_repo: Path) -> None:
     runs = _experiments(json.loads(run_command(["dvc", "exp", "show", "--json"], repo)))
     heads = {data["params"]["params.yaml"]["data"]["model"]["head"]: data for data in runs.values()}
     assert sorted(heads) == ["gru", "lstm"], runs.keys()
-    for data in heads.values():
-        metrics = data["metrics"]["reports/metrics.json"]["data"]
-        assert 0 <= metrics["top1"] <= 1 and metrics["test_clips"] > 0
-        assert data["metrics"]["reports/train/metrics.json"]["data"]["epochs_run"] >= 1
+    for head, data in heads.items():
+        metrics = data["metrics"]["reports/scores/test.json"]["data"]
+        assert 0 <= metrics["top1"] <= metrics["top5"] <= 1 and 0 <= metrics["probe_top1"] <= 1
+        assert 0 <= data["metrics"]["reports/scores/choice.json"]["data"][f"val_{head}"] <= 1

@@ -138,6 +138,7 @@ def test_the_page_in_a_browser(server: str, browser, clip: Path, expected: dict,
     assert status.startswith(f"{expected['prediction']} (") and "answered in" in status
     assert page.locator("#top-k [data-testid='label-output-value']").inner_text() == expected["prediction"]
     assert page.locator("#frames img").count() == predictor.frames  # the T frames the model saw
+    page.wait_for_selector("#played video", timeout=30_000)  # played back, the answer drawn on it
 
     broken = tmp_path / "broken.avi"
     broken.write_bytes(clip.read_bytes()[:3000])  # a clip cut off after its header
@@ -157,12 +158,20 @@ def test_the_page_in_a_browser(server: str, browser, clip: Path, expected: dict,
     assert "timeline of 4 windows" in status, status
     page.wait_for_selector("#timeline svg", timeout=30_000)
     assert page.locator("#frames img").count() == predictor.frames
+    # what happens when: the segments as `actrec predict --window` prints them, together spanning the video
+    table = page.locator("#segments").inner_text()
+    runs = status.count("→") + 1  # the status lists them in turn: Bright 0.0–2.0 s (81%) → Dim 1.0–4.0 s (77%)
+    assert "from (s)" in table and "confidence" in table and table.count("%") == runs, table
+    assert status.startswith("Bright 0.0–") or status.startswith("Dim 0.0–"), status
+    assert "–4.0 s" in status, status
 
     page.locator("#test-clip input").click()
     option = page.locator("[role=option]").first
     name = option.get_attribute("aria-label").split(" (")[0]  # Bright/Bright_g02_c01.avi (actual Bright, ...)
+    actual = option.get_attribute("aria-label").split("(actual ")[1].split(",")[0]
     option.click()
-    assert "answered in" in answered(page, name)
+    status = answered(page, name)
+    assert "answered in" in status and f"true label {actual}" in status, status
     assert page.locator("#frames img").count() == predictor.frames
     page.wait_for_selector("#timeline svg", state="hidden", timeout=30_000)  # a test clip is one window
     page.screenshot(path=tmp_path / "page.png", full_page=True)
@@ -227,7 +236,7 @@ def test_a_test_clip_is_only_ever_one_of_the_list(trained_run: Path, monkeypatch
     clips = split_test_clips(trained_run / "data" / "split.csv", trained_run / "reports")
     assert len(clips) == 4 and all(path.is_file() for path in clips.values())
     analyst = Analyst(Predictor(trained_run / "models" / "model.pt", "cpu"), clips, options)
-    status, top, frames, _, _ = analyst.test_clip("/etc/passwd", progress=lambda *_, **__: None)
+    status, top, _, frames, *_ = analyst.test_clip("/etc/passwd", progress=lambda *_, **__: None)
     assert status == "⚠️ That is not one of this run's test clips." and top is None and frames is None
 
 

@@ -95,7 +95,21 @@ def test_train_declares_the_extract_params_it_checks() -> None:
 def test_evaluate_declares_its_reports() -> None:
     stage = STAGES["evaluate"]
     assert {"reports/summary.md", "reports/predictions.csv", "reports/per_class.csv"} <= _paths(stage["outs"])
-    assert "reports/confusion.png" in _paths(stage["plots"]) and "reports/metrics.json" in _paths(stage["metrics"])
+    assert "reports/confusion.png" in _paths(stage["plots"]) and "reports/metrics.json" in _paths(stage["outs"])
+
+
+def test_metrics_are_the_few_scores_people_compare() -> None:
+    """`dvc metrics show` and `dvc exp show` list the compared scores only (reports/scores/), so they fit a
+    terminal; every other report is a plain output."""
+    declared = {path for stage in STAGES.values() for path in _paths(stage.get("metrics", []))}
+    assert declared == {"reports/scores/test.json", "reports/scores/choice.json", "reports/scores/crossval.json"}
+
+
+def test_every_declared_plot_is_written_by_every_run() -> None:
+    """The top-level plots read only files evaluate always writes, whatever head was kept and whatever is off."""
+    plots = yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
+    files = {path for plot in plots for spec in plot.values() for path in spec["y"]}
+    assert files <= _paths(STAGES["evaluate"]["outs"]), files
 
 
 def test_stage_scripts_are_short() -> None:

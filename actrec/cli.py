@@ -23,8 +23,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from actrec.data.clips import VideoError
+from actrec.data.decoding import DEFAULT_FRAME_RATE, video_info
 from actrec.data.ntu_skeleton import SKELETON_SUFFIX, skeleton_info
-from actrec.data.video import DEFAULT_FRAME_RATE, VideoError, decoder_logs, video_info
+from actrec.data.seeking import decoder_logs
 from actrec.errors import ActrecError, run_main
 from actrec.files import output_file
 from actrec.inference.inputs import Span, find_videos

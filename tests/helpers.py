@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from actrec.data.video import fingerprint
+from actrec.data.clips import fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
 UCF_MINI = ROOT.parent / "shared" / "data" / "ucf101-mini"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from actrec.data.video import VideoError, VideoInfo
+from actrec.data.clips import VideoError, VideoInfo
 
 SKELETON = "skeleton"  # the extract.backbone that reads .skeleton files instead of videos
 SKELETON_SUFFIX = ".skeleton"

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from actrec.errors import ActrecError
+from actrec.errors import ActrecError, first_line
 from actrec.features.backbones import Backbone
 
 logger = logging.getLogger(__name__)
@@ -196,7 +196,7 @@ class BackboneRunner:
             "the %s engine failed (%s: %s); running the backbone in eager PyTorch",
             self.engine,
             type(err).__name__,
-            str(err).splitlines()[0] if str(err) else "",
+            first_line(err),
         )
         self.fast, self.engine = None, "eager"
 

@@ -21,8 +21,9 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from actrec.data.clips import VideoError
+from actrec.data.decoding import read_clip
 from actrec.data.ntu_skeleton import SKELETON
-from actrec.data.video import VideoError, read_clip
 from actrec.devices import resolve_batch_size, resolve_num_workers
 from actrec.distributed import SINGLE, World, gather
 from actrec.features.backbones import Backbone, load_backbone

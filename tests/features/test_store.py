@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import torch
 
-from actrec.data.video import fingerprint
+from actrec.data.clips import fingerprint
 from actrec.features.extractor import fill_cache
 from actrec.features.store import FeatureCache, assemble, load_features
 from tests.features import CFG, SETTINGS

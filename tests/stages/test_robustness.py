@@ -21,8 +21,8 @@ import pytest
 import yaml
 
 from actrec.data.datasets import DatasetError
+from actrec.data.sampling import sample_indices
 from actrec.data.splits import SplitError
-from actrec.data.video import sample_indices
 from actrec.features.store import ExtractionSettings, FeatureCache, FeatureStoreError, assemble
 from actrec.files import OutputError
 from actrec.params import ParamsError

@@ -11,58 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from actrec.data import video as video_module
-from actrec.data.video import (
-    HEADER_MARGIN,
-    VideoError,
-    clip_stem,
-    decoder_logs,
-    decoding_path,
-    decord,
-    find_clips,
-    fingerprint,
-    frame_chunks,
-    frame_files,
-    is_frame_folder,
-    read_clip,
-    read_frames,
-    sample_indices,
-    torchcodec_usable,
-    video_info,
-)
+from actrec.data import decoding, seeking
+from actrec.data.clips import VideoError, clip_stem, find_clips, fingerprint, frame_files, is_frame_folder
+from actrec.data.decoding import HEADER_MARGIN, decoding_path, frame_chunks, read_clip, read_frames, video_info
+from actrec.data.sampling import sample_indices
+from actrec.data.seeking import decoder_logs, decord, torchcodec_usable
 from tests.helpers import UCF_MINI, dump_frames, ffmpeg, write_video
-
-
-@pytest.mark.parametrize("num_frames", [1, 5, 15, 16, 17, 100, 1001])
-def test_sample_indices_count_and_range(num_frames: int) -> None:
-    idx = sample_indices(num_frames, 16)
-    assert idx.shape == (1, 16)
-    assert idx.min() >= 0 and idx.max() <= num_frames - 1
-    assert np.all(np.diff(idx[0]) >= 0), "uniform sampling keeps temporal order"
-
-
-def test_sample_indices_uniform_centres() -> None:
-    assert sample_indices(160, 16)[0].tolist() == list(range(5, 160, 10))
-
-
-def test_short_clip_repeats_frames() -> None:
-    idx = sample_indices(5, 16)[0]
-    assert sorted(set(idx.tolist())) == [0, 1, 2, 3, 4], "every frame of a short clip is used"
-    assert len(idx) == 16
-
-
-def test_jittered_clips_stay_in_their_segments_and_are_seeded() -> None:
-    idx = sample_indices(160, 16, views=4, seed=7)
-    assert idx.shape == (4, 16)
-    segments = idx // 10
-    assert np.all(segments == np.arange(16)), "each jittered frame stays in its own segment"
-    assert not np.array_equal(idx[1], idx[2])
-    assert np.array_equal(idx, sample_indices(160, 16, views=4, seed=7))
-
-
-def test_zero_frames_is_an_error() -> None:
-    with pytest.raises(VideoError):
-        sample_indices(0, 16)
 
 
 def test_read_clip_decodes_the_sampled_frames_in_order(tmp_path) -> None:
@@ -152,7 +106,7 @@ def test_frames_further_apart_than_the_keyframes_are_sought(tmp_path: Path, monk
     assert decoding_path(sparse, 100) == "pyav", "100 of 400 frames: 4 apart"
     assert decoding_path(tmp_path / "short_gop.avi", 16) == "pyav"
     if decord is not None:
-        monkeypatch.setattr(video_module, "torchcodec_usable", lambda: False)
+        monkeypatch.setattr(seeking, "torchcodec_usable", lambda: False)
         assert decoding_path(sparse, 16) == "decord"
 
 
@@ -171,15 +125,14 @@ def test_decords_own_words_go_to_the_debug_log(tmp_path: Path, capfd, caplog) ->
         pytest.skip("decord ships wheels for x86-64 only")
     bad = tmp_path / "bad.mp4"
     bad.write_text("not a video\n" * 100)
-    info = video_module.VideoInfo(1, 25.0, 8, 8)
-    with caplog.at_level(logging.DEBUG, logger="actrec.data.video"), pytest.raises(VideoError, match="cannot open"):
-        video_module._decord_frames(bad, np.array([0]), info)
+    with caplog.at_level(logging.DEBUG, logger="actrec.data.seeking"), pytest.raises(VideoError, match="cannot open"):
+        seeking.decord_frames(bad, np.array([0]))
     assert capfd.readouterr().err == ""
     assert "decord said" in caplog.text and "ERROR opening" in caplog.text
     decoder_logs(True)
     try:
         with pytest.raises(VideoError):
-            video_module._decord_frames(bad, np.array([0]), info)
+            seeking.decord_frames(bad, np.array([0]))
         assert "ERROR opening" in capfd.readouterr().err, "asked for (actrec -v), the library's words reach stderr"
     finally:
         decoder_logs(False)
@@ -256,13 +209,34 @@ def test_a_video_without_frames_is_an_error(tmp_path: Path) -> None:
         video_info(tmp_path / "cut.mkv")
 
 
+def test_a_read_opens_the_container_once(tmp_path: Path, monkeypatch) -> None:
+    """Frame count, rate, the sampled frames and a long clip's chunks all come from one opening of the file."""
+    import av
+
+    avi = write_video(tmp_path / "clip.avi", frames=60)
+    mkv = write_video(tmp_path / "clip.mkv", frames=60, codec="libx264")  # no count in the header: packets counted
+    opened = []
+    real_open = av.open
+    monkeypatch.setattr(av, "open", lambda *a, **k: (opened.append(a[0]), real_open(*a, **k))[1])
+    for video in (avi, mkv):
+        opened.clear()
+        frames, _ = read_clip(video, 8, views=2, seed=0)
+        assert len(opened) == 1 and len(frames) == 16
+        opened.clear()
+        list(frame_chunks(video, [np.array([1, 5]), np.array([30, 59])]))
+        assert len(opened) == 1
+    with real_open(str(mkv)) as container:  # counting went through the packets: decoding starts at the start again
+        every = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert np.array_equal(read_frames(mkv, [0, 1, 59]), np.stack([every[0], every[1], every[59]]))
+
+
 def test_frame_chunks_decode_a_long_clip_once_and_give_each_chunks_frames(tmp_path: Path, monkeypatch) -> None:
     """A long video's windows come in chunks (bounded memory): read straight through, one pass serves them all."""
     avi = write_video(tmp_path / "long.avi", frames=90)
     chunks = [np.array([0, 5, 17]), np.array([18, 40]), np.array([41, 88, 89])]
     opened = []
-    real_open = video_module._straight_chunks
-    monkeypatch.setattr(video_module, "_straight_chunks", lambda *a: (opened.append(1), real_open(*a))[1])
+    real_open = decoding._straight_chunks
+    monkeypatch.setattr(decoding, "_straight_chunks", lambda *a: (opened.append(1), real_open(*a))[1])
     got = list(frame_chunks(avi, chunks))
     assert len(opened) == 1, "one pass for every chunk"
     for frames, chunk in zip(got, chunks, strict=True):

@@ -13,7 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.helpers import actrec, dump_frames, one_error_line, write_video
+from actrec.data.decoding import video_info
+from tests.helpers import UCF_MINI, actrec, dump_frames, ffmpeg, one_error_line, write_video
 
 
 def test_predict_one_video_as_the_evaluation_saw_it(trained_run: Path) -> None:
@@ -80,6 +81,30 @@ def test_windows_along_a_long_video(trained_run: Path, tmp_path: Path) -> None:
     with Image.open(out.with_suffix(".png")) as image:
         assert image.format == "PNG" and image.size[0] >= 800
     assert f"wrote {out} ({len(starts)} windows)" in done.stdout
+
+
+def test_a_joined_video_is_predicted_whole_and_in_windows(trained_run: Path, tmp_path: Path) -> None:
+    """Three real clips joined with `ffmpeg -f concat -c copy` (29.97 and 25 frames a second, placeholders where
+    they meet: the header counts frames that never decode) play as a player plays them: predicted whole and in
+    windows of 4 s every second, over its whole duration."""
+    names = ("TrampolineJumping/v_TrampolineJumping_g01_c01", "UnevenBars/v_UnevenBars_g01_c01")
+    clips = [UCF_MINI / "UCF-101" / f"{n}.avi" for n in (*names, "VolleyballSpiking/v_VolleyballSpiking_g01_c01")]
+    if not all(c.is_file() for c in clips):
+        pytest.skip(f"real UCF-101 clips not found at {UCF_MINI} (../shared is absent)")
+    listing = tmp_path / "clips.txt"
+    listing.write_text("".join(f"file '{c}'\n" for c in clips))
+    joined = tmp_path / "joined.avi"
+    ffmpeg("-f", "concat", "-safe", "0", "-i", listing, "-c", "copy", joined)
+    info = video_info(joined)
+    whole = actrec("predict", joined, "--json", "--model", trained_run / "models", cwd=tmp_path)
+    assert whole.returncode == 0, whole.stderr
+    assert json.loads(whole.stdout)["prediction"] in ("Dim", "Bright")
+    out = tmp_path / "windows.csv"
+    model = trained_run / "models"
+    done = actrec("predict", joined, "--window", "4s", "--stride", "1s", "--out", out, "--model", model, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    table = pd.read_csv(out)
+    assert table["end_s"].max() == pytest.approx(info.frames / info.fps, abs=1.0), "windows up to its end"
 
 
 def _other_backbone(run: Path, tmp_path: Path) -> Path:

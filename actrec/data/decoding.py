@@ -14,8 +14,11 @@ every video first, for its frame count, rate and size (so every path samples the
 - AVI files and MPEG-4 Part 2 streams (XviD, DivX) are always read straight through: their timestamps
   do not say where a frame is shown, and decoders that seek land frames off.
 
-A decoder that fails on a file hands it to PyAV straight through (decord rejects some valid widths),
-and every path gives the same frames: tests/data/test_decoding.py holds them equal on real clips.
+Frame i is the picture a player shows at time i / fps, FFmpeg's own output at a constant rate
+(timeline.py): reading straight through places each decoded picture by its time, a seeking decoder is given
+the position of the picture shown at each index. A decoder that fails on a file hands it to PyAV straight
+through (decord rejects some valid widths), and every path gives FFmpeg's frames: tests/data/test_decoding.py
+holds them equal on real clips.
 Inside a DataLoader worker each decoder runs one codec thread (a worker is a core: the most frames
 per CPU-second); elsewhere FFmpeg picks its thread count, for the latency of one video.
 
@@ -41,6 +44,7 @@ import numpy as np
 from actrec.data import seeking
 from actrec.data.clips import FRAME_EXTENSIONS, VideoError, VideoInfo, frame_files
 from actrec.data.sampling import sample_indices, spacing
+from actrec.data.timeline import clock_of, frame_count, is_avi, positions_in, shown
 
 if TYPE_CHECKING:
     import av
@@ -50,12 +54,12 @@ logger = logging.getLogger(__name__)
 DECODERS = ("auto", "torchcodec", "pyav", "decord")
 # Which frames the loader gives for a clip; part of the feature cache's key, so cached features of frames decoded
 # otherwise are not reused. 2: AVI and MPEG-4 Part 2 read straight through (seeking landed some frames off).
-FRAMES_VERSION = 2
+# 3: frame i is the picture shown at time i / fps, as FFmpeg outputs it at a constant rate (timeline.py), not the
+# i-th picture decoded (which placeholder frames and gaps shifted), and the rate is the one FFmpeg plays at.
+FRAMES_VERSION = 3
 DEFAULT_FRAME_RATE = 30.0  # a folder of frames does not say its rate: dataset.frame_rate's default
 # Packets read from a video's start to measure its keyframe interval (demuxing only: a millisecond or two).
 KEYFRAME_PROBE_PACKETS = 300
-# Frames an AVI header may count beyond the decodable ones (placeholders of packed B-frames; 2 of 367 seen).
-HEADER_MARGIN = 3
 
 Chunks = list[np.ndarray]
 
@@ -140,32 +144,33 @@ def _read(
     except av.FFmpegError as err:
         raise VideoError(f"cannot open: {_av_reason(err)}") from err
     try:
-        try:
-            stream, info, demuxed = _stream_info(container)
-            if choose is None:
-                container.close()
-                return _checked(info), None, None
-            chunks = choose(_checked(info))
-            wanted = np.concatenate(chunks)
-            timed = _timed(container, stream)
-            paths = _paths(container, stream, wanted, timed) if decoder == "auto" else [decoder]
-        except av.FFmpegError as err:
-            raise VideoError(f"cannot open: {_av_reason(err)}") from err
+        stream, info = _stream_info(container)
+        if choose is None:
+            container.close()
+            return _checked(info), None, None
+        chunks = choose(_checked(info))
+        timed = _timed(container, stream)
+        paths = _paths(container, stream, np.concatenate(chunks), timed) if decoder == "auto" else [decoder]
         if plan_only:
             container.close()
             return info, None, paths
+        container.seek(0)  # packets may have been read for the count or the keyframes: from the start again
         if paths[0] != "pyav":
+            if not timed:
+                raise VideoError(
+                    f"{paths[0]} cannot tell where an AVI's or MPEG-4 Part 2 stream's frames are shown; "
+                    "PyAV reads it straight through (decoder auto or pyav)"
+                )
+            where = positions_in(container, stream, info.frames)
             container.close()
-            return info, _seeking_chunks(path, chunks, info, paths), chunks
-        if demuxed or (decoder == "auto" and timed):  # packets were read: back to the start
-            container.seek(0)
+            return info, _seeking_chunks(path, chunks, info, paths, where), chunks
     except av.FFmpegError as err:
         container.close()
-        raise VideoError(f"cannot read: {_av_reason(err)}") from err
+        raise VideoError(f"cannot open: {_av_reason(err)}") from err
     except BaseException:
         container.close()
         raise
-    return info, _taken(_straight_chunks(container, chunks, info), chunks), chunks
+    return info, _taken(_straight_chunks(container, chunks), chunks), chunks
 
 
 def _taken(found: Iterator[dict[int, np.ndarray]], chunks: Chunks) -> Iterator[np.ndarray]:
@@ -173,16 +178,19 @@ def _taken(found: Iterator[dict[int, np.ndarray]], chunks: Chunks) -> Iterator[n
         yield np.stack([frames[int(i)] for i in chunk.ravel()])
 
 
-def _seeking_chunks(path: Path, chunks: Chunks, info: VideoInfo, paths: list[str]) -> Iterator[np.ndarray]:
-    """Each chunk read by itself by the first of `paths` that can (one decoder named: that one, no fallback)."""
+def _seeking_chunks(
+    path: Path, chunks: Chunks, info: VideoInfo, paths: list[str], where: np.ndarray
+) -> Iterator[np.ndarray]:
+    """Each chunk read by itself by the first of `paths` that can (one decoder named: that one, no fallback);
+    a seeking decoder takes the picture at each index by its position among the stream's (`where`)."""
     for chunk in chunks:
         wanted = chunk.ravel()
         for n, name in enumerate(paths):
             if name == "pyav":
-                frames = _straight_av(path, wanted, info)
+                frames = _straight_av(path, wanted)
                 break
             try:
-                frames = _SEEKERS[name](path, wanted)
+                frames = _SEEKERS[name](path, _shown_at(where, wanted))
                 break
             except VideoError as err:
                 if n == len(paths) - 1:
@@ -191,24 +199,31 @@ def _seeking_chunks(path: Path, chunks: Chunks, info: VideoInfo, paths: list[str
         yield frames
 
 
-def _stream_info(container: av.container.InputContainer) -> tuple[av.VideoStream, VideoInfo, bool]:
-    """The first video stream, its frame count, rate and size as the container's header says, and whether
-    packets were read to find them.
+def _shown_at(where: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """The positions of the pictures shown at `wanted` indices; VideoError for one past the stream's end."""
+    beyond = wanted[(wanted >= len(where)) | (where[np.minimum(wanted, len(where) - 1)] < 0)]
+    if len(beyond):
+        shown = int(np.argmax(where < 0)) if (where < 0).any() else len(where)
+        raise VideoError(f"frame {beyond.min()} requested, but the video ends after {shown} frames (cut off?)")
+    return where[wanted]
 
-    Without a count in the header (Matroska, WebM), the packets are counted: demuxing, not decoding.
-    """
+
+def _stream_info(container: av.container.InputContainer) -> tuple[av.VideoStream, VideoInfo]:
+    """The first video stream, and its frame count (timeline.frame_count), rate and size."""
     if not container.streams.video:
         raise VideoError("no video stream (audio-only or not a video)")
     stream = container.streams.video[0]
-    frames = stream.frames or sum(1 for packet in container.demux(stream) if packet.size)
-    fps = float(stream.average_rate or stream.guessed_rate or 0)
-    info = VideoInfo(int(frames), fps, stream.codec_context.width, stream.codec_context.height)
-    return stream, info, not stream.frames
+    clock = clock_of(container, stream)
+    return stream, VideoInfo(frame_count(container, stream), float(clock.rate) if clock else 0.0, *_size(stream))
+
+
+def _size(stream: av.VideoStream) -> tuple[int, int]:
+    return stream.codec_context.width, stream.codec_context.height
 
 
 def _timed(container: av.container.InputContainer, stream: av.VideoStream) -> bool:
     """Whether the stream's timestamps say where its frames are shown (not AVI, not MPEG-4 Part 2: see _paths)."""
-    return stream.codec_context.name != "mpeg4" and "avi" not in container.format.name.split(",")
+    return stream.codec_context.name != "mpeg4" and not is_avi(container)
 
 
 def _paths(
@@ -218,10 +233,11 @@ def _paths(
 
     Seeking pays only where the wanted frames lie further apart than the keyframes; closer together,
     reading straight through decodes no more frames and, in one thread, waits on none. Seeking decoders
-    find a frame by its timestamp: AVI records no display times, and MPEG-4 Part 2 streams made for it
+    number pictures by their timestamps: AVI records no display times, and MPEG-4 Part 2 streams made for it
     (XviD, DivX: UCF-101, HMDB-51) keep packed B-frames and placeholder packets even when copied into
     MP4 or Matroska; there torchcodec and decord land one to six frames off (on 15 to 42 of the 305
-    real clips here), so only reading straight through is right.
+    real clips here; decord's sparse reads even disagree with its own dense ones), so only reading
+    straight through is right.
     """
     if not timed or spacing(wanted) <= _keyframe_interval(container, stream):
         return ["pyav"]
@@ -272,7 +288,7 @@ def _keyframe_interval(container: av.container.InputContainer, stream: av.VideoS
     return packets / max(keyframes, 1)
 
 
-def _straight_av(path: Path, wanted: np.ndarray, info: VideoInfo) -> np.ndarray:
+def _straight_av(path: Path, wanted: np.ndarray) -> np.ndarray:
     """Every frame decoded once, in order, up to the last wanted one; only the wanted ones converted to RGB
     (the fallback of a seeking decoder, in a container of its own)."""
     import av
@@ -281,49 +297,41 @@ def _straight_av(path: Path, wanted: np.ndarray, info: VideoInfo) -> np.ndarray:
         container = av.open(str(path))
     except av.FFmpegError as err:
         raise VideoError(f"cannot open: {_av_reason(err)}") from err
-    return next(_taken(_straight_chunks(container, [wanted], info), [wanted]))
+    return next(_taken(_straight_chunks(container, [wanted]), [wanted]))
 
 
-def _straight_chunks(
-    container: av.container.InputContainer, chunks: Chunks, info: VideoInfo
-) -> Iterator[dict[int, np.ndarray]]:
+def _straight_chunks(container: av.container.InputContainer, chunks: Chunks) -> Iterator[dict[int, np.ndarray]]:
     """{index: RGB frame} for each chunk of ascending indices in turn, from one pass through the stream of
-    this open container (closed at the end).
-
-    An AVI header counts the placeholder packets of packed B-frames too, so a stream may end a frame
-    or two short of it: wanted frames past the end within that margin take the last frame.
-    """
+    this open container (closed at the end); a picture shown at several wanted indices is converted once."""
     import av
 
-    decoded, frame = 0, None
+    reached, rgb = 0, (None, None)
     try:
         with container:
             stream = container.streams.video[0]
             stream.thread_type, stream.thread_count = "AUTO", seeking.codec_threads()
-            frames = enumerate(container.decode(stream))
+            frames = shown(container, stream)
             for chunk in chunks:
-                chunk = np.unique(chunk)
-                targets, found = {int(i) for i in chunk}, {}
-                while len(found) < len(targets) and (decoded == 0 or decoded - 1 < int(chunk[-1])):
+                targets, found = {int(i) for i in np.unique(chunk)}, {}
+                last = max(targets)
+                while len(found) < len(targets) and reached <= last:
                     step = next(frames, None)
                     if step is None:
                         break
                     i, frame = step
-                    decoded = i + 1
+                    reached = i + 1
                     if i in targets:
-                        found[i] = frame.to_ndarray(format="rgb24")
+                        if rgb[0] is not frame:
+                            rgb = (frame, frame.to_ndarray(format="rgb24"))
+                        found[i] = rgb[1]
                 missing = targets - found.keys()
-                counted = max(missing, default=0) < info.frames  # past the end of the stream, not of the header
-                if missing and frame is not None and counted and info.frames - decoded <= HEADER_MARGIN:
-                    found.update(dict.fromkeys(missing, frame.to_ndarray(format="rgb24")))
-                elif missing:
+                if missing:
                     raise VideoError(
-                        f"frame {min(missing)} requested, but the video ends after {decoded} decodable frames "
-                        "(cut off?)"
+                        f"frame {min(missing)} requested, but the video ends after {reached} frames (cut off?)"
                     )
                 yield found
     except av.FFmpegError as err:
-        raise VideoError(f"decode failed after {decoded} frames: {_av_reason(err)}") from err
+        raise VideoError(f"decode failed after {reached} frames: {_av_reason(err)}") from err
 
 
 _SEEKERS = {"torchcodec": seeking.torchcodec_frames, "decord": seeking.decord_frames}

@@ -13,10 +13,10 @@ from PIL import Image
 
 from actrec.data import decoding, seeking
 from actrec.data.clips import VideoError, clip_stem, find_clips, fingerprint, frame_files, is_frame_folder
-from actrec.data.decoding import HEADER_MARGIN, decoding_path, frame_chunks, read_clip, read_frames, video_info
+from actrec.data.decoding import decoding_path, frame_chunks, read_clip, read_frames, video_info
 from actrec.data.sampling import sample_indices
 from actrec.data.seeking import decoder_logs, decord, torchcodec_usable
-from tests.helpers import UCF_MINI, dump_frames, ffmpeg, write_video
+from tests.helpers import UCF_MINI, dump_frames, ffmpeg, ffmpeg_frames, write_timed_video, write_video
 
 
 def test_read_clip_decodes_the_sampled_frames_in_order(tmp_path) -> None:
@@ -48,8 +48,26 @@ def test_unreadable_files_raise_video_error(tmp_path, content: bytes, reason: st
         read_clip(path, 16)
 
 
-# Real UCF-101 clips (XviD AVI, packed B-frames) on which seeking decoders land a frame or more off.
-OFF_WHEN_SEEKING = ("TrampolineJumping/v_TrampolineJumping_g06_c02.avi", "UnevenBars/v_UnevenBars_g04_c01.avi")
+SHARED = UCF_MINI.parent
+# Real clips whose frames a decoder does not give one per frame period: "not coded" placeholder frames in the
+# middle of the stream (FFmpeg's decoder skips them: gaps in the timestamps), and packed B-frames (XviD in AVI:
+# timestamps out of order). Every placeholder-bearing clip of ../shared, and packed-B ones of three classes.
+PLACEHOLDERS = (
+    *(f"ucf101-mini/UCF-101/TrampolineJumping/v_TrampolineJumping_g{g}.avi" for g in ("06_c02", "06_c03", "06_c04")),
+    *(f"ucf101-mini/UCF-101/TrampolineJumping/v_TrampolineJumping_g{g}.avi" for g in ("09_c05", "09_c06")),
+    *(f"ucf101-mini/UCF-101/VolleyballSpiking/v_VolleyballSpiking_g{g}.avi" for g in ("04_c06", "04_c07")),
+    "ucf101-six/UCF-101/HorseRace/v_HorseRace_g20_c01.avi",
+)
+PACKED_B = (
+    "ucf101-mini/UCF-101/UnevenBars/v_UnevenBars_g04_c01.avi",
+    "ucf101-six/UCF-101/Archery/v_Archery_g03_c01.avi",
+    "ucf101-six/UCF-101/Surfing/v_Surfing_g03_c01.avi",
+    "hmdb51-mini/punch/AdvancedBoxingTechniquesandExercises_punch_u_nm_np1_ba_med_23.avi",
+)
+OFF_WHEN_SEEKING = (
+    "ucf101-mini/UCF-101/TrampolineJumping/v_TrampolineJumping_g06_c02.avi",
+    "ucf101-mini/UCF-101/UnevenBars/v_UnevenBars_g04_c01.avi",
+)
 
 
 def _frame_error(a: np.ndarray, b: np.ndarray) -> tuple[int, float]:
@@ -58,39 +76,77 @@ def _frame_error(a: np.ndarray, b: np.ndarray) -> tuple[int, float]:
     return int(diff.max()), float(diff.mean(1).max())
 
 
-@pytest.mark.parametrize("clip", OFF_WHEN_SEEKING)
-def test_avi_is_read_straight_through_giving_ffmpegs_own_frames(ucf_mini: Path, tmp_path: Path, clip: str) -> None:
-    video = ucf_mini / "UCF-101" / clip
+def _wrong(frames: np.ndarray, reference: np.ndarray, indices: np.ndarray) -> list[int]:
+    """The indices whose frame is not FFmpeg's at that index (a mean difference of 2 levels or more: colour
+    conversion rounds by under one, a wrong frame differs by tens)."""
+    assert indices.max() < len(reference), "an index past FFmpeg's last frame"
+    diff = np.abs(frames.astype(np.int16) - reference[indices]).reshape(len(indices), -1).mean(1)
+    return sorted({int(i) for i in indices[diff >= 2]})
+
+
+@pytest.mark.parametrize("clip", PLACEHOLDERS + PACKED_B, ids=lambda c: Path(c).stem[-24:])
+def test_avi_frames_are_ffmpegs_at_a_constant_rate(clip: str) -> None:
+    """Index i is the picture FFmpeg outputs at time i / fps (`ffmpeg -fps_mode cfr`), every one of them: across
+    a placeholder's gap, and where packed B-frames come out stamped out of order; the count is the stream's
+    duration in frames. Seeking decoders cannot place these frames, and say so."""
+    video = SHARED / clip
+    if not video.is_file():
+        pytest.skip(f"{video} not found (../shared is absent)")
+    reference = ffmpeg_frames(video)
+    count = video_info(video).frames
+    assert count in (len(reference), len(reference) - 1), "FFmpeg repeats a late first picture at the end too"
+    every = np.arange(count)
     assert decoding_path(video) == "pyav"
-    frames = dump_frames(video, tmp_path / "frames")
-    decodable = video_info(frames).frames
-    assert video_info(video).frames - HEADER_MARGIN <= decodable <= video_info(video).frames
-    indices = sample_indices(decodable, 16, views=3, seed=1).ravel()
-    worst_pixel, worst_frame = _frame_error(read_frames(video, indices), read_frames(frames, indices))
+    assert _wrong(read_frames(video, every), reference, every) == []
+    frames, indices = read_clip(video, 16, views=3, seed=1)
+    assert _wrong(frames, reference, indices.ravel()) == []
+    for seeker in [*(["decord"] if decord is not None else []), *(["torchcodec"] if torchcodec_usable() else [])]:
+        with pytest.raises(VideoError, match=f"{seeker} cannot tell where"):
+            read_frames(video, indices[0], decoder=seeker)
+
+
+def test_a_folder_of_ffmpegs_frames_gives_its_videos_frames(tmp_path: Path) -> None:
+    video = SHARED / PLACEHOLDERS[2]
+    if not video.is_file():
+        pytest.skip(f"{video} not found (../shared is absent)")
+    folder = dump_frames(video, tmp_path / "frames")
+    assert video_info(folder).frames == video_info(video).frames == 330, "the header's 330, not the 327 decoded"
+    indices = sample_indices(330, 16, views=3, seed=2).ravel()
+    worst_pixel, worst_frame = _frame_error(read_frames(folder, indices), read_frames(video, indices))
     assert worst_pixel <= 2 and worst_frame < 0.01, "the same frames, within colour conversion rounding"
 
 
-def test_every_decoding_path_gives_the_same_frames_on_real_clips(ucf_mini: Path, tmp_path: Path) -> None:
-    """Real clips re-encoded as users bring them (H.264 MP4 with B-frames, VP9 WebM): torchcodec, decord and PyAV
-    straight through agree on dense, jittered and sparse frames."""
+@pytest.mark.parametrize("clip", OFF_WHEN_SEEKING, ids=lambda c: Path(c).stem)
+def test_every_path_gives_ffmpegs_frames_of_variable_frame_rate_videos(tmp_path: Path, clip: str) -> None:
+    """Real clips re-encoded keeping their timestamps (the placeholders' gaps: variable frame rate) as users
+    bring them, H.264 MP4 and Matroska with B-frames and VP9 WebM: PyAV straight through, decord and
+    torchcodec seeking, each sampled frame FFmpeg's at that index."""
+    source = SHARED / clip
+    if not source.is_file():
+        pytest.skip(f"{source} not found (../shared is absent)")
     paths = ["pyav", *(["decord"] if decord is not None else []), *(["torchcodec"] if torchcodec_usable() else [])]
-    assert len(paths) > 1, "nothing to compare: neither decord nor torchcodec is installed"
-    encodings = {".mp4": ["-c:v", "libx264", "-g", "12", "-bf", "2"], ".webm": ["-c:v", "libvpx-vp9", "-cpu-used", "8"]}
-    for clip in OFF_WHEN_SEEKING:
-        for suffix, codec in encodings.items():
-            video = tmp_path / (Path(clip).stem + suffix)
-            ffmpeg("-i", ucf_mini / "UCF-101" / clip, "-frames:v", "120", *codec, "-an", video)
-            count = video_info(video).frames
-            for indices in (
-                sample_indices(count, 16),
-                sample_indices(count, 16, views=3, seed=2),
-                np.arange(3, count, 40),
-            ):
-                reference = read_frames(video, indices, decoder="pyav")
-                for decoder in paths[1:]:
-                    worst_pixel, worst_frame = _frame_error(reference, read_frames(video, indices, decoder=decoder))
-                    assert worst_pixel <= 2 and worst_frame < 0.01, (video.name, decoder, indices)
-            assert decoding_path(video) == "pyav", "16 of 120 frames, 7.5 apart: closer than the keyframes"
+    h264 = ["-c:v", "libx264", "-g", "12", "-bf", "2"]
+    for suffix, codec in ((".mp4", h264), (".mkv", h264), (".webm", ["-c:v", "libvpx-vp9", "-cpu-used", "8"])):
+        video = tmp_path / (Path(clip).stem + suffix)
+        ffmpeg("-i", source, "-an", "-fps_mode", "passthrough", "-frames:v", "160", *codec, video)
+        reference = ffmpeg_frames(video)
+        count = video_info(video).frames
+        assert count == len(reference)
+        for indices in (sample_indices(count, 16, views=3, seed=2).ravel(), np.arange(1, count, 23)):
+            for decoder in paths:
+                assert _wrong(read_frames(video, indices, decoder=decoder), reference, indices) == [], decoder
+
+
+def test_a_variable_frame_rate_video_holds_each_picture_for_its_time(tmp_path: Path) -> None:
+    """14 pictures 20 to 200 ms apart, played at 25 frames a second (the rate FFmpeg takes for it): each index
+    shows the picture on screen then, as FFmpeg outputs it, and the count is the video's 0.9 s in frames."""
+    gaps = [20, 40, 120, 40, 20, 200, 40, 40, 80, 20, 40, 160, 40]
+    video = write_timed_video(tmp_path / "vfr.mkv", [sum(gaps[:i]) for i in range(14)])
+    reference = ffmpeg_frames(video)
+    info = video_info(video)
+    assert (info.frames, info.fps) == (len(reference), 25.0) == (23, 25.0)
+    every = np.arange(info.frames)
+    assert _wrong(read_frames(video, every), reference, every) == []
 
 
 def test_frames_further_apart_than_the_keyframes_are_sought(tmp_path: Path, monkeypatch) -> None:
@@ -108,14 +164,6 @@ def test_frames_further_apart_than_the_keyframes_are_sought(tmp_path: Path, monk
     if decord is not None:
         monkeypatch.setattr(seeking, "torchcodec_usable", lambda: False)
         assert decoding_path(sparse, 16) == "decord"
-
-
-def test_an_avi_header_counting_placeholders_takes_the_last_frame() -> None:
-    """HMDB-51's packed-bitstream AVIs count a placeholder packet as a frame: the header says 173, 172 decode."""
-    clip = UCF_MINI.parent / "hmdb51-mini/punch/AdvancedBoxingTechniquesandExercises_punch_u_nm_np1_ba_med_23.avi"
-    assert video_info(clip).frames == 173
-    frames = read_frames(clip, [171, 172])
-    assert np.array_equal(frames[0], frames[1])
 
 
 def test_decords_own_words_go_to_the_debug_log(tmp_path: Path, capfd, caplog) -> None:
@@ -241,5 +289,5 @@ def test_frame_chunks_decode_a_long_clip_once_and_give_each_chunks_frames(tmp_pa
     assert len(opened) == 1, "one pass for every chunk"
     for frames, chunk in zip(got, chunks, strict=True):
         assert np.array_equal(frames, read_frames(avi, chunk, decoder="pyav"))
-    with pytest.raises(VideoError, match="ends after 90 decodable frames"):
+    with pytest.raises(VideoError, match="ends after 90 frames"):
         list(frame_chunks(avi, [np.array([3]), np.array([95])]))

@@ -90,3 +90,10 @@ def test_bench_reversed_prints_the_head_beside_the_probe(ucf_mini: Path) -> None
     assert "miniature: 12 train and 6 validation (test) clips" in out
     for name in ("chosen head", "linear probe"):
         assert re.search(rf"test top-1, {name}: [01]\.\d{{3}} \[[01]\.\d{{3}}, [01]\.\d{{3}}\] on 6 clips", out), out
+
+
+def test_bench_frames_counts_the_clips_whose_frames_differ_from_ffmpegs(ucf_mini: Path) -> None:
+    out = _benchmark("bench_frames", "--shared", str(ucf_mini.parent), "--limit", "2", "--views", "1")
+    assert out.startswith("machine: ")
+    assert "clips checked: 2 (16 frames × 1 views each, against ffmpeg -fps_mode cfr)" in out
+    assert "clips whose sampled frames differ from FFmpeg's: 0" in out

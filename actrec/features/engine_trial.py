@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from actrec.devices import resolve_precision
+from actrec.devices import native_precision, resolve_precision
 from actrec.errors import ActrecError, first_line
 from actrec.features.backbones import Backbone
 from actrec.features.engines import ENGINES, BackboneRunner, available, resolve_engine, supports
@@ -204,6 +204,14 @@ def choose(
     measured now (and added to the file), unless the run is too short to repay a trial, which then
     follows the static rule (engines.resolve_engine, devices.resolve_precision).
     """
+    if precision != "auto" and not native_precision(precision, device):
+        logger.warning(
+            "extract.precision = %s is not native on this %s (a CPU needs AVX512-BF16 or AMX for bf16): the "
+            "backbone runs in fp32, and the features are recorded as fp32",
+            precision,
+            device.type,
+        )
+        precision = "fp32"
     if engine != "auto" and precision != "auto":
         return EngineChoice(engine, precision, "given")
     pairs = candidates(engine, precision, device)

@@ -26,7 +26,8 @@ from actrec import __version__
 from actrec.commands.arguments import port, positive, seconds, size, span
 from actrec.commands.predict import predict_command
 from actrec.commands.run import export_command, report_command, serve_command, watch_command
-from actrec.data.video import DEFAULT_FRAME_RATE, decoder_logs
+from actrec.data.decoding import DEFAULT_FRAME_RATE
+from actrec.data.seeking import decoder_logs
 from actrec.errors import run_main
 from actrec.inference.inputs import Span
 

@@ -28,6 +28,17 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def native_precision(precision: str, device: torch.device) -> bool:
+    """Whether `device` computes in `precision` natively: fp32 anywhere; fp16 on GPUs; bf16 on GPUs that support
+    it and on CPUs with AMX or AVX512-BF16. Elsewhere bf16 is emulated, several times slower than fp32, or (in
+    OpenVINO) silently fp32."""
+    if precision == "fp32" or device.type not in ("cpu", "cuda"):
+        return True
+    if device.type == "cuda":
+        return precision == "fp16" or torch.cuda.is_bf16_supported()
+    return precision == "bf16" and (torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+
+
 def resolve_precision(precision: str, device: torch.device) -> str:
     """'auto': bf16 where the hardware runs it natively (recent GPUs, AMX/AVX512-BF16 CPUs), else fp16 on
     older GPUs and fp32 on other CPUs, where emulated bf16 is several times slower than fp32."""
@@ -35,8 +46,7 @@ def resolve_precision(precision: str, device: torch.device) -> str:
         return precision
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    native = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
-    return "bf16" if native else "fp32"
+    return "bf16" if native_precision("bf16", device) else "fp32"
 
 
 def usable_cores() -> int:

@@ -27,6 +27,14 @@ def one_line(text: str) -> str:
     return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
+def first_line(err: BaseException, limit: int = 160) -> str:
+    """An error's first line, cut to `limit` characters, or its type's name where it says nothing: libraries
+    (FFmpeg, decord, torch, OpenVINO) put whole reports and tracebacks of their own in a message, and a user's
+    line or a report's column needs only what went wrong."""
+    text = str(err).strip()
+    return text.splitlines()[0][:limit] if text else type(err).__name__
+
+
 def run_main(main: Callable[[], None]) -> None:
     """Entry point of every stage and command: logging set up, user errors reported plainly."""
     handler = logging.StreamHandler()

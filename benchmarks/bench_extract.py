@@ -42,8 +42,10 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
+from actrec.data.clips import fingerprint
 from actrec.data.datasets import scan
-from actrec.data.video import DECODERS, decoding_path, fingerprint, read_clip, torchcodec_usable
+from actrec.data.decoding import DECODERS, decoding_path, read_clip
+from actrec.data.seeking import torchcodec_usable
 from actrec.devices import usable_cores
 from actrec.features.backbones import Backbone, load_backbone
 from actrec.features.engine_trial import candidates, choose, time_candidate

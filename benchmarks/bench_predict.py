@@ -25,7 +25,7 @@ import av
 import numpy as np
 import torch
 
-from actrec.data.video import read_clip
+from actrec.data.decoding import read_clip
 from actrec.inference.predictor import Predictor
 from actrec.model.checkpoint import Checkpoint
 from actrec.model.heads import build_head

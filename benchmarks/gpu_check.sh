@@ -17,7 +17,7 @@ echo "== machine ($(date +%F))"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 lscpu | grep -E '^(Model name|CPU\(s\)|Thread\(s\) per core|Core\(s\) per socket|Socket\(s\))' || true
 "$PYTHON" -c "import torch, av; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'PyAV', av.__version__)"
-"$PYTHON" -c "from actrec.data.video import torchcodec_usable; print('torchcodec usable:', torchcodec_usable())"
+"$PYTHON" -c "from actrec.data.seeking import torchcodec_usable; print('torchcodec usable:', torchcodec_usable())"
 
 # One UCF-101 root over both real sets (300 clips, 9 classes): links, as the shared README says.
 ROOT=$(mktemp -d)
@@ -55,7 +55,7 @@ from pathlib import Path
 
 import torch
 
-from actrec.data.video import read_clip
+from actrec.data.decoding import read_clip
 from actrec.features.backbones import load_backbone
 
 net = load_backbone("resnet50", None, 224)

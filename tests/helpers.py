@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from actrec.data.video import fingerprint
+from actrec.data.clips import fingerprint
 
 ROOT = Path(__file__).resolve().parents[1]
 UCF_MINI = ROOT.parent / "shared" / "data" / "ucf101-mini"
@@ -73,10 +73,23 @@ def ffmpeg(*args: str | Path) -> None:
 
 
 def dump_frames(video: Path, folder: Path, pattern: str = "img_%05d.png") -> Path:
-    """Every frame FFmpeg's own decoder gives, in its order, as numbered images (MMAction2's rawframes names)."""
+    """Every frame FFmpeg outputs at the video's constant frame rate (what a player shows each frame period), as
+    numbered images (MMAction2's rawframes names)."""
     folder.mkdir(parents=True)
-    ffmpeg("-i", video, "-fps_mode", "passthrough", "-q:v", "2", folder / pattern)
+    ffmpeg("-i", video, "-an", "-fps_mode", "cfr", "-q:v", "2", folder / pattern)
     return folder
+
+
+def ffmpeg_frames(video: Path) -> np.ndarray:
+    """Every frame FFmpeg outputs at the video's constant frame rate, decoded once: RGB (n, H, W, 3), the
+    reference the decoders' frames are held to."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed (apt-get install -y ffmpeg)")
+    with av.open(str(video)) as container:
+        width, height = container.streams.video[0].width, container.streams.video[0].height
+    command = ["ffmpeg", "-loglevel", "error", "-i", str(video), "-an", "-fps_mode", "cfr"]
+    raw = subprocess.run([*command, "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True)
+    return np.frombuffer(raw.stdout, np.uint8).reshape(-1, height, width, 3)
 
 
 def write_timed_video(

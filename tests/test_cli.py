@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from actrec.data.video import read_frames
+from actrec.data.decoding import read_frames
 from tests.helpers import actrec, dump_frames, one_error_line, write_video
 
 

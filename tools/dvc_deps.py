@@ -45,7 +45,7 @@ def imports(path: Path) -> set[str]:
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
             names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)  # `from actrec.data import video`
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)  # `from actrec.data import decoding`
     return names
 
 

@@ -8,8 +8,9 @@ import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from actrec.data.clips import VideoError
+from actrec.data.decoding import video_info
 from actrec.data.ntu_skeleton import SKELETON_SUFFIX, skeleton_info
-from actrec.data.video import VideoError, video_info
 from actrec.errors import ActrecError
 from actrec.files import output_file
 from actrec.inference.inputs import find_videos

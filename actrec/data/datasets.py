@@ -17,17 +17,9 @@ from pathlib import Path
 import pandas as pd
 
 from actrec.data import kinetics, lists, ntu, sthv2
+from actrec.data.clips import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, VideoError, clip_stem, find_clips, fingerprint
+from actrec.data.decoding import DEFAULT_FRAME_RATE, video_info
 from actrec.data.ntu_skeleton import SKELETON_SUFFIX, skeleton_info
-from actrec.data.video import (
-    DEFAULT_FRAME_RATE,
-    FRAME_EXTENSIONS,
-    VIDEO_EXTENSIONS,
-    VideoError,
-    clip_stem,
-    find_clips,
-    fingerprint,
-    video_info,
-)
 from actrec.errors import ActrecError
 from actrec.params import DatasetParams
 from actrec.progress import progress

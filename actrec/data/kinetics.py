@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from actrec.data.video import VIDEO_EXTENSIONS
+from actrec.data.clips import VIDEO_EXTENSIONS
 from actrec.errors import ActrecError
 
 # official split → annotation file names and video folder names that downloaders use for it

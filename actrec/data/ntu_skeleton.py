@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from actrec.data.video import VideoError, VideoInfo
+from actrec.data.clips import VideoError, VideoInfo
 from actrec.names import SKELETON as SKELETON  # the extract.backbone reading .skeleton files, not videos
 
 SKELETON_SUFFIX = ".skeleton"

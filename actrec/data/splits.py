@@ -18,8 +18,8 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
 from actrec.data import ntu
+from actrec.data.clips import VIDEO_EXTENSIONS, clip_stem
 from actrec.data.datasets import splits_dir
-from actrec.data.video import VIDEO_EXTENSIONS, clip_stem
 from actrec.errors import ActrecError
 from actrec.params import DatasetParams, SplitParams
 

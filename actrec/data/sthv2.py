@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from actrec.data.video import VIDEO_EXTENSIONS
+from actrec.data.clips import VIDEO_EXTENSIONS
 from actrec.errors import ActrecError
 from actrec.files import files_under
 

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import torch
 
-from actrec.devices import resolve_precision
-from actrec.errors import ActrecError
+from actrec.devices import native_precision, resolve_precision
+from actrec.errors import ActrecError, first_line
 from actrec.features.backbones import Backbone
 from actrec.features.engines import ENGINES, BackboneRunner, available, resolve_engine, supports
 from actrec.files import output_file
@@ -169,7 +169,7 @@ def time_candidate(
             _sync(device)
             fps = frames / (time.perf_counter() - begin)
     except Exception as err:  # an engine that cannot run here is not a candidate
-        return Trial(engine, precision, 0.0, 0.0, f"{type(err).__name__}: {str(err).splitlines()[0][:120]}"), None
+        return Trial(engine, precision, 0.0, 0.0, f"{type(err).__name__}: {first_line(err, 120)}"), None
     if runner.engine != engine:  # it fell back to eager: its figures are eager's
         return Trial(engine, precision, setup, 0.0, "fell back to eager"), None
     return Trial(engine, precision, round(setup, 2), round(fps, 1)), runner
@@ -204,6 +204,14 @@ def choose(
     measured now (and added to the file), unless the run is too short to repay a trial, which then
     follows the static rule (engines.resolve_engine, devices.resolve_precision).
     """
+    if precision != "auto" and not native_precision(precision, device):
+        logger.warning(
+            "extract.precision = %s is not native on this %s (a CPU needs AVX512-BF16 or AMX for bf16): the "
+            "backbone runs in fp32, and the features are recorded as fp32",
+            precision,
+            device.type,
+        )
+        precision = "fp32"
     if engine != "auto" and precision != "auto":
         return EngineChoice(engine, precision, "given")
     pairs = candidates(engine, precision, device)

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from actrec.errors import ActrecError
+from actrec.devices import native_precision
+from actrec.errors import ActrecError, first_line
 from actrec.features.backbones import Backbone
 
 logger = logging.getLogger(__name__)
@@ -67,11 +68,14 @@ def available(engine: str) -> bool:
 
 def supports(engine: str, precision: str, device: torch.device) -> bool:
     """Whether `engine` can run the backbone in `precision` on `device`: onnxruntime in fp32 on a CPU,
-    OpenVINO in fp32 or bf16 on a CPU, torch's engines in any precision anywhere."""
+    OpenVINO in fp32, or in bf16 on a CPU that runs it natively (elsewhere OpenVINO ignores its bf16 hint and
+    computes fp32), torch's engines in any precision anywhere."""
     if engine == "onnxruntime":
         return device.type == "cpu" and precision == "fp32"
     if engine == "openvino":
-        return device.type == "cpu" and precision in ("fp32", "bf16")
+        return device.type == "cpu" and (
+            precision == "fp32" or (precision == "bf16" and native_precision("bf16", device))
+        )
     return engine in ENGINES
 
 
@@ -88,7 +92,7 @@ def resolve_engine(engine: str, device: torch.device, precision: str, frames: in
     if engine != "auto":
         return engine
     runtime = {"fp32": "onnxruntime", "bf16": "openvino"}.get(precision)
-    if device.type == "cpu" and runtime and available(runtime):
+    if device.type == "cpu" and runtime and available(runtime) and supports(runtime, precision, device):
         return runtime if frames >= AUTO_RUNTIME_FRAMES else "eager"
     return "compile" if frames >= AUTO_COMPILE_FRAMES else "eager"
 
@@ -196,7 +200,7 @@ class BackboneRunner:
             "the %s engine failed (%s: %s); running the backbone in eager PyTorch",
             self.engine,
             type(err).__name__,
-            str(err).splitlines()[0] if str(err) else "",
+            first_line(err),
         )
         self.fast, self.engine = None, "eager"
 

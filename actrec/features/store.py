@@ -30,7 +30,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from actrec.data.video import FRAMES_VERSION
+from actrec.data.decoding import FRAMES_VERSION
 from actrec.errors import ActrecError
 from actrec.files import output_dir, output_file, remove_leftovers
 from actrec.params import ExtractParams

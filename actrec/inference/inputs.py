@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from actrec.data.clips import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, find_clips, is_frame_folder
 from actrec.data.ntu_skeleton import SKELETON_SUFFIX
-from actrec.data.video import FRAME_EXTENSIONS, VIDEO_EXTENSIONS, find_clips, is_frame_folder
 from actrec.errors import ActrecError
 
 

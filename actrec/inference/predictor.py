@@ -19,8 +19,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from actrec.data import video
-from actrec.data.video import VideoError, fingerprint, sample_indices, video_info
+from actrec.data import decoding
+from actrec.data.clips import VideoError, fingerprint
+from actrec.data.decoding import video_info
+from actrec.data.sampling import sample_indices
 from actrec.errors import ActrecError
 from actrec.features.backbones.base import is_file
 from actrec.features.extractor import extract_features
@@ -206,7 +208,7 @@ class Predictor:
         window: Span,
         stride: Span,
         progress: Callable[[float], None] | None = None,
-        frame_rate: float = video.DEFAULT_FRAME_RATE,
+        frame_rate: float = decoding.DEFAULT_FRAME_RATE,
     ) -> pd.DataFrame:
         """Probabilities per window along the video: start_s, end_s, predicted, probability, one column per class.
 
@@ -225,7 +227,7 @@ class Predictor:
         chunks = np.array_split(unique, math.ceil(len(unique) / DECODE_CHUNK))
         self.runner(len(unique))  # the engine suits the whole video, not its first chunk
         feats = []
-        for n, frames in enumerate(video.frame_chunks(path, chunks), start=1):
+        for n, frames in enumerate(decoding.frame_chunks(path, chunks), start=1):
             feats.append(self.embed(frames))
             if progress:
                 progress(n / len(chunks))

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageDraw, ImageFont
 
-from actrec.data import video
+from actrec.data import decoding
 from actrec.errors import ActrecError
 from actrec.files import output_file
 
@@ -80,7 +80,7 @@ def render(path: Path, windows: pd.DataFrame, out: Path) -> int:
     suffix = out.suffix.lower()
     if suffix not in CONTAINERS:
         raise ActrecError(f"--render {out}: write a video ending in {', '.join(CONTAINERS)}")
-    info = video.video_info(path)
+    info = decoding.video_info(path)
     if path.is_dir() or not info.fps > 0:
         raise ActrecError(f"--render needs a video file with a frame rate; {path} is not one")
     rows = nearest_windows(windows, np.arange(info.frames) / info.fps)
@@ -92,7 +92,7 @@ def render(path: Path, windows: pd.DataFrame, out: Path) -> int:
     with output_file(out) as tmp, av.open(str(tmp), "w", format=CONTAINERS[suffix]) as target:
         stream = target.add_stream(_codec(), rate=Fraction(info.fps).limit_denominator(1001))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for frames in video.frame_chunks(path, chunks):
+        for frames in decoding.frame_chunks(path, chunks):
             for frame in frames:
                 drawn = caption(np.ascontiguousarray(frame[:height, :width]), labels[rows[written]])
                 target.mux(stream.encode(av.VideoFrame.from_ndarray(drawn, format="rgb24")))

@@ -32,7 +32,8 @@ import pandas as pd
 from PIL import Image
 from starlette.middleware import Middleware
 
-from actrec.data.video import VideoError, read_clip, video_info
+from actrec.data.clips import VideoError
+from actrec.data.decoding import read_clip, video_info
 from actrec.errors import ActrecError
 from actrec.inference.inputs import Span
 from actrec.inference.predictor import Predictor

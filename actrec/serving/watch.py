@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import av
 import numpy as np
 
+from actrec.data.timeline import clock_of, shown
 from actrec.errors import ActrecError
 from actrec.inference.inputs import Span
 
@@ -88,10 +89,12 @@ def open_source(source: str, timeout: float) -> av.container.InputContainer:
 
 
 class FrameReader(threading.Thread):
-    """Decodes every frame of the source in order and queues (index, RGB frame or None, arrival time).
+    """Decodes every frame of the source in order and queues (index, RGB frame or None, arrival time): index i is
+    the picture shown at time i / fps, as `actrec predict` numbers a file's frames (data.timeline.shown).
 
-    Only frames `wanted(index)` are converted to RGB; the others are counted. A live source, or a file
-    with `realtime`, is never held up by the consumer; a plain file waits for it (AHEAD frames).
+    Only frames `wanted(index)` are converted to RGB (a picture shown at several, once); the others are
+    counted. A live source, or a file with `realtime`, is never held up by the consumer; a plain file waits
+    for it (AHEAD frames).
     """
 
     def __init__(self, container: av.container.InputContainer, wanted: Callable[[int], bool], realtime: bool) -> None:
@@ -106,16 +109,17 @@ class FrameReader(threading.Thread):
         stream = self.container.streams.video[0]
         stream.thread_type = "AUTO"
         start, first = time.monotonic(), None
-        index = -1
+        index, rgb = -1, (None, None)
         try:
-            for index, frame in enumerate(self.container.decode(stream)):
+            for index, frame in shown(self.container, stream):
                 arrival = time.monotonic()
                 if self.realtime and frame.time is not None:  # play at the file's own rate
                     first = frame.time if first is None else first
                     arrival = start + frame.time - first
                     time.sleep(max(0.0, arrival - time.monotonic()))
-                image = frame.to_ndarray(format="rgb24") if self.wanted(index) else None
-                self.frames.put((index, image, arrival))
+                if self.wanted(index) and rgb[0] is not frame:
+                    rgb = (frame, frame.to_ndarray(format="rgb24"))
+                self.frames.put((index, rgb[1] if self.wanted(index) else None, arrival))
                 if self.stopping.is_set():
                     self.end = "stopped"
                     break
@@ -135,8 +139,8 @@ class FrameReader(threading.Thread):
 def frame_rate(container: av.container.InputContainer) -> float:
     if not container.streams.video:
         raise ActrecError(f"{container.name} has no video stream")
-    stream = container.streams.video[0]
-    fps = float(stream.average_rate or stream.guessed_rate or stream.base_rate or 0)
+    clock = clock_of(container, container.streams.video[0])
+    fps = float(clock.rate) if clock is not None else 0.0
     if not fps > 0:
         raise ActrecError(f"{container.name} does not say its frame rate; cannot place windows in time")
     return fps

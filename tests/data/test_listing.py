@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from actrec.data.clips import find_clips
 from actrec.data.datasets import read_video_info
 from actrec.data.listing import list_files
-from actrec.data.video import find_clips
 
 
 def _looped_root(root: Path) -> Path:

@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from actrec.data.clips import VideoError
 from actrec.data.ntu import ACTIONS, XSUB_TRAIN, NtuError, protocol_parts, sample_name, scan
 from actrec.data.ntu_skeleton import read_skeleton
-from actrec.data.video import VideoError
 from actrec.features.sources.skeleton import skeleton_clip, skeleton_vectors
 from tests.helpers import (
     call_stage,

@@ -3,6 +3,7 @@ every figure it promises: the bound, the pipeline, the DataLoader alone, the nai
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -90,3 +91,22 @@ def test_bench_reversed_prints_the_head_beside_the_probe(ucf_mini: Path) -> None
     assert "miniature: 12 train and 6 validation (test) clips" in out
     for name in ("chosen head", "linear probe"):
         assert re.search(rf"test top-1, {name}: [01]\.\d{{3}} \[[01]\.\d{{3}}, [01]\.\d{{3}}\] on 6 clips", out), out
+
+
+def test_bench_frames_counts_the_clips_whose_frames_differ_from_ffmpegs(ucf_mini: Path) -> None:
+    out = _benchmark("bench_frames", "--shared", str(ucf_mini.parent), "--limit", "2", "--views", "1")
+    assert out.startswith("machine: ")
+    assert "clips checked: 2 (16 frames × 1 views each, against ffmpeg -fps_mode cfr)" in out
+    assert "clips whose sampled frames differ from FFmpeg's: 0" in out
+
+
+def test_bench_precision_writes_its_figures_with_the_machine(ucf_mini: Path, tmp_path: Path) -> None:
+    out = tmp_path / "precision"
+    printed = _benchmark("bench_precision", "--shared", str(ucf_mini.parent), "--clips", "1", "--frames", "2",
+                         "--backbones", "resnet18", "--out", str(out))  # fmt: skip
+    assert printed.startswith("machine: ")
+    result = json.loads(out.with_suffix(".json").read_text())
+    assert result["machine"].startswith("machine: ") and result["date"] and "bench_precision" in result["command"]
+    (row,) = result["results"]
+    assert row["frames"] == 2 and 0 < row["cosine_min"] <= row["cosine_median"] <= 1
+    assert "| resnet18 | random init | 224 | 2 |" in out.with_suffix(".md").read_text()

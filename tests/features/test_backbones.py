@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from actrec.data.video import read_clip
+from actrec.data.decoding import read_clip
 from actrec.features.backbones import BackboneError, load_backbone
 from actrec.features.backbones.base import file_identity
 from tests.helpers import class_folders, one_error_line, run_stage, tiny_project

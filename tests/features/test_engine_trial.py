@@ -4,6 +4,7 @@ its figures per machine, times torch.compile only when it could pay, and obeys e
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -140,3 +141,16 @@ def test_pick_counts_set_up_unless_the_runner_is_built_and_falls_back_to_eager()
     assert engine_trial.pick(pairs, known, built, {"fp32": 200}, "test").engine == "onnxruntime"
     broken = {p: Trial(*p, 0.0, 0.0, "RuntimeError: no") for p in pairs}
     assert engine_trial.pick(pairs, broken, {}, {"fp32": 200}, "test").how == "fallback"
+
+
+def test_a_reduced_precision_not_native_here_falls_back_to_fp32_in_one_line(timed, monkeypatch, caplog) -> None:
+    """bf16 asked for on a CPU without AVX512-BF16 or AMX: the run takes fp32, which its report, features.h5 and
+    the cache's key then record (they take the choice's precision), and says so once."""
+    monkeypatch.setattr(engine_trial, "native_precision", lambda precision, device: precision == "fp32")
+    with caplog.at_level(logging.WARNING, logger="actrec.features.engine_trial"):
+        given = _choose(3_000, engine="eager", precision="bf16")
+        measured = _choose(3_000, precision="bf16")
+    assert (given.engine, given.precision, given.how) == ("eager", "fp32", "given")
+    assert measured.precision == "fp32" and measured.engine == "onnxruntime"
+    lines = [r.getMessage() for r in caplog.records if "not native" in r.getMessage()]
+    assert len(lines) == 2 and "runs in fp32" in lines[0], "one line per run"

@@ -165,3 +165,15 @@ def test_auto_engine(
 def test_onnxruntime_engine_refuses_what_it_cannot_run(device: torch.device, precision: str) -> None:
     with pytest.raises(ActrecError, match=r"extract\.engine = 'onnxruntime' runs the backbone in fp32 on the CPU"):
         engines.resolve_engine("onnxruntime", device, precision, 10**6)
+
+
+def test_openvino_bf16_is_not_a_candidate_where_the_cpu_lacks_it(monkeypatch) -> None:
+    """OpenVINO ignores its bf16 hint on a CPU without AVX512-BF16 or AMX and computes fp32: there it is not
+    offered for bf16, by the rule or by name."""
+    monkeypatch.setattr(engines, "available", lambda runtime: True)
+    assert engines.supports("openvino", "bf16", CPU) == engines.native_precision("bf16", CPU)
+    monkeypatch.setattr(engines, "native_precision", lambda precision, device: precision == "fp32")
+    assert not engines.supports("openvino", "bf16", CPU) and engines.supports("openvino", "fp32", CPU)
+    assert engines.resolve_engine("auto", CPU, "bf16", 10**6) != "openvino"
+    with pytest.raises(ActrecError, match=r"extract\.engine = 'openvino'"):
+        engines.resolve_engine("openvino", CPU, "bf16", 10**6)

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from actrec.data.video import fingerprint, sample_indices
+from actrec.data.clips import fingerprint
+from actrec.data.sampling import sample_indices
 from actrec.features import extractor
 from actrec.features.backbones import load_backbone
 from actrec.features.engines import BackboneRunner

@@ -9,7 +9,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from actrec.data.video import fingerprint
+from actrec.data.clips import fingerprint
 from actrec.features.extractor import fill_cache
 from actrec.features.store import FeatureCache, assemble, load_features
 from tests.features import RUNTIME, SETTINGS, SOURCE

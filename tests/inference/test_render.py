@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from actrec.data.video import read_frames, video_info
+from actrec.data.decoding import read_frames, video_info
 from actrec.errors import ActrecError
 from actrec.inference.render import caption, nearest_windows, render, segment_lines, segments
 

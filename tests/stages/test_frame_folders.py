@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from actrec.data.video import video_info
+from actrec.data.decoding import video_info
 from tests.helpers import call_stage, dump_frames, tiny_project
 
 # Short clips (53-79 frames), two groups a class, whose AVI headers count exactly the frames FFmpeg decodes.

@@ -22,7 +22,7 @@ from torch import nn
 from torchvision.transforms.v2 import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
-from actrec.errors import ActrecError
+from actrec.errors import ActrecError, first_line
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def finish(
         with torch.inference_mode():
             out = model(torch.zeros(1, 3, size, size))
     except Exception as err:
-        reason = str(err).splitlines()[0][:200] if str(err) else type(err).__name__
+        reason = first_line(err, 200)
         raise BackboneError(
             f"backbone {name} cannot take {size} px images ({reason}); set extract.image_size to auto (the model's "
             f"own size) or another size"
@@ -236,7 +236,7 @@ def missing_weights(what: str, looked: list[Path | str], place: str, err: Except
     tried = (
         "HF_HUB_OFFLINE is set, so nothing was downloaded"
         if err is None
-        else f"downloading failed ({type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''})"
+        else f"downloading failed ({type(err).__name__}: {first_line(err)})"
     )
     env = ", ".join(f"{k}={os.environ[k]}" for k in ("TORCH_HOME", "HF_HOME", "HF_HUB_CACHE") if k in os.environ)
     return BackboneError(

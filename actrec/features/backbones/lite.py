@@ -8,6 +8,7 @@ import importlib
 import torch
 from torch import nn
 
+from actrec.errors import first_line
 from actrec.features.backbones.base import (
     Backbone,
     BackboneError,
@@ -92,7 +93,7 @@ def load(name: str, weights: str | None, image_size: int | str) -> Backbone:
         try:
             net.load_state_dict(read_state_dict(path))
         except RuntimeError as err:
-            raise BackboneError(f"extract.weights: {path} does not fit {name} ({str(err).splitlines()[0]})") from err
+            raise BackboneError(f"extract.weights: {path} does not fit {name} ({first_line(err)})") from err
     resize, crop = scaled(NATIVE_SIZE[name], 256 / 224, image_size)
     # Lite models were trained on inputs scaled to [-1, 1]: mean = std = 0.5.
     preprocessing = Preprocessing(resize, crop, "bilinear", (0.5,) * 3, (0.5,) * 3)

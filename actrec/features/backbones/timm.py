@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 
+from actrec.errors import first_line
 from actrec.features.backbones.base import (
     Backbone,
     BackboneError,
@@ -74,7 +75,7 @@ def _create(name: str, path: str, options: dict) -> torch.nn.Module:
     try:
         return timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"file": path}, **options)
     except (RuntimeError, KeyError, ValueError) as err:
-        raise BackboneError(f"extract.weights: {path} does not fit timm:{name} ({str(err).splitlines()[0]})") from err
+        raise BackboneError(f"extract.weights: {path} does not fit timm:{name} ({first_line(err)})") from err
 
 
 def _published(name: str, tagged: str, cfg) -> str:

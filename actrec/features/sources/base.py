@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from actrec.data.video import VideoError
+from actrec.data.clips import VideoError
 from actrec.errors import ActrecError
 from actrec.features.engine_trial import EngineChoice
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from actrec.data.video import read_clip
+from actrec.data.decoding import read_clip
 from actrec.features.backbones import Backbone, load_backbone
 from actrec.features.engine_trial import EngineChoice, choose
 from actrec.features.engines import RUNTIMES, BackboneRunner, resolve_engine

@@ -2,7 +2,7 @@
 
 `extract.backbone: skeleton` reads each clip's .skeleton file (data/ntu.py) into 2 bodies × 25 joints
 × xyz, centred per frame on the first body's middle-of-spine joint, zero where a body is absent, and
-samples T frames exactly as a video's are sampled (data/video.sample_indices). The vectors go to the
+samples T frames exactly as a video's are sampled (data/sampling.sample_indices). The vectors go to the
 same feature cache and file as CNN features, so every head, the probe, train, evaluate, crossval and
 predict take them unchanged.
 """
@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from actrec.data.clips import VideoError
 from actrec.data.ntu_skeleton import BODIES, JOINTS, SKELETON, SPINE, read_skeleton
-from actrec.data.video import VideoError, sample_indices
+from actrec.data.sampling import sample_indices
 from actrec.features.engine_trial import EngineChoice
 from actrec.features.sources.base import ClipReader, Embedder, FeatureSource, Item, Precomputed
 from actrec.runtime import Runtime
@@ -112,7 +113,7 @@ class SkeletonSource(FeatureSource):
         sampling: str = "uniform",
         stride: int = 1,
     ) -> SkeletonFiles:
-        """Sampled as data/video.sample_indices samples T frames uniformly (extract.sampling applies to videos)."""
+        """Sampled as data/sampling.sample_indices samples T frames uniformly (extract.sampling applies to videos)."""
         return SkeletonFiles(paths, keys, frames, views, seed)
 
     def embedder(self, runtime: Runtime, frames: int, choice: EngineChoice | None = None) -> Precomputed:

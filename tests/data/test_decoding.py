@@ -11,58 +11,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from actrec.data import video as video_module
-from actrec.data.video import (
-    HEADER_MARGIN,
-    VideoError,
-    clip_stem,
-    decoder_logs,
-    decoding_path,
-    decord,
-    find_clips,
-    fingerprint,
-    frame_chunks,
-    frame_files,
-    is_frame_folder,
-    read_clip,
-    read_frames,
-    sample_indices,
-    torchcodec_usable,
-    video_info,
-)
-from tests.helpers import UCF_MINI, dump_frames, ffmpeg, write_video
-
-
-@pytest.mark.parametrize("num_frames", [1, 5, 15, 16, 17, 100, 1001])
-def test_sample_indices_count_and_range(num_frames: int) -> None:
-    idx = sample_indices(num_frames, 16)
-    assert idx.shape == (1, 16)
-    assert idx.min() >= 0 and idx.max() <= num_frames - 1
-    assert np.all(np.diff(idx[0]) >= 0), "uniform sampling keeps temporal order"
-
-
-def test_sample_indices_uniform_centres() -> None:
-    assert sample_indices(160, 16)[0].tolist() == list(range(5, 160, 10))
-
-
-def test_short_clip_repeats_frames() -> None:
-    idx = sample_indices(5, 16)[0]
-    assert sorted(set(idx.tolist())) == [0, 1, 2, 3, 4], "every frame of a short clip is used"
-    assert len(idx) == 16
-
-
-def test_jittered_clips_stay_in_their_segments_and_are_seeded() -> None:
-    idx = sample_indices(160, 16, views=4, seed=7)
-    assert idx.shape == (4, 16)
-    segments = idx // 10
-    assert np.all(segments == np.arange(16)), "each jittered frame stays in its own segment"
-    assert not np.array_equal(idx[1], idx[2])
-    assert np.array_equal(idx, sample_indices(160, 16, views=4, seed=7))
-
-
-def test_zero_frames_is_an_error() -> None:
-    with pytest.raises(VideoError):
-        sample_indices(0, 16)
+from actrec.data import decoding, seeking
+from actrec.data.clips import VideoError, clip_stem, find_clips, fingerprint, frame_files, is_frame_folder
+from actrec.data.decoding import decoding_path, frame_chunks, read_clip, read_frames, video_info
+from actrec.data.sampling import sample_indices
+from actrec.data.seeking import decoder_logs, decord, torchcodec_usable
+from tests.helpers import UCF_MINI, dump_frames, ffmpeg, ffmpeg_frames, write_timed_video, write_video
 
 
 def test_read_clip_decodes_the_sampled_frames_in_order(tmp_path) -> None:
@@ -94,8 +48,26 @@ def test_unreadable_files_raise_video_error(tmp_path, content: bytes, reason: st
         read_clip(path, 16)
 
 
-# Real UCF-101 clips (XviD AVI, packed B-frames) on which seeking decoders land a frame or more off.
-OFF_WHEN_SEEKING = ("TrampolineJumping/v_TrampolineJumping_g06_c02.avi", "UnevenBars/v_UnevenBars_g04_c01.avi")
+SHARED = UCF_MINI.parent
+# Real clips whose frames a decoder does not give one per frame period: "not coded" placeholder frames in the
+# middle of the stream (FFmpeg's decoder skips them: gaps in the timestamps), and packed B-frames (XviD in AVI:
+# timestamps out of order). Every placeholder-bearing clip of ../shared, and packed-B ones of three classes.
+PLACEHOLDERS = (
+    *(f"ucf101-mini/UCF-101/TrampolineJumping/v_TrampolineJumping_g{g}.avi" for g in ("06_c02", "06_c03", "06_c04")),
+    *(f"ucf101-mini/UCF-101/TrampolineJumping/v_TrampolineJumping_g{g}.avi" for g in ("09_c05", "09_c06")),
+    *(f"ucf101-mini/UCF-101/VolleyballSpiking/v_VolleyballSpiking_g{g}.avi" for g in ("04_c06", "04_c07")),
+    "ucf101-six/UCF-101/HorseRace/v_HorseRace_g20_c01.avi",
+)
+PACKED_B = (
+    "ucf101-mini/UCF-101/UnevenBars/v_UnevenBars_g04_c01.avi",
+    "ucf101-six/UCF-101/Archery/v_Archery_g03_c01.avi",
+    "ucf101-six/UCF-101/Surfing/v_Surfing_g03_c01.avi",
+    "hmdb51-mini/punch/AdvancedBoxingTechniquesandExercises_punch_u_nm_np1_ba_med_23.avi",
+)
+OFF_WHEN_SEEKING = (
+    "ucf101-mini/UCF-101/TrampolineJumping/v_TrampolineJumping_g06_c02.avi",
+    "ucf101-mini/UCF-101/UnevenBars/v_UnevenBars_g04_c01.avi",
+)
 
 
 def _frame_error(a: np.ndarray, b: np.ndarray) -> tuple[int, float]:
@@ -104,39 +76,77 @@ def _frame_error(a: np.ndarray, b: np.ndarray) -> tuple[int, float]:
     return int(diff.max()), float(diff.mean(1).max())
 
 
-@pytest.mark.parametrize("clip", OFF_WHEN_SEEKING)
-def test_avi_is_read_straight_through_giving_ffmpegs_own_frames(ucf_mini: Path, tmp_path: Path, clip: str) -> None:
-    video = ucf_mini / "UCF-101" / clip
+def _wrong(frames: np.ndarray, reference: np.ndarray, indices: np.ndarray) -> list[int]:
+    """The indices whose frame is not FFmpeg's at that index (a mean difference of 2 levels or more: colour
+    conversion rounds by under one, a wrong frame differs by tens)."""
+    assert indices.max() < len(reference), "an index past FFmpeg's last frame"
+    diff = np.abs(frames.astype(np.int16) - reference[indices]).reshape(len(indices), -1).mean(1)
+    return sorted({int(i) for i in indices[diff >= 2]})
+
+
+@pytest.mark.parametrize("clip", PLACEHOLDERS + PACKED_B, ids=lambda c: Path(c).stem[-24:])
+def test_avi_frames_are_ffmpegs_at_a_constant_rate(clip: str) -> None:
+    """Index i is the picture FFmpeg outputs at time i / fps (`ffmpeg -fps_mode cfr`), every one of them: across
+    a placeholder's gap, and where packed B-frames come out stamped out of order; the count is the stream's
+    duration in frames. Seeking decoders cannot place these frames, and say so."""
+    video = SHARED / clip
+    if not video.is_file():
+        pytest.skip(f"{video} not found (../shared is absent)")
+    reference = ffmpeg_frames(video)
+    count = video_info(video).frames
+    assert count in (len(reference), len(reference) - 1), "FFmpeg repeats a late first picture at the end too"
+    every = np.arange(count)
     assert decoding_path(video) == "pyav"
-    frames = dump_frames(video, tmp_path / "frames")
-    decodable = video_info(frames).frames
-    assert video_info(video).frames - HEADER_MARGIN <= decodable <= video_info(video).frames
-    indices = sample_indices(decodable, 16, views=3, seed=1).ravel()
-    worst_pixel, worst_frame = _frame_error(read_frames(video, indices), read_frames(frames, indices))
+    assert _wrong(read_frames(video, every), reference, every) == []
+    frames, indices = read_clip(video, 16, views=3, seed=1)
+    assert _wrong(frames, reference, indices.ravel()) == []
+    for seeker in [*(["decord"] if decord is not None else []), *(["torchcodec"] if torchcodec_usable() else [])]:
+        with pytest.raises(VideoError, match=f"{seeker} cannot tell where"):
+            read_frames(video, indices[0], decoder=seeker)
+
+
+def test_a_folder_of_ffmpegs_frames_gives_its_videos_frames(tmp_path: Path) -> None:
+    video = SHARED / PLACEHOLDERS[2]
+    if not video.is_file():
+        pytest.skip(f"{video} not found (../shared is absent)")
+    folder = dump_frames(video, tmp_path / "frames")
+    assert video_info(folder).frames == video_info(video).frames == 330, "the header's 330, not the 327 decoded"
+    indices = sample_indices(330, 16, views=3, seed=2).ravel()
+    worst_pixel, worst_frame = _frame_error(read_frames(folder, indices), read_frames(video, indices))
     assert worst_pixel <= 2 and worst_frame < 0.01, "the same frames, within colour conversion rounding"
 
 
-def test_every_decoding_path_gives_the_same_frames_on_real_clips(ucf_mini: Path, tmp_path: Path) -> None:
-    """Real clips re-encoded as users bring them (H.264 MP4 with B-frames, VP9 WebM): torchcodec, decord and PyAV
-    straight through agree on dense, jittered and sparse frames."""
+@pytest.mark.parametrize("clip", OFF_WHEN_SEEKING, ids=lambda c: Path(c).stem)
+def test_every_path_gives_ffmpegs_frames_of_variable_frame_rate_videos(tmp_path: Path, clip: str) -> None:
+    """Real clips re-encoded keeping their timestamps (the placeholders' gaps: variable frame rate) as users
+    bring them, H.264 MP4 and Matroska with B-frames and VP9 WebM: PyAV straight through, decord and
+    torchcodec seeking, each sampled frame FFmpeg's at that index."""
+    source = SHARED / clip
+    if not source.is_file():
+        pytest.skip(f"{source} not found (../shared is absent)")
     paths = ["pyav", *(["decord"] if decord is not None else []), *(["torchcodec"] if torchcodec_usable() else [])]
-    assert len(paths) > 1, "nothing to compare: neither decord nor torchcodec is installed"
-    encodings = {".mp4": ["-c:v", "libx264", "-g", "12", "-bf", "2"], ".webm": ["-c:v", "libvpx-vp9", "-cpu-used", "8"]}
-    for clip in OFF_WHEN_SEEKING:
-        for suffix, codec in encodings.items():
-            video = tmp_path / (Path(clip).stem + suffix)
-            ffmpeg("-i", ucf_mini / "UCF-101" / clip, "-frames:v", "120", *codec, "-an", video)
-            count = video_info(video).frames
-            for indices in (
-                sample_indices(count, 16),
-                sample_indices(count, 16, views=3, seed=2),
-                np.arange(3, count, 40),
-            ):
-                reference = read_frames(video, indices, decoder="pyav")
-                for decoder in paths[1:]:
-                    worst_pixel, worst_frame = _frame_error(reference, read_frames(video, indices, decoder=decoder))
-                    assert worst_pixel <= 2 and worst_frame < 0.01, (video.name, decoder, indices)
-            assert decoding_path(video) == "pyav", "16 of 120 frames, 7.5 apart: closer than the keyframes"
+    h264 = ["-c:v", "libx264", "-g", "12", "-bf", "2"]
+    for suffix, codec in ((".mp4", h264), (".mkv", h264), (".webm", ["-c:v", "libvpx-vp9", "-cpu-used", "8"])):
+        video = tmp_path / (Path(clip).stem + suffix)
+        ffmpeg("-i", source, "-an", "-fps_mode", "passthrough", "-frames:v", "160", *codec, video)
+        reference = ffmpeg_frames(video)
+        count = video_info(video).frames
+        assert count == len(reference)
+        for indices in (sample_indices(count, 16, views=3, seed=2).ravel(), np.arange(1, count, 23)):
+            for decoder in paths:
+                assert _wrong(read_frames(video, indices, decoder=decoder), reference, indices) == [], decoder
+
+
+def test_a_variable_frame_rate_video_holds_each_picture_for_its_time(tmp_path: Path) -> None:
+    """14 pictures 20 to 200 ms apart, played at 25 frames a second (the rate FFmpeg takes for it): each index
+    shows the picture on screen then, as FFmpeg outputs it, and the count is the video's 0.9 s in frames."""
+    gaps = [20, 40, 120, 40, 20, 200, 40, 40, 80, 20, 40, 160, 40]
+    video = write_timed_video(tmp_path / "vfr.mkv", [sum(gaps[:i]) for i in range(14)])
+    reference = ffmpeg_frames(video)
+    info = video_info(video)
+    assert (info.frames, info.fps) == (len(reference), 25.0) == (23, 25.0)
+    every = np.arange(info.frames)
+    assert _wrong(read_frames(video, every), reference, every) == []
 
 
 def test_frames_further_apart_than_the_keyframes_are_sought(tmp_path: Path, monkeypatch) -> None:
@@ -152,16 +162,8 @@ def test_frames_further_apart_than_the_keyframes_are_sought(tmp_path: Path, monk
     assert decoding_path(sparse, 100) == "pyav", "100 of 400 frames: 4 apart"
     assert decoding_path(tmp_path / "short_gop.avi", 16) == "pyav"
     if decord is not None:
-        monkeypatch.setattr(video_module, "torchcodec_usable", lambda: False)
+        monkeypatch.setattr(seeking, "torchcodec_usable", lambda: False)
         assert decoding_path(sparse, 16) == "decord"
-
-
-def test_an_avi_header_counting_placeholders_takes_the_last_frame() -> None:
-    """HMDB-51's packed-bitstream AVIs count a placeholder packet as a frame: the header says 173, 172 decode."""
-    clip = UCF_MINI.parent / "hmdb51-mini/punch/AdvancedBoxingTechniquesandExercises_punch_u_nm_np1_ba_med_23.avi"
-    assert video_info(clip).frames == 173
-    frames = read_frames(clip, [171, 172])
-    assert np.array_equal(frames[0], frames[1])
 
 
 def test_decords_own_words_go_to_the_debug_log(tmp_path: Path, capfd, caplog) -> None:
@@ -171,15 +173,14 @@ def test_decords_own_words_go_to_the_debug_log(tmp_path: Path, capfd, caplog) ->
         pytest.skip("decord ships wheels for x86-64 only")
     bad = tmp_path / "bad.mp4"
     bad.write_text("not a video\n" * 100)
-    info = video_module.VideoInfo(1, 25.0, 8, 8)
-    with caplog.at_level(logging.DEBUG, logger="actrec.data.video"), pytest.raises(VideoError, match="cannot open"):
-        video_module._decord_frames(bad, np.array([0]), info)
+    with caplog.at_level(logging.DEBUG, logger="actrec.data.seeking"), pytest.raises(VideoError, match="cannot open"):
+        seeking.decord_frames(bad, np.array([0]))
     assert capfd.readouterr().err == ""
     assert "decord said" in caplog.text and "ERROR opening" in caplog.text
     decoder_logs(True)
     try:
         with pytest.raises(VideoError):
-            video_module._decord_frames(bad, np.array([0]), info)
+            seeking.decord_frames(bad, np.array([0]))
         assert "ERROR opening" in capfd.readouterr().err, "asked for (actrec -v), the library's words reach stderr"
     finally:
         decoder_logs(False)
@@ -256,16 +257,37 @@ def test_a_video_without_frames_is_an_error(tmp_path: Path) -> None:
         video_info(tmp_path / "cut.mkv")
 
 
+def test_a_read_opens_the_container_once(tmp_path: Path, monkeypatch) -> None:
+    """Frame count, rate, the sampled frames and a long clip's chunks all come from one opening of the file."""
+    import av
+
+    avi = write_video(tmp_path / "clip.avi", frames=60)
+    mkv = write_video(tmp_path / "clip.mkv", frames=60, codec="libx264")  # no count in the header: packets counted
+    opened = []
+    real_open = av.open
+    monkeypatch.setattr(av, "open", lambda *a, **k: (opened.append(a[0]), real_open(*a, **k))[1])
+    for video in (avi, mkv):
+        opened.clear()
+        frames, _ = read_clip(video, 8, views=2, seed=0)
+        assert len(opened) == 1 and len(frames) == 16
+        opened.clear()
+        list(frame_chunks(video, [np.array([1, 5]), np.array([30, 59])]))
+        assert len(opened) == 1
+    with real_open(str(mkv)) as container:  # counting went through the packets: decoding starts at the start again
+        every = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert np.array_equal(read_frames(mkv, [0, 1, 59]), np.stack([every[0], every[1], every[59]]))
+
+
 def test_frame_chunks_decode_a_long_clip_once_and_give_each_chunks_frames(tmp_path: Path, monkeypatch) -> None:
     """A long video's windows come in chunks (bounded memory): read straight through, one pass serves them all."""
     avi = write_video(tmp_path / "long.avi", frames=90)
     chunks = [np.array([0, 5, 17]), np.array([18, 40]), np.array([41, 88, 89])]
     opened = []
-    real_open = video_module._straight_chunks
-    monkeypatch.setattr(video_module, "_straight_chunks", lambda *a: (opened.append(1), real_open(*a))[1])
+    real_open = decoding._straight_chunks
+    monkeypatch.setattr(decoding, "_straight_chunks", lambda *a: (opened.append(1), real_open(*a))[1])
     got = list(frame_chunks(avi, chunks))
     assert len(opened) == 1, "one pass for every chunk"
     for frames, chunk in zip(got, chunks, strict=True):
         assert np.array_equal(frames, read_frames(avi, chunk, decoder="pyav"))
-    with pytest.raises(VideoError, match="ends after 90 decodable frames"):
+    with pytest.raises(VideoError, match="ends after 90 frames"):
         list(frame_chunks(avi, [np.array([3]), np.array([95])]))

@@ -261,6 +261,9 @@ def decoding_table(args: argparse.Namespace) -> None:
         cells = []
         for n in _worker_counts(args.worker_counts):
             d = run_isolated(decoding, argparse.Namespace(**{**vars(args), "decoder": decoder, "workers": n}))
+            if not d["fps"]:  # a seeking decoder cannot place an AVI's frames: every clip refused
+                cells.append("no clip decoded (it cannot tell where these clips' frames are shown)")
+                break
             alone = alone or d["worker_fps"]
             cells.append(
                 f"{n:2d} workers {d['fps']:7.0f} frames/s; a worker {d['worker_fps']:5.0f} frames/s "

@@ -44,15 +44,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_params()
     cfg, made_by = extract_params(args.backbone_file, params.extract, params.finetune.enabled)
-    run = runtime.start(
-        cfg.device,
-        threads=cfg.threads,
-        precision=cfg.precision,
-        engine=cfg.engine,
-        batch_size=cfg.batch_size,
-        num_workers=cfg.num_workers,
-        resize_on=cfg.resize_on,
-    )
+    knobs = ("threads", "precision", "engine", "batch_size", "num_workers", "resize_on")
+    run = runtime.start(cfg.device, **{knob: getattr(cfg, knob) for knob in knobs})
     world = run.world
     table = read_table(args.split, "split")
     for path in (args.failed, args.report):

@@ -26,7 +26,6 @@ from tests.helpers import (
     call_stage,
     class_folders,
     run_command,
-    run_stage,
     tiny_demo,
     tiny_project,
     ucf_miniature,
@@ -123,6 +122,8 @@ def ucf_split(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     params["dataset"].update({"name": "ucf101", "root": str(root)})
     params["split"].update({"official": 1, "val_fraction": 0.5})
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for stage in ("subset", "split"):
-        run_stage(stage, project)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(project)
+        for stage in ("subset", "split"):
+            call_stage(stage)
     return root, project

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import json
+import logging
 import os
 import shlex
 import shutil
@@ -287,6 +290,28 @@ def run_command(args: list[str], cwd: Path) -> str:
 def actrec(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
     """The `actrec` command, as a user runs it."""
     return subprocess.run([sys.executable, "-m", "actrec", *map(str, args)], cwd=cwd, capture_output=True, text=True)
+
+
+def actrec_main(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:
+    """The `actrec` command's main() in this process, in `cwd`: its exit status and what it printed, as `actrec`
+    gives them, without a fresh interpreter's start-up (torch and the backbone libraries imported again). For what a
+    command computes; how it behaves as a process (one error line, exit codes, the decoders' own words on stderr)
+    is tested through `actrec`."""
+    from actrec.cli import main
+
+    argv = list(map(str, args))
+    stdout, stderr, root = io.StringIO(), io.StringIO(), logging.getLogger()
+    level = root.level  # main() sets the root logger's level for the command's output; the session keeps its own
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        patch.chdir(cwd)
+        try:
+            main(argv)
+            code = 0
+        except SystemExit as stop:
+            code = stop.code if isinstance(stop.code, int) else 1
+        finally:
+            root.setLevel(level)
+    return subprocess.CompletedProcess(["actrec", *argv], code, stdout.getvalue(), stderr.getvalue())
 
 
 def one_error_line(done: subprocess.CompletedProcess) -> str:

@@ -1,5 +1,5 @@
 """The whole pipeline on a miniature of each layout built from the real UCF-101 clips in ../shared: NTU RGB+D
-(cross-view) stage by stage as DVC runs them, Something-Something v2 (WebM, forwards and backwards) and an
+(cross-view) stage by stage, Something-Something v2 (WebM, forwards and backwards) and an
 annotation list by `dvc repro` in a fresh copy of the repo."""
 
 from __future__ import annotations
@@ -10,19 +10,22 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from tests.helpers import ntu_miniature, real_clips, run_command, run_stage, sthv2_miniature, tiny_project
+from tests.helpers import call_stage, ntu_miniature, real_clips, run_command, sthv2_miniature, tiny_project
 
 STAGES = ("subset", "split", "extract", "train", "evaluate")
 SMALL = {"model": {"head": ["lstm", "probe"], "hidden_size": 16}, "train": {"epochs": 3, "choice_folds": 0}}
 
 
 def _run(project: Path, dvc: bool = False) -> dict:
+    """Every stage in `project`, by `dvc repro` or each stage's main in this process; the metrics."""
     if dvc:
         log = run_command(["dvc", "repro", "evaluate"], project)
         assert all(f"Running stage '{stage}'" in log for stage in STAGES), log
     else:
-        for stage in STAGES:
-            run_stage(stage, project)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.chdir(project)
+            for stage in STAGES:
+                call_stage(stage)
     metrics = json.loads((project / "reports/metrics.json").read_text())
     assert 0 <= metrics["top1"] <= 1 and (project / "models/model.pt").is_file()
     return metrics

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from benchmarks.bench_train import write_feature_file
-from tests.helpers import class_folders, run_stage, tiny_project
+from tests.helpers import call_stage, class_folders, run_stage, tiny_project
 
 
 def _read(path: Path) -> dict:
@@ -20,11 +20,12 @@ def _read(path: Path) -> dict:
         return {k: f[k][:] for k in ("features", "frame_indices", "labels", "clip_ids")}
 
 
-def test_torchrun_two_processes_match_one(tmp_path: Path) -> None:
+def test_torchrun_two_processes_match_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     class_folders(tmp_path / "videos", classes=("left", "right"), clips=2, frames=12)
     tiny_project(tmp_path, "videos", extract={"cache_dir": "cache-torchrun"})
+    monkeypatch.chdir(tmp_path)
     for stage in ("subset", "split"):
-        run_stage(stage, tmp_path)
+        call_stage(stage)
 
     one_thread = {"OMP_NUM_THREADS": "1"}
     log = run_stage(

@@ -127,8 +127,10 @@ def test_a_backbone_file_for_other_params_is_one_line(tmp_path: Path) -> None:
     class_folders(tmp_path / "videos")
     extract = {"backbone": "resnet50", "weights": None}
     run = tiny_project(tmp_path / "run", tmp_path / "videos", extract=extract, finetune={"enabled": True})
-    for stage in ("subset", "split"):
-        run_stage(stage, run)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(run)
+        for stage in ("subset", "split"):
+            call_stage(stage)
     write_backbone_file(run / "models/backbone.pt", ExtractParams(), {"conv1.weight": torch.zeros(1)}, {})
     line = one_error_line(run_stage("extract", run, check=False))
     assert line == (

@@ -4,8 +4,9 @@ Frozen ImageNet features cap what a head can learn; fine-tuning lets the last bl
 actions. The recipe is progressive, as in the CNN-RNN systems this project grew from: the head alone
 for `freeze_epochs`, then the chosen blocks learn too (`finetune.layers`), with AdamW at a rate for
 the blocks and one for the head (cosine decay), gradient accumulation, bf16 autocast on a GPU (fp32
-on a CPU), and early stopping on the validation clips. Every batch norm keeps its ImageNet
-statistics (eval mode, TSN's partial batch norm): batches of a few clips say little about them.
+on a CPU), and early stopping on the validation clips, on the training loop every model here learns by
+(model.loop). Every batch norm keeps its ImageNet statistics (eval mode, TSN's partial batch norm):
+batches of a few clips say little about them.
 
 What makes it affordable on a CPU: each clip is decoded once, `samplings` samplings of T frames
 (the centred one and jittered ones, sampled as extract samples views), held for every epoch, one

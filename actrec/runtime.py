@@ -20,6 +20,7 @@ import torch
 from actrec import distributed
 from actrec.devices import resolve_batch_size, resolve_device, resolve_num_workers, resolve_precision
 from actrec.distributed import SINGLE, World
+from actrec.params import ExtractParams
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +125,20 @@ def start(
         batch_size=batch_size,
         num_workers=num_workers,
         resize_on=resize_on,
+    )
+
+
+def start_extraction(cfg: ExtractParams) -> Runtime:
+    """The runtime params.extract asks for (its device, threads, precision, engine, batch_size, num_workers and
+    resize_on), started as `start` starts one."""
+    return start(
+        cfg.device,
+        threads=cfg.threads,
+        precision=cfg.precision,
+        engine=cfg.engine,
+        batch_size=cfg.batch_size,
+        num_workers=cfg.num_workers,
+        resize_on=cfg.resize_on,
     )
 
 

@@ -8,7 +8,7 @@ cache (keyed by the extraction settings and each video's content) are read and r
 --nproc-per-node N` each rank extracts its share of the clips on its own GPU into the shared cache, and
 rank 0 assembles the feature file. The finetune stage's --backbone-file gives fine-tuned weights where it
 holds any. A clip that cannot be read is listed in the failed report and left out. Every `auto` is
-resolved once, at the start (runtime.start); engine and precision `auto`: a short trial (kept per
+resolved once, at the start (runtime.start_extraction); engine and precision `auto`: a short trial (kept per
 machine) picks.
 """
 
@@ -44,8 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = load_params()
     cfg, made_by = extract_params(args.backbone_file, params.extract, params.finetune.enabled)
-    knobs = ("threads", "precision", "engine", "batch_size", "num_workers", "resize_on")
-    run = runtime.start(cfg.device, **{knob: getattr(cfg, knob) for knob in knobs})
+    run = runtime.start_extraction(cfg)
     world = run.world
     table = read_table(args.split, "split")
     for path in (args.failed, args.report):

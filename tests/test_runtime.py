@@ -10,6 +10,7 @@ import torch
 
 from actrec import devices, runtime
 from actrec.distributed import World
+from actrec.params import ExtractParams
 from actrec.runtime import Runtime
 
 
@@ -44,12 +45,20 @@ def test_each_rank_takes_its_own_gpu_and_resizes_there(monkeypatch) -> None:
 def test_start_sets_the_threads_and_runs_alone_without_torchrun(monkeypatch) -> None:
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     before = torch.get_num_threads()
+    cfg = ExtractParams(device="cpu", threads=1, precision="fp32", engine="eager", batch_size=3, num_workers=0)
     try:
-        started = runtime.start("cpu", threads=1)
+        started = runtime.start_extraction(cfg)
         assert torch.get_num_threads() == 1 and started.threads == 1 and started.world.size == 1
     finally:
         torch.set_num_threads(before)
     runtime.stop(started)
+    assert (started.device.type, started.precision, started.engine, started.batch_size, started.num_workers) == (
+        "cpu",
+        "fp32",
+        "eager",
+        3,
+        0,
+    )
 
 
 @pytest.mark.parametrize("native", [True, False])

@@ -79,9 +79,6 @@ class SkeletonBatch:
     errors: list[str]
     features: torch.Tensor | None
 
-    def pin_memory(self) -> SkeletonBatch:
-        return self
-
 
 class SkeletonSource(FeatureSource):
     """NTU's skeleton joints as features: read, not computed, so no network and no engine."""

@@ -2,13 +2,13 @@
 
 python -m benchmarks.bench_precision [--shared ../shared/data] [--clips 16] [--frames 16]
     [--backbones efficientnet_lite0:imagenet,resnet18,resnet50,timm:vit_tiny_patch16_224] [--precision bf16]
-    [--out benchmarks/results/precision]
+    [--results benchmarks/results/precision.json]
 
 Takes `--clips` real UCF-101 clips of ucf101-mini (spread over its three classes and its groups), samples
 `--frames` frames of each as extraction does, and runs each backbone at its own image size in eager torch,
 once in fp32 and once in `--precision` (autocast), on the CPU. Per backbone: the cosine similarity of each
-frame's features to its fp32 features, min, median and the share of frames below 0.998. Writes the figures,
-the machine, the date and the command to OUT.json and OUT.md, and prints them. A reduced precision the CPU
+frame's features to its fp32 features, min, median and the share of frames below 0.998. Prints the figures;
+with --results, writes them with the machine, the date and the command for the docs' pages. A reduced precision the CPU
 does not run natively (bf16 without AVX512-BF16 or AMX) is emulated by torch: its figures hold, slowly.
 """
 
@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import sys
+from dataclasses import asdict
 from datetime import date
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from actrec.features.backbones import load_backbone
 from actrec.features.engines import BackboneRunner
 from actrec.features.extractor import extract_features
 from benchmarks.machine import describe_machine
+from benchmarks.results import Results, command_line
 
 BAR = 0.998  # the cosine a reduced precision was once said to keep on every frame
 DEFAULT_BACKBONES = "efficientnet_lite0:imagenet,resnet18,resnet50,timm:vit_tiny_patch16_224"
@@ -62,7 +62,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--frames", type=int, default=16, help="frames sampled per clip")
     parser.add_argument("--backbones", default=DEFAULT_BACKBONES, help="name[:weights], comma-separated")
     parser.add_argument("--precision", default="bf16", choices=("bf16", "fp16"), help="against fp32")
-    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/precision"), help="OUT.json, OUT.md")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="also write the table with the machine, the date and the command line to FILE "
+        "(benchmarks/results/precision.json: python -m tools.render_results puts it on the docs' pages)",
+    )
     args = parser.parse_args(argv)
     paths = [str(p) for p in sample_clips(args.shared, args.clips)]
     machine = describe_machine()
@@ -87,31 +94,21 @@ def main(argv: list[str] | None = None) -> None:
         }
         rows.append(row)
         print(json.dumps(row))
-    command = "python -m benchmarks.bench_precision " + shlex.join(argv if argv is not None else sys.argv[1:])
-    result = {
-        "machine": machine,
-        "date": date.today().isoformat(),
-        "command": command.strip(),
-        "precision": args.precision,
-        "native": native,
-        "engine": "eager (torch autocast)",
-        "clips": len(paths),
-        "results": rows,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
-    header = "| backbone | weights | image size | frames | cosine min | median | below 0.998 |\n" + "|---" * 7 + "|"
-    table = "\n".join(
-        f"| {r['backbone']} | {r['weights']} | {r['image_size']} | {r['frames']} | {r['cosine_min']} | "
-        f"{r['cosine_median']} | {r['below_0.998']} |"
-        for r in rows
+    if args.results is None:
+        return
+    results = Results(
+        machine=machine.removeprefix("machine: "),
+        date=date.today().isoformat(),
+        command=command_line(),
+        columns=["backbone", "weights", "image size", "frames", "cosine min", "median", "below 0.998"],
+        rows=[list(row.values()) for row in rows],
+        note=f"{args.precision} against fp32 features, eager torch (autocast) on the CPU, {args.precision} "
+        f"{'native' if native else 'emulated'} there; {len(paths)} real UCF-101 clips × {args.frames} frames.",
+        figures={f"{row['backbone']}_cosine_min": row["cosine_min"] for row in rows},
     )
-    args.out.with_suffix(".md").write_text(
-        f"# {args.precision} against fp32 features, eager torch on the CPU\n\n{machine}; {args.precision} "
-        f"{'native' if native else 'emulated'}; {result['date']}; `{result['command']}`; {len(paths)} real "
-        f"UCF-101 clips × {args.frames} frames.\n\n{header}\n{table}\n"
-    )
-    print(f"wrote {args.out.with_suffix('.json')} and {args.out.with_suffix('.md')}")
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(asdict(results), indent=2, ensure_ascii=False) + "\n")
+    print(f"wrote {args.results} (python -m tools.render_results puts it on the docs' pages)")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,8 @@ from actrec.errors import ActrecError, run_main
 from actrec.features.backbones import load_backbone
 from actrec.features.engines import BackboneRunner
 from actrec.features.extractor import extract_features
+from actrec.features.sources.image import BackboneEmbedder, ImageSource
+from actrec.runtime import Runtime
 from benchmarks.machine import describe_machine
 from benchmarks.results import Results, command_line
 
@@ -46,8 +48,9 @@ def sample_clips(shared: Path, count: int) -> list[Path]:
 
 def features(paths: list[str], backbone, precision: str, frames: int) -> np.ndarray:
     """(clips · frames, D) float32 features of eager torch in `precision` on the CPU."""
-    runner = BackboneRunner(backbone, torch.device("cpu"), precision, 16, "eager")
-    out = extract_features(paths, paths, runner, frames=frames, views=1, seed=0, num_workers=0)
+    embedder = BackboneEmbedder(BackboneRunner(backbone, torch.device("cpu"), precision, 16, "eager"))
+    runtime = Runtime.resolve("cpu", precision=precision, engine="eager", batch_size=16, num_workers=0)
+    out = extract_features(paths, paths, ImageSource(backbone), embedder, runtime, frames=frames, views=1, seed=0)
     return np.concatenate([np.asarray(f, np.float32).reshape(-1, backbone.feature_dim) for _, f, _, _ in out])
 
 

@@ -91,12 +91,10 @@ def _settings(args: argparse.Namespace) -> tuple[ExtractionSettings, Backbone, t
 
 
 def _params(args: argparse.Namespace, **given: object) -> ExtractParams:
-    """params.extract as the arguments give it (validated, so a bad backbone name is one line)."""
-    cfg = ExtractParams(
+    """params.extract as the arguments give it, validated by the params schema as it is built."""
+    return ExtractParams(
         backbone=args.backbone, weights=args.weights, frames=args.frames, image_size=args.image_size, **given
     )
-    cfg.check("--backbone/--weights/--image-size: extract")
-    return cfg
 
 
 def decide(args: argparse.Namespace) -> dict:

@@ -86,7 +86,7 @@ def test_fine_tuned_weights_make_the_features_and_every_reader_uses_them(tmp_pat
     call_stage("train")  # the features match params.extract: they were fine-tuned from its weights
     predictor = Predictor("models/model.pt", "cpu")
     state = read_state_dict(Path("models/backbone.pt"))
-    head_conv = predictor.backbone.model.net._conv_head.weight
+    head_conv = predictor.source.backbone.model.net._conv_head.weight
     assert torch.equal(head_conv, state["_conv_head.weight"]), "predict runs the fine-tuned backbone"
     state["_conv_head.weight"] += 1  # the backbone file changes after training: the model refuses it
     torch.save({"state_dict": state}, "models/backbone.pt")

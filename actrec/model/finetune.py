@@ -38,7 +38,6 @@ import torch
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
-from actrec.devices import resolve_batch_size, resolve_num_workers, resolve_precision
 from actrec.errors import ActrecError
 from actrec.features.backbones import Backbone
 from actrec.features.engines import BackboneRunner, resolve_engine
@@ -50,6 +49,7 @@ from actrec.model.loop import EarlyStopping, evaluate, snapshot, train_one_epoch
 from actrec.model.tuned import FinetuneError, Tuned, blocks, learning_blocks, trunk_is_held
 from actrec.params import FinetuneParams, ModelParams, Params
 from actrec.progress import progress
+from actrec.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ def prepare(
     samplings: int,
     held: bool,
     params: Params,
-    device: torch.device,
+    runtime: Runtime,
 ) -> Inputs:
     """Decode each clip's samplings once (DataLoader workers, as extract decodes), and where the trunk's output is
     held, run the trunk on them now. A clip that cannot be decoded is reported and left out."""
@@ -94,10 +94,10 @@ def prepare(
         sampling=cfg.sampling,
         stride=cfg.stride,
     )
-    loader = clip_loader(dataset, 4 * samplings * cfg.frames, resolve_num_workers("auto", device), device)
-    if held:  # the trunk runs as extract runs a backbone: by its engines, in the precision the device runs natively
-        precision, batch_size = resolve_precision("auto", device), resolve_batch_size("auto", device)
-        engine = resolve_engine("auto", device, precision, len(table) * samplings * cfg.frames)
+    device, precision, batch_size = runtime.device, runtime.precision, runtime.batch_size
+    loader = clip_loader(dataset, 4 * samplings * cfg.frames, runtime.num_workers, device)
+    if held:  # the trunk runs as extract runs a backbone: by its engines, in the precision extract's runtime runs
+        engine = resolve_engine(runtime.engine, device, precision, len(table) * samplings * cfg.frames)
         trunk = BackboneRunner(replace(tuned.backbone, model=tuned.trunk), device, precision, batch_size, engine)
     kept, parts, failed = [], [], []
     for batch in progress(loader, total=len(loader), desc="decode", unit="batch"):
@@ -144,7 +144,7 @@ class FinetuneResult:
     prepare_seconds: float = 0.0
     train_seconds: float = 0.0
 
-    def report(self, device: torch.device) -> dict[str, Any]:
+    def report(self, runtime: Runtime) -> dict[str, Any]:
         """What reports/finetune.json records."""
         kept = {k: v for k, v in asdict(self).items() if k not in ("history", "failed", "held")}
         return {
@@ -154,10 +154,10 @@ class FinetuneResult:
             "inputs_held": "trunk output" if self.held else "images",
             "epochs_run": len(self.history),
             "failed": len(self.failed),
-            "device": device.type,
-            "training_precision": "bf16" if device.type == "cuda" else "fp32",
-            # the held trunk output was computed by extract's engines, in the precision the device runs natively
-            "trunk_precision": resolve_precision("auto", device) if self.held else "as training",
+            "device": runtime.device.type,
+            "training_precision": "bf16" if runtime.device.type == "cuda" else "fp32",
+            # the held trunk output was computed by extract's engines, in the precision of extract's runtime
+            "trunk_precision": runtime.precision if self.held else "as training",
             "prepare_seconds": round(self.prepare_seconds, 1),
             "train_seconds": round(self.train_seconds, 1),
         }
@@ -283,12 +283,13 @@ def _prepared(path: Path, key: str, table: pd.DataFrame, samplings: int, tuned: 
 
 
 def finetune(
-    backbone: Backbone, table: pd.DataFrame, params: Params, device: torch.device, work: str | Path
+    backbone: Backbone, table: pd.DataFrame, params: Params, runtime: Runtime, work: str | Path
 ) -> tuple[dict[str, torch.Tensor] | None, FinetuneResult]:
     """Fine-tune on the train clips of the split table, validating on its val clips; return the network's state
     dict with the best epoch's blocks (a weights file's content), or None where an epoch of the head alone
-    validated best (the blocks keep their pretrained weights), and the record."""
-    cfg, work = params.finetune, output_dir(work)
+    validated best (the blocks keep their pretrained weights), and the record. `runtime` is extract's (the
+    held trunk runs as extract runs the backbone)."""
+    cfg, work, device = params.finetune, output_dir(work), runtime.device
     if cfg.freeze_epochs >= cfg.epochs:  # a short run (finetune.epochs: 1) still lets the blocks learn
         logger.warning(
             "finetune.freeze_epochs (%d) leaves no epoch of %d for the blocks: they learn from epoch %d",
@@ -329,7 +330,7 @@ def finetune(
         "held": held,
     }
     start = time.perf_counter()
-    how = {"classes": classes, "held": held, "params": params, "device": device}
+    how = {"classes": classes, "held": held, "params": params, "runtime": runtime}
     parts = {}
     for part, rows, samplings in (("train", train, cfg.samplings), ("val", val, 1)):
         key = _key({**made, "clips": rows[["fingerprint", "label"]].values.tolist(), "samplings": samplings})

@@ -39,7 +39,8 @@ def cross_evaluate(data: FeatureSet, params: Params) -> dict[str, Any]:
         table = pd.DataFrame({"label": labelled.labels, "group": labelled.group_names(), "split": "train"})
         parts = carve_val(table, params.split.val_fraction, params.seed).to_numpy()
         train, val = labelled.rows(parts == "train"), labelled.rows(parts == "val")
-        model, choice, _ = choose_and_train(params.model, params.train, params.seed, train, val)
+        title = f"test fold {number}/{folds}: "
+        model, choice, _ = choose_and_train(params.model, params.train, params.seed, train, val, title=title)
         top1 = float((predict_proba(model, test.features).argmax(1) == test.labels).mean())
         probe = linear_probe(labelled.features, labelled.labels, test.features, len(data.classes))
         probe_top1 = float((probe.argmax(1) == test.labels).mean()) if probe is not None else float("nan")

@@ -109,9 +109,10 @@ def _cross_validate(
     data: FeatureSet,
     folds: list,
     runtime: Runtime,
+    title: str = "",
 ) -> dict[str, Evidence]:
     """Each candidate's evidence on every labelled clip, held out once; a trained head's epochs are where the
-    folds' pooled accuracy peaks (the ensemble's are its temporal head's)."""
+    folds' pooled accuracy peaks (the ensemble's are its temporal head's). `title` prefixes each fit's name."""
     probe = np.zeros((len(data.labels), len(data.classes)))
     fold_of = np.empty(len(data.labels), dtype=int)
     needed = bool({"probe", "ensemble"} & set(heads))
@@ -124,7 +125,7 @@ def _cross_validate(
     for head in _trained_to_weigh(heads):
         alone = np.zeros((cfg.epochs, len(data.labels)), dtype=bool)
         blended = alone.copy()
-        for fit_rows, held in folds:
+        for number, (fit_rows, held) in enumerate(folds, start=1):
             model = fresh_head(model_params, head, data, seed, runtime.device)
             watch = _Watch(probe[held])
             fit(
@@ -136,6 +137,7 @@ def _cross_validate(
                 epochs=cfg.epochs,
                 world=runtime.world,
                 watch=watch,
+                title=f"{title}{head} fold {number}/{len(folds)}",
             )
             alone[:, held] = np.stack(watch.alone) == data.labels[held]
             blended[:, held] = np.stack(watch.blended) == data.labels[held]
@@ -150,7 +152,15 @@ def _cross_validate(
 
 
 def _validate(
-    heads: list[str], model_params: ModelParams, cfg: TrainParams, seed: int, train, val, live, runtime: Runtime
+    heads: list[str],
+    model_params: ModelParams,
+    cfg: TrainParams,
+    seed: int,
+    train,
+    val,
+    live,
+    runtime: Runtime,
+    title: str = "",
 ) -> dict[str, Evidence]:
     """Each candidate's evidence on the val clips (without any, a lone candidate's training accuracy, as early
     stopping watches), with a trained head's model as trained and its record. The probe is fitted here for its
@@ -167,7 +177,9 @@ def _validate(
         watch = _Watch(probe)
         named = dataclasses.replace(model_params, head=head)
         logged = live if head == trained[0] else None  # the dvclive curves are the first trained head's
-        model, result = train_head(named, cfg, seed, train, val, logged, runtime.world, runtime.device, watch)
+        model, result = train_head(
+            named, cfg, seed, train, val, logged, runtime.world, runtime.device, watch, title=f"{title}{head}"
+        )
         judged = {"correct": np.zeros(0, dtype=bool), "score": result.best_val_accuracy}  # no val clips
         if len(val.labels):
             judged = {"correct": watch.alone[result.best_epoch - 1] == val.labels}
@@ -189,20 +201,34 @@ def weigh(
     val: FeatureSet,
     live: Any = None,
     runtime: Runtime = CPU,
+    title: str = "",
 ) -> tuple[str, dict[str, Evidence]]:
-    """Where the evidence comes from (HeadChoice.by) and each candidate's, by cross-validation or validation."""
+    """Where the evidence comes from (HeadChoice.by) and each candidate's, by cross-validation or validation;
+    the fits it plans are logged first (each then has its own progress bar and names itself on each line)."""
     heads = model_params.candidates()
     labelled = train.join(val)
     folds = choice_folds(cfg.choice_folds, labelled)
+    trained = _trained_to_weigh(heads)
     if folds:
         by = f"cross-validation on train + val ({folds} group folds, train.choice_folds)"
+        if trained:
+            logger.info(
+                "%s%s: %d fits of %d epochs (%s × %d folds), then the chosen head on all %d labelled clips",
+                title,
+                by,
+                len(trained) * folds,
+                cfg.epochs,
+                " and ".join(trained),
+                folds,
+                len(labelled.labels),
+            )
         folded = group_folds(labelled, folds, seed)
-        return by, _cross_validate(heads, model_params, cfg, seed, labelled, folded, runtime)
+        return by, _cross_validate(heads, model_params, cfg, seed, labelled, folded, runtime, title)
     by = "validation split" if len(heads) > 1 else "only candidate"
     if len(heads) > 1 and not len(val.labels):
         logger.warning("no validation clips and too few groups to cross-validate: training %s (listed first)", heads[0])
         heads, by = heads[:1], "no validation clips"
-    return by, _validate(heads, model_params, cfg, seed, train, val, live, runtime)
+    return by, _validate(heads, model_params, cfg, seed, train, val, live, runtime, title)
 
 
 def train_choice(
@@ -213,6 +239,7 @@ def train_choice(
     labelled: FeatureSet,
     live: Any = None,
     runtime: Runtime = CPU,
+    title: str = "",
 ) -> tuple[nn.Module, FitResult | None]:
     """The chosen head, ready to use, and its temporal head's training record (None for the probe).
 
@@ -224,7 +251,17 @@ def train_choice(
     temporal = picked.temporal or (choice.head if choice.head in TRAINED else None)
     if temporal is not None and model is None:
         model = fresh_head(model_params, temporal, labelled, seed, runtime.device)
-        result = fit(model, labelled, labelled.part(), cfg, seed, live, epochs=picked.epochs, world=runtime.world)
+        result = fit(
+            model,
+            labelled,
+            labelled.part(),
+            cfg,
+            seed,
+            live,
+            epochs=picked.epochs,
+            world=runtime.world,
+            title=f"{title}{temporal} on all labelled clips",
+        )
         result.refit_epochs = picked.epochs
         model.load_state_dict(result.state_dict)
     if choice.head in ("probe", "ensemble"):
@@ -251,21 +288,24 @@ def choose_and_train(
     val: FeatureSet,
     live: Any = None,
     runtime: Runtime = CPU,
+    title: str = "",
 ) -> tuple[nn.Module, HeadChoice, FitResult | None]:
     """The chosen head, trained; the choice with its evidence; the trained head's record (None for the probe).
 
     Under torchrun (the runtime's world) every rank runs the same choice on its share of each batch; the figures
-    it rests on are summed (the per-clip evidence gathered) over the ranks, so all ranks choose alike.
+    it rests on are summed (the per-clip evidence gathered) over the ranks, so all ranks choose alike. `title`
+    prefixes the name of every fit in the log (the crossval stage's test fold).
     """
     labelled = train.join(val)
-    by, evidence = weigh(model_params, cfg, seed, train, val, live, runtime)
+    by, evidence = weigh(model_params, cfg, seed, train, val, live, runtime, title)
     choice = decide(by, evidence, cfg.choice_margin)
     cross_validated = any(e.folds is not None for e in evidence.values())
     if len(evidence) > 1:
         logger.info("%s: %s", by, choice.said())
     if cross_validated:
         logger.info("training %s on all %d labelled clips", choice.head, len(labelled.labels))
-    model, result = train_choice(choice, model_params, cfg, seed, labelled, live if cross_validated else None, runtime)
+    logged = live if cross_validated else None
+    model, result = train_choice(choice, model_params, cfg, seed, labelled, logged, runtime, title)
     if live is not None and choice.head == "probe":  # no head trained here logged its curves
         if cross_validated:
             _log_evidence(

@@ -33,6 +33,7 @@ from actrec.model.heads import build_head
 from actrec.model.loop import EarlyStopping, evaluate, snapshot, train_one_epoch, warmup_cosine
 from actrec.model.proba import predict_proba
 from actrec.params import ModelParams, TrainParams
+from actrec.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ def fit(
     epochs: int | None = None,
     world: World = SINGLE,
     watch: Callable[[np.ndarray], None] | None = None,
+    title: str = "train",
 ) -> FitResult:
     """Train with AdamW, label smoothing, warm-up + cosine; stop early on validation; return the best state.
 
@@ -132,7 +134,7 @@ def fit(
     whose epoch count validation chose before). Trains on the model's device. Under torchrun (`world`)
     each rank takes batch_size / world size clips of every batch, so the recipe is the single process's.
     `watch` is handed every validation clip's class probabilities after each epoch (the head choice weighs
-    clip by clip).
+    clip by clip). `title` names the fit (head, fold) in its progress bar and on each epoch's log line.
     """
     per_rank = per_rank_batch(cfg.batch_size, world)
     generator = seed_everything(seed + world.rank)  # clip draws, frame and model dropout: each rank its own
@@ -148,7 +150,9 @@ def fit(
     val_labels = torch.from_numpy(val.labels[val_share]).long()
     stopping = EarlyStopping(cfg.patience if epochs is None else math.inf)
     result = FitResult(0, 0.0, float("inf"), 0, snapshot(model))
-    for epoch in range(1, (epochs or cfg.epochs) + 1):
+    planned = range(1, (epochs or cfg.epochs) + 1)
+    bar = progress(planned, desc=title, unit="epoch", leave=False, disable=not world.is_main)
+    for epoch in bar:
         order = _epoch_order(labels, cfg.balanced, order_generator)
         lr = scheduler.get_last_lr()[0]
         train_batches = (
@@ -179,7 +183,8 @@ def fit(
                 live.log_metric(name, value)
             live.next_step()
         logger.info(
-            "epoch %3d  lr %.2e  train loss %.4f acc %.3f  val loss %.4f acc %.3f",
+            "%s epoch %3d  lr %.2e  train loss %.4f acc %.3f  val loss %.4f acc %.3f",
+            title,
             epoch,
             lr,
             train_loss,
@@ -192,8 +197,9 @@ def fit(
             result.best_epoch, result.best_val_accuracy, result.best_val_loss = epoch, val_acc, val_loss
             result.state_dict = snapshot(model)
         elif stopping.exhausted:
-            logger.info("early stop: no better validation score for %d epochs", cfg.patience)
+            logger.info("%s: early stop, no better validation score for %d epochs", title, cfg.patience)
             break
+    bar.close()
     return result
 
 
@@ -215,21 +221,25 @@ def train_head(
     world: World = SINGLE,
     device: torch.device | str = "cpu",
     watch: Callable[[np.ndarray], None] | None = None,
+    title: str = "",
 ) -> tuple[nn.Module, FitResult]:
     """Build the head params describe, fit it, load its best state (`watch`: as fit's, on the validation clips).
 
     With train.refit, validation only chooses the epoch count: a fresh head is then trained on train
-    and val together for that many epochs of the same schedule, so no labelled clip is left unused.
+    and val together for that many epochs of the same schedule, so no labelled clip is left unused. `title`
+    names the fit in the log (the head's name where empty).
     """
+    title = title or model_params.head
     model = fresh_head(model_params, model_params.head, train, seed, device)
-    result = fit(model, train, val, cfg, seed, live, world=world, watch=watch)
+    result = fit(model, train, val, cfg, seed, live, world=world, watch=watch, title=title)
     if cfg.refit and len(val.labels):
         logger.info(
             "refit on %d train + val clips for %d epochs", len(train.labels) + len(val.labels), result.best_epoch
         )
         model = fresh_head(model_params, model_params.head, train, seed, device)
         both = train.join(val)
-        result.state_dict = fit(model, both, both.part(), cfg, seed, epochs=result.best_epoch, world=world).state_dict
+        refit = fit(model, both, both.part(), cfg, seed, epochs=result.best_epoch, world=world, title=f"{title} refit")
+        result.state_dict = refit.state_dict
         result.refit_epochs = result.best_epoch
     model.load_state_dict(result.state_dict)
     return model, result

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import statistics
 
@@ -78,10 +79,18 @@ def test_each_clip_is_held_out_once_and_no_group_straddles_a_fold() -> None:
         assert set(data.labels[out]) == {0, 1}, "both classes held out in every fold"
 
 
-def test_cross_validation_keeps_the_temporal_head_where_order_matters() -> None:
+def test_cross_validation_keeps_the_temporal_head_where_order_matters(caplog) -> None:
     train, val = _clips(6, 3, True), _clips(2, 3, True, seed=1, split="val")
-    model, choice, result = choose_and_train(MODEL, TRAIN, 0, train, val)
+    caplog.set_level(logging.INFO)
+    model, choice, result = choose_and_train(MODEL, TRAIN, 0, train, val, title="outer 1/2: ")
     assert choice.head == "lstm" and choice.by == CV3
+    # the log says what is planned, then each epoch line names its fit: the fold, or the final training
+    planned = f"3 fits of 25 epochs (lstm × 3 folds), then the chosen head on all {len(train.labels) + len(val.labels)}"
+    assert f"outer 1/2: {CV3}: {planned} labelled clips" in caplog.text
+    epoch_lines = [r.getMessage() for r in caplog.records if " epoch " in r.getMessage()]
+    fits = {line.split(" epoch ")[0] for line in epoch_lines}
+    assert fits == {*(f"outer 1/2: lstm fold {k}/3" for k in (1, 2, 3)), "outer 1/2: lstm on all labelled clips"}
+    assert len(epoch_lines) == 3 * TRAIN.epochs + choice.epochs
     assert choice.scores["lstm"] >= choice.scores["probe"] + 0.3, choice.scores
     assert 1 <= choice.epochs <= TRAIN.epochs and result.refit_epochs == choice.epochs
     test = _clips(3, 3, True, seed=2, split="test")
@@ -264,7 +273,7 @@ def test_cross_validation_scores_each_fold_at_the_epoch_the_other_folds_choose(
     The training is scripted: which groups' clips are right after which epoch is set by hand."""
     data = _clips(3, 1, False)  # 3 groups of 2 clips (one of each class): 3 folds, one group held out in each
 
-    def scripted_fit(model, fit_part, held, cfg, seed, epochs=None, world=None, watch=None):
+    def scripted_fit(model, fit_part, held, cfg, seed, epochs=None, world=None, watch=None, title=""):
         groups = [int(clip.removeprefix("train")) // 2 for clip in held.clip_ids]
         for epoch in range(1, cfg.epochs + 1):
             right = np.array([epoch in right_after[g] for g in groups])

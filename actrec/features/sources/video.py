@@ -134,6 +134,7 @@ class VideoModel:
 class VideoRunner:
     """The network on a device in a precision, `windows` windows of `length` frames a forward."""
 
+    name: str
     network: VideoNetwork
     device: torch.device
     precision: str
@@ -145,11 +146,19 @@ class VideoRunner:
         self.network.to(self.device)
 
     def run(self, windows: torch.Tensor) -> torch.Tensor:
-        """Features (n, D) float32, on the CPU, of uint8 windows (n, L, 3, S, S)."""
+        """Features (n, D) float32, on the CPU, of uint8 windows (n, L, 3, S, S); BackboneError, one line, for
+        windows the model cannot take (MViT takes 16 frames of 224 px and nothing else, S3D 14 frames at least)."""
         out = []
         with torch.autocast(self.device.type, _DTYPES[self.precision], enabled=self.precision != "fp32"):
             for chunk in windows.to(self.device).split(self.windows):
-                out.append(self.network(chunk).float())
+                try:
+                    out.append(self.network(chunk).float())
+                except RuntimeError as err:  # a shape the network's layers refuse
+                    length, size, why = chunk.shape[1], chunk.shape[-1], str(err).splitlines()[0]
+                    raise BackboneError(
+                        f"{self.name} cannot take windows of {length} frames of {size} px ({why}); "
+                        "set extract.clip_len and extract.image_size to auto (the sizes its weights were made for)"
+                    ) from err
         return torch.cat(out).cpu()
 
     def __call__(self, batch: DecodedBatch) -> torch.Tensor:
@@ -237,7 +246,12 @@ class VideoSource(FeatureSource):
     def embedder(self, runtime: Runtime, frames: int, choice: EngineChoice | None = None) -> VideoRunner:
         length = self.window.length
         return VideoRunner(
-            self.video.network, runtime.device, runtime.precision, length, max(1, runtime.batch_size // length)
+            self.name,
+            self.video.network,
+            runtime.device,
+            runtime.precision,
+            length,
+            max(1, runtime.batch_size // length),
         )
 
     @torch.inference_mode()

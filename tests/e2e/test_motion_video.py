@@ -41,7 +41,8 @@ def test_a_video_model_and_motion_run_every_stage_and_command(ucf_split, tmp_pat
     """mc3_18 at random init, 2 windows of 4 frames at 32 px (the cheapest); then hofmbh joined to its features."""
     root, split = ucf_split
     extract = {**TINY_UCF, "backbone": "mc3_18", "image_size": 32, "clip_len": 4, "frames": 2}
-    project = tiny_ucf_project(tmp_path / "run", root, split, extract=extract, model={"head": "lstm", "hidden_size": 16})
+    head = {"head": "lstm", "hidden_size": 16}
+    project = tiny_ucf_project(tmp_path / "run", root, split, extract=extract, model=head)
     report = run_pipeline(project)
     assert report["feature_dim"] == 512 and report["videos"] == 8
     with h5py.File(project / "features/features.h5") as f:

@@ -135,6 +135,9 @@ def test_params_name_the_motion_and_video_settings_they_refuse(extract, key, hin
     with pytest.raises(ActrecError, match=key) as err:
         parse_params({"extract": extract})
     assert hint in str(err.value) and "\n" not in str(err.value)
+
+
+def test_finetuning_is_refused_without_an_image_network() -> None:
     refused = {"extract": {"backbone": "r3d_18", "weights": None}, "finetune": {"enabled": True}}
-    with pytest.raises(ActrecError, match="finetune.enabled = True .* false with extract.backbone r3d_18"):
+    with pytest.raises(ActrecError, match=r"finetune\.enabled = True .* false with extract\.backbone r3d_18"):
         parse_params(refused)

@@ -17,6 +17,7 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -85,7 +86,8 @@ def _documented(doc: str, key: str, default: float) -> float:
     return float(found.group(1)) if found else default
 
 
-def _weights_enum(name: str, weights: str | None):
+def _weights_enum(name: str, weights: str | None) -> Any:
+    """The weights enum member extract.weights names (a local file is read as the builder's default is)."""
     import torchvision.models as tvm
 
     enum = tvm.get_model_weights(name)

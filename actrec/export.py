@@ -1,8 +1,11 @@
 """Exporting a trained model for runtimes without this project: ONNX (onnxruntime) or TorchScript.
 
-Two graphs: the temporal head alone (frame features (B, T, D) float32 → class probabilities
-(B, C)), or backbone + head (preprocessed frames (B, T, 3, S, S) uint8 → probabilities). A JSON
-file beside the model records the classes and how frames must be sampled and preprocessed.
+Two graphs: the temporal head alone (features (B, T, D) float32 → class probabilities (B, C)), for
+any feature source, or the source's network + head (preprocessed frames (B, T, 3, S, S) uint8 for an
+image backbone, windows of L frames (B, T, L, 3, S, S) for a video model → probabilities), where the
+source has a network a graph can hold (FeatureSource.export_network; optical flow and skeleton files
+have none and say so). A JSON file beside the model records the classes and how frames must be sampled
+and preprocessed.
 ONNX goes through torch's TorchScript-based exporter: it needs no onnxscript and keeps the
 batch size dynamic; the frame count is the T the model was trained on (the transformer head's
 traced attention shapes fix it).
@@ -19,7 +22,6 @@ import torch
 from torch import nn
 
 from actrec.errors import ActrecError
-from actrec.features.backbones import Backbone
 from actrec.features.engines import to_onnx
 from actrec.files import output_file
 from actrec.inference.predictor import recorded_source
@@ -46,53 +48,42 @@ class HeadProbabilities(nn.Module):
 
 
 class VideoClassifier(nn.Module):
-    """Backbone + head: preprocessed uint8 frames (B, T, 3, S, S) → probabilities (B, C)."""
+    """The source's network + head: prepared uint8 inputs (B, T, *input) → probabilities (B, C)."""
 
-    def __init__(self, backbone: Backbone, head: nn.Module) -> None:
+    def __init__(self, net: nn.Module, head: nn.Module) -> None:
         super().__init__()
-        self.backbone, self.net, self.head = backbone, backbone.model, head
+        self.net, self.head = net, head
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        feats = self.net(self.backbone.normalize(frames.flatten(0, 1)))
+        feats = self.net(frames.flatten(0, 1))
         return self.head(feats.unflatten(0, frames.shape[:2])).softmax(-1)
-
-
-def _resize(backbone: Backbone) -> dict[str, Any]:
-    """How frames are resized, cropped and normalised for the backbone, as its library does it."""
-    p = backbone.preprocessing
-    return {
-        ("resize" if p.squash else "resize_short_side"): p.resize_size,
-        "interpolation": p.interpolation,
-        "center_crop": p.crop_size,
-        "mean": p.mean,
-        "std": p.std,
-    }
 
 
 def build_export(model_path: str | Path, with_backbone: bool) -> tuple[nn.Module, torch.Tensor, dict[str, Any]]:
     """The module to export (eval mode), an example input, and the metadata written beside it."""
     head, checkpoint = load_model(model_path)
-    backbone = recorded_source(checkpoint, model_path).image_backbone()
+    source = recorded_source(checkpoint, model_path)
     record = checkpoint.features
-    frames, size = int(record["frames"]), backbone.image_size
+    frames = int(record["frames"])
     meta: dict[str, Any] = {
         "classes": checkpoint.classes,
         "frames": frames,
         "views": int(record["views"]),
         "sampling": SAMPLING[str(record.get("sampling") or "uniform")].format(stride=record.get("stride")),
-        "backbone": backbone.name,
+        "backbone": source.name,
         "output": {"name": "probabilities", "shape": ["batch", len(checkpoint.classes)], "dtype": "float32"},
     }
     if with_backbone:
-        module = VideoClassifier(backbone, head)
-        example = torch.randint(0, 256, (1, frames, 3, size, size), dtype=torch.uint8)
-        meta["input"] = {"name": "frames", "shape": ["batch", frames, 3, size, size], "dtype": "uint8"}
-        meta["preprocess"] = {**_resize(backbone), "channels": "RGB", "normalisation": "inside the model"}
+        network = source.export_network()
+        module = VideoClassifier(network.module, head)
+        example = torch.randint(0, 256, (1, frames, *network.shape), dtype=torch.uint8)
+        meta["input"] = {"name": "frames", "shape": ["batch", frames, *network.shape], "dtype": "uint8"}
+        meta["preprocess"] = {**source.preparation(), "channels": "RGB", "normalisation": "inside the model"}
     else:
         module = HeadProbabilities(head)
-        example = torch.randn(1, frames, backbone.feature_dim)
-        meta["input"] = {"name": "features", "shape": ["batch", frames, backbone.feature_dim], "dtype": "float32"}
-        meta["features"] = {"backbone": backbone.name, "weights": record["weights"] or None, **_resize(backbone)}
+        example = torch.randn(1, frames, source.feature_dim)
+        meta["input"] = {"name": "features", "shape": ["batch", frames, source.feature_dim], "dtype": "float32"}
+        meta["features"] = {"backbone": source.name, "weights": record["weights"] or None, **source.preparation()}
     return module.eval(), example, meta
 
 

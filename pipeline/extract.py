@@ -19,15 +19,13 @@ import logging
 import time
 from pathlib import Path
 
-import pandas as pd
-
 from actrec import distributed, runtime
 from actrec.data.datasets import read_table
 from actrec.errors import run_main
 from actrec.features.backbone_file import extract_params
-from actrec.features.extractor import choose_engine, fill_cache
+from actrec.features.extractor import fill_parts, joined_report, prepare_parts
 from actrec.features.sources import build_source
-from actrec.features.store import ExtractionSettings, FeatureCache, assemble
+from actrec.features.store import ExtractionSettings, assemble, optional_settings
 from actrec.files import output_dir, output_file, remove_leftovers, write_json
 from actrec.params import load_params
 
@@ -51,25 +49,21 @@ def main(argv: list[str] | None = None) -> None:
         output_dir(path.parent)
     remove_leftovers(output_dir(args.out.parent))
     start = time.perf_counter()
-    source = build_source(cfg.backbone, cfg.weights, cfg.image_size)  # its identity keys the cache
-    choice = choose_engine(table, cfg, run, params.seed, source)  # engine and precision: given, or measured
-    run = run.running(choice.engine, choice.precision)
-    run.log()
+    source = build_source(cfg.backbone, cfg.weights, cfg.image_size, cfg.motion, cfg.clip_len)  # keys the caches
+    parts = prepare_parts(source, table, cfg, run, params.seed)  # each part's engine, precision and cache
     trial_seconds = time.perf_counter() - start
-    settings = ExtractionSettings.from_params(cfg, choice.precision, params.seed, source.identity())
-    cache = FeatureCache(cfg.cache_dir, settings)
     distributed.barrier(world)  # every rank has cleared dead runs' leftovers before any rank writes a shard
-
-    reused = int(table["fingerprint"].isin(cache.index()).sum())
-    done = fill_cache(cache, table, source, run, shard_size=cfg.shard_size, choice=choice)
-    failed = pd.concat(distributed.gather(world, done.failed), ignore_index=True)
+    done, failed, reused = fill_parts(parts, table, cfg.shard_size)
     distributed.barrier(world)
     if world.is_main:
         with output_file(args.failed) as tmp:  # sorted: the same failures give the same file, however ranked
             failed.sort_values("clip_id").to_csv(tmp, index=False)
         classes = sorted(table["label"].unique(), key=str.lower)
         attrs = {"dataset": params.dataset.name, "weights_file": source.weights_file or "", **made_by}
-        written = assemble(cache, table, classes, args.out, attrs=attrs)
+        settings = ExtractionSettings.from_params(cfg, parts[0].choice.precision, params.seed, source.identity())
+        written = assemble(
+            [p.cache for p in parts], table, classes, args.out, {**attrs, **optional_settings(cfg)}, settings
+        )
         write_json(
             args.report,
             {
@@ -84,10 +78,11 @@ def main(argv: list[str] | None = None) -> None:
                 "views_per_video": cfg.views,
                 "precision": settings.precision,
                 "device": run.device.type,
-                "engine": done.engine,
-                "seconds": round(trial_seconds + done.seconds, 1),
-                "frames_per_second": round(done.steady_fps, 1),
-                "engine_choice": {**choice.record(), "seconds": round(trial_seconds, 1)},
+                "engine": done[0].engine,
+                "seconds": round(trial_seconds + sum(d.seconds for d in done), 1),
+                "frames_per_second": round(done[0].steady_fps, 1),
+                "engine_choice": {**parts[0].choice.record(), "seconds": round(trial_seconds, 1)},
+                **joined_report(parts, done),
             },
         )
         logger.info("wrote %s: %d clips (%d reused, %d failed)", args.out, written, reused, len(failed))

@@ -43,7 +43,7 @@ import numpy as np
 
 from actrec.data import seeking
 from actrec.data.clips import FRAME_EXTENSIONS, VideoError, VideoInfo, frame_files
-from actrec.data.sampling import sample_indices, spacing
+from actrec.data.sampling import FRAME, Window, sample_indices, spacing
 from actrec.data.timeline import clock_of, frame_count, is_avi, positions_in, shown
 
 if TYPE_CHECKING:
@@ -80,18 +80,21 @@ def read_clip(
     sampling: str = "uniform",
     stride: int = 1,
     decoder: str = "auto",
+    window: Window = FRAME,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Sample (as sample_indices does) and decode views × frames frames: uint8 (views·frames, H, W, 3) and
-    indices (views, frames).
+    """Sample (as sample_indices does) and decode views × frames windows of frames (`window`: the sampled frame
+    alone unless given): uint8 (views·frames·window.length, H, W, 3) and the sampled indices (views, frames).
 
     The frame count comes from the opened clip itself, so no clip table is needed (predict).
     """
+    sampled: list[np.ndarray] = []
 
     def choose(info: VideoInfo) -> Chunks:
-        return [sample_indices(info.frames, frames, views, seed, sampling, stride)]
+        sampled.append(sample_indices(info.frames, frames, views, seed, sampling, stride))
+        return [window.positions(sampled[0], info.frames, info.fps)]
 
-    _, decoded, indices = _read(Path(path), choose, decoder)
-    return next(decoded), indices[0]
+    _, decoded, _ = _read(Path(path), choose, decoder)
+    return next(decoded), sampled[0]
 
 
 def read_frames(path: str | Path, indices: np.ndarray, decoder: str = "auto") -> np.ndarray:

@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 def clip_loader(dataset: ClipReader, batch_size: int, num_workers: int, device: torch.device) -> DataLoader:
     """Batches of whole clips, as many as fill `batch_size` images, decoded by `num_workers` processes
     (and pinned for asynchronous copies when they are bound for a GPU)."""
-    per_clip = dataset.views * dataset.frames
+    per_clip = dataset.images_per_clip
     return DataLoader(
         dataset,
         batch_size=max(1, batch_size // per_clip),
@@ -102,17 +102,18 @@ class FillResult:
 
 
 def choose_engine(
-    table: pd.DataFrame, cfg: ExtractParams, runtime: Runtime, seed: int, source: FeatureSource
+    table: pd.DataFrame, cfg: ExtractParams, runtime: Runtime, seed: int, source: FeatureSource, name: str | None = None
 ) -> EngineChoice:
     """The engine and precision that extract the clips of `table` the caches lack soonest (the source's choice:
-    an image backbone's engine trial), for extract.engine and extract.precision as `cfg` asks them.
+    an image backbone's engine trial), for extract.engine and extract.precision as `cfg` asks them; `name` is
+    the source's where it is not extract.backbone (ExtractionSettings.from_params).
 
     Under torchrun rank 0 decides, once, and every rank runs the same engine in the same precision,
     so all shards land in one cache.
     """
 
     def frames_for(precision: str) -> int:
-        settings = ExtractionSettings.from_params(cfg, precision, seed, source.identity())
+        settings = ExtractionSettings.from_params(cfg, precision, seed, source.identity(), name)
         cached = FeatureCache.read_index(FeatureCache.folder(cfg.cache_dir, settings))
         return table.loc[~table["fingerprint"].isin(cached), "fingerprint"].nunique() * cfg.frames * cfg.views
 
@@ -120,6 +121,34 @@ def choose_engine(
     choice = source.choose(runtime, cfg.engine, cfg.precision, frames_for) if world.is_main else None
     engine, precision, how = gather(world, (choice.engine, choice.precision, choice.how) if choice else None)[0]
     return choice if choice is not None else EngineChoice(engine, precision, how)
+
+
+@dataclass
+class Part:
+    """One feature source of the features (the backbone's, or the motion stream joined to it), its cache, and the
+    runtime and engine choice it runs by."""
+
+    source: FeatureSource
+    name: str  # its name in params.extract (extract.backbone's, extract.motion's)
+    cache: FeatureCache
+    runtime: Runtime
+    choice: EngineChoice
+
+
+def prepare_parts(
+    source: FeatureSource, table: pd.DataFrame, cfg: ExtractParams, runtime: Runtime, seed: int
+) -> list[Part]:
+    """Each part of `source` (FeatureSource.parts) with its engine chosen and its own cache, so a part already
+    cached (appearance features, when motion is added) is not extracted again."""
+    parts = []
+    for i, part in enumerate(source.parts()):
+        name = cfg.backbone if i == 0 else part.name
+        choice = choose_engine(table, cfg, runtime, seed, part, name)  # engine and precision: given, or measured
+        run = runtime.running(choice.engine, choice.precision)
+        run.log()
+        settings = ExtractionSettings.from_params(cfg, choice.precision, seed, part.identity(), name)
+        parts.append(Part(part, name, FeatureCache(cfg.cache_dir, settings), run, choice))
+    return parts
 
 
 def fill_cache(
@@ -216,3 +245,21 @@ def fill_cache(
         embedder.engine,
     )
     return result
+
+
+def fill_parts(parts: list[Part], table: pd.DataFrame, shard_size: int) -> tuple[list[FillResult], pd.DataFrame, int]:
+    """Every part's cache filled for the clips of `table` (fill_cache): what each run did, the clips any part failed
+    on (from every rank), and how many clips every cache held already."""
+    indexes = [p.cache.index() for p in parts]
+    reused = int(table["fingerprint"].map(lambda fp: all(fp in index for index in indexes)).sum())
+    done = [fill_cache(p.cache, table, p.source, p.runtime, shard_size=shard_size, choice=p.choice) for p in parts]
+    failed = [f for d in done for f in gather(parts[0].runtime.world, d.failed)]
+    return done, pd.concat(failed, ignore_index=True).drop_duplicates("clip_id"), reused
+
+
+def joined_report(parts: list[Part], done: list[FillResult]) -> dict:
+    """The extract report's entry of each part after the first (the motion stream), by name: D and frames/s."""
+    return {
+        p.name: {"feature_dim": p.source.feature_dim, "frames_per_second": round(d.steady_fps, 1)}
+        for p, d in zip(parts[1:], done[1:], strict=True)
+    }

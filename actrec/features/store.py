@@ -40,7 +40,10 @@ logger = logging.getLogger(__name__)
 FORMAT_VERSION = 3
 # How features were made, as recorded in the feature file: features differing in any of these
 # are other features, never to be mixed with or swapped for the ones params.extract asks for.
-MATCHED_SETTINGS = ("backbone", "weights", "frames", "views", "sampling", "stride", "image_size")
+MATCHED_SETTINGS = ("backbone", "weights", "motion", "frames", "views", "sampling", "stride", "image_size")
+# Settings a feature file records only where they are set, and their unset values: features made without them
+# keep their bytes (and their DVC hash).
+OPTIONAL_SETTINGS = {"motion": None, "clip_len": "auto"}
 # What the source resolved them to (its identity): a checkpoint's features must also agree with the feature file
 # on these.
 RESOLVED_SETTINGS = ("weights_id", "preprocessing")
@@ -68,14 +71,17 @@ class ExtractionSettings:
     seed: int
 
     @classmethod
-    def from_params(cls, cfg: ExtractParams, precision: str, seed: int, identity: dict[str, str]) -> ExtractionSettings:
+    def from_params(
+        cls, cfg: ExtractParams, precision: str, seed: int, identity: dict[str, str], name: str | None = None
+    ) -> ExtractionSettings:
         """The settings params.extract asks for, with the `identity` of the feature source built from them
-        (FeatureSource.identity: its weights_id and preprocessing) and the precision it runs in.
+        (FeatureSource.identity: its weights_id and preprocessing) and the precision it runs in; `name` is a
+        source's other than extract.backbone (the motion stream joined to it, extract.motion).
 
         The seed only moves jittered views (K > 1); with K = 1 sampling is fixed and the key ignores it.
         """
         return cls(
-            backbone=cfg.backbone,
+            backbone=name or cfg.backbone,
             weights=cfg.weights,
             weights_id=identity["weights_id"],
             preprocessing=identity["preprocessing"],
@@ -174,35 +180,58 @@ class FeatureCache:
         return final
 
 
-def assemble(cache: FeatureCache, table: pd.DataFrame, classes: list[str], out_path: str | Path, attrs: dict) -> int:
+def optional_settings(cfg: ExtractParams) -> dict:
+    """The OPTIONAL_SETTINGS params.extract sets, as the feature file records them."""
+    return {k: getattr(cfg, k) for k, unset in OPTIONAL_SETTINGS.items() if getattr(cfg, k) != unset}
+
+
+def assemble(
+    caches: FeatureCache | list[FeatureCache],
+    table: pd.DataFrame,
+    classes: list[str],
+    out_path: str | Path,
+    attrs: dict,
+    settings: ExtractionSettings | None = None,
+) -> int:
     """Write the feature file for the rows of `table` (clip_id, label, split, fingerprint).
 
-    Rows missing from the cache are left out; returns how many rows were written. Streams one
-    shard at a time, so memory stays flat however many clips there are.
+    Several caches (the parts of a joined source, features/sources/joined.py) give each clip's features side by
+    side, in their order, and must have sampled the same frames; `settings` then records how the whole was made
+    (the one cache's by default). Rows missing from a cache are left out; returns how many rows were written.
+    Streams one shard at a time, so memory stays flat however many clips there are.
     """
+    caches = [caches] if isinstance(caches, FeatureCache) else caches
     out_path = Path(out_path)
-    index = cache.index()
-    table = table[table["fingerprint"].isin(index)].reset_index(drop=True)
-    n, s = len(table), cache.settings
+    indexes = [cache.index() for cache in caches]
+    table = table[table["fingerprint"].map(lambda fp: all(fp in index for index in indexes))].reset_index(drop=True)
+    n, s = len(table), settings or caches[0].settings
     if n == 0:
         raise FeatureStoreError("no clip of the split has features in the cache: nothing to assemble")
+    widths = [_width(index, table["fingerprint"].iloc[0]) for index in indexes]
     label_ids = {c: i for i, c in enumerate(classes)}
     with output_file(out_path) as tmp, h5py.File(tmp, "w") as f:
-        for shard, group in table.groupby(table["fingerprint"].map(lambda fp: index[fp][0])):
-            rows = np.array([index[fp][1] for fp in group["fingerprint"]])
-            # h5py reads only increasing, unique rows; identical videos share one cached row.
-            unique, inverse = np.unique(rows, return_inverse=True)
-            with h5py.File(shard, "r") as src:
-                feats = src["features"][unique][inverse]  # now aligned with the group's rows
-                idx = src["frame_indices"][unique][inverse]
-            if "features" not in f:
-                # Contiguous, so the file's bytes do not depend on the order shards are read in (their
-                # names are random): the same features give the same DVC hash and train is not rerun.
-                f.create_dataset("features", (n, s.views, s.frames, feats.shape[-1]), dtype=np.float16)
-                f.create_dataset("frame_indices", (n, s.views, s.frames), dtype=np.int32)
-            for target, feat, ind in zip(group.index, feats, idx, strict=True):
-                f["features"][target] = feat
-                f["frame_indices"][target] = ind
+        # Contiguous, so the file's bytes do not depend on the order shards are read in (their names are
+        # random): the same features give the same DVC hash and train is not rerun.
+        f.create_dataset("features", (n, s.views, s.frames, sum(widths)), dtype=np.float16)
+        f.create_dataset("frame_indices", (n, s.views, s.frames), dtype=np.int32)
+        for part, (index, start) in enumerate(zip(indexes, np.cumsum([0, *widths[:-1]]), strict=True)):
+            columns = slice(int(start), int(start) + widths[part])
+            for shard, group in table.groupby(table["fingerprint"].map(lambda fp, index=index: index[fp][0])):
+                rows = np.array([index[fp][1] for fp in group["fingerprint"]])
+                # h5py reads only increasing, unique rows; identical videos share one cached row.
+                unique, inverse = np.unique(rows, return_inverse=True)
+                with h5py.File(shard, "r") as src:
+                    feats = src["features"][unique][inverse]  # now aligned with the group's rows
+                    idx = src["frame_indices"][unique][inverse]
+                for target, feat, ind in zip(group.index, feats, idx, strict=True):
+                    f["features"][target, ..., columns] = feat
+                    if part == 0:
+                        f["frame_indices"][target] = ind
+                    elif not np.array_equal(f["frame_indices"][target], ind):
+                        raise FeatureStoreError(
+                            f"{caches[part].dir} holds {table.at[target, 'clip_id']} at other frames than "
+                            f"{caches[0].dir}; delete the newer of the two cache folders and extract again"
+                        )
         f.create_dataset("labels", data=table["label"].map(label_ids).to_numpy(np.int64))
         f.create_dataset("clip_ids", data=table["clip_id"].to_numpy(object), dtype=h5py.string_dtype())
         f.create_dataset("split", data=table["split"].to_numpy(object), dtype=h5py.string_dtype())
@@ -219,6 +248,12 @@ def assemble(cache: FeatureCache, table: pd.DataFrame, classes: list[str], out_p
             }
         )
     return n
+
+
+def _width(index: dict[str, tuple[Path, int]], fingerprint: str) -> int:
+    """D of a cache's features, read from the shard holding `fingerprint`."""
+    with h5py.File(index[fingerprint][0], "r") as f:
+        return int(f["features"].shape[-1])
 
 
 @dataclass

@@ -67,7 +67,8 @@ def recorded_source(checkpoint: Checkpoint, path: str | Path) -> FeatureSource:
     weights = record["weights"] or None  # the feature file stores null as ""
     if is_file(record.get("weights_file") or None) and not is_file(weights):
         weights = record["weights_file"]  # a local file named relative to the project, found from elsewhere
-    source = build_source(record["backbone"], weights, record["image_size"])
+    motion, clip_len = record.get("motion") or None, record.get("clip_len", "auto")  # recorded where set
+    source = build_source(record["backbone"], weights, record["image_size"], motion, clip_len)
     if source.feature_dim != checkpoint.input_dim:
         raise ActrecError(
             f"model {path} takes {checkpoint.input_dim}-d features but its recorded backbone "
@@ -168,9 +169,15 @@ class Predictor:
         return self._runner
 
     def embed(self, frames: np.ndarray) -> np.ndarray:
-        """Features (n, D) float16 of uint8 frames (n, H, W, 3), one per frame, as the extract stage stores them."""
+        """Features (n, D) float16 of n sampled frames, each with its window's frames (context): uint8
+        (n, L, H, W, 3), as the extract stage stores them."""
         self._refuse_frames()
         return self.source.embed_frames(self.runner(len(frames)), frames)
+
+    def context(self, indices: np.ndarray, total: int | None, fps: float) -> np.ndarray:
+        """(…, L) the frames the features at sampled `indices` are made of (FeatureSource.context): the frame
+        itself for an image backbone, a window around it for a video model, the frames after it for motion."""
+        return self.source.context(indices, total, fps)
 
     def _refuse_frames(self) -> None:
         if self.source.frames_refusal:
@@ -224,11 +231,33 @@ class Predictor:
         length, step = min(window.frames(info.fps), info.frames), stride.frames(info.fps)
         starts, indices = self.window_indices(info.frames, length, step)
         unique, inverse = np.unique(indices, return_inverse=True)
-        chunks = np.array_split(unique, math.ceil(len(unique) / DECODE_CHUNK))
+        contexts = self.context(unique, info.frames, info.fps)  # (n, L): what each sampled frame's feature reads
         self.runner(len(unique))  # the engine suits the whole video, not its first chunk
         feats = []
-        for n, frames in enumerate(decoding.frame_chunks(path, chunks), start=1):
+        for done, frames in context_frames(path, contexts, DECODE_CHUNK):
             feats.append(self.embed(frames))
             if progress:
-                progress(n / len(chunks))
+                progress(done / len(contexts))
         return self.window_table(starts, length, info.fps, np.concatenate(feats)[inverse.reshape(indices.shape)])
+
+
+def context_frames(path: Path, contexts: np.ndarray, chunk: int) -> Iterator[tuple[int, np.ndarray]]:
+    """(rows so far, uint8 frames (rows, L, H, W, 3)) of successive rows of `contexts` (n, L), rows in ascending
+    order: read in one pass (decoding.frame_chunks), about `chunk` new frames a step, each frame decoded once and
+    kept only while a later row reads it (windows of neighbouring sampled frames overlap)."""
+    groups = np.array_split(np.arange(len(contexts)), math.ceil(len(contexts) * contexts.shape[1] / chunk))
+    new, seen = [], -1
+    for rows in groups:  # the frames each group reads that no earlier group read
+        wanted = np.unique(contexts[rows])
+        new.append(wanted[wanted > seen])
+        seen = max(seen, int(wanted[-1]))
+    decoded = decoding.frame_chunks(path, [n for n in new if len(n)])
+    kept: dict[int, np.ndarray] = {}
+    for rows, fresh in zip(groups, new, strict=True):
+        if len(fresh):
+            kept.update(zip(fresh.tolist(), next(decoded), strict=True))
+        yield int(rows[-1]) + 1, np.stack([[kept[int(i)] for i in row] for row in contexts[rows]])
+        after = rows[-1] + 1  # the windows' frames rise with their sampled frame: later rows read from here on
+        first = int(contexts[after].min()) if after < len(contexts) else math.inf
+        for i in [i for i in kept if i < first]:
+            del kept[i]

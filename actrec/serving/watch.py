@@ -2,8 +2,10 @@
 
 A thread decodes the source continuously (PyAV: a webcam through v4l2, any URL FFmpeg reads, or
 a file, at its own frame rate with `realtime`) and hands on, as RGB, only the frames some window
-samples. The caller's thread keeps the last window, runs the backbone on those frames once each
-(overlapping windows share them) and the head every stride. Windows are placed and sampled as
+reads: its sampled frames, and where the features are made of several frames (a video model's clip
+around each, the frame after each for optical flow: Predictor.context), those too. The caller's thread
+keeps the last window, runs the source's network on each sampled frame once (overlapping windows share
+them) as soon as the frames it reads have come, and the head every stride. Windows are placed and sampled as
 `actrec predict --window` places them (Predictor.window_offsets, Predictor.window_table), so a
 file watched gives the windows that command writes. When the model falls more than one stride
 behind a live source, the window is dropped, and said so, instead of queueing ever more lag.
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING
 import av
 import numpy as np
 
+from actrec.data.decoding import video_info
 from actrec.data.timeline import clock_of, shown
 from actrec.errors import ActrecError
 from actrec.inference.inputs import Span
@@ -161,22 +164,23 @@ def watch(
         fps = frame_rate(container)
         length, step = window.frames(fps), stride.frames(fps)
         offsets = predictor.window_offsets(length)
-        sampled = set(offsets.tolist())
+        # A file's frames are counted as `predict --window` counts them, so windows at its end read the same frames
+        total = video_info(container.name).frames if Path(container.name).is_file() else None
 
-        def wanted(index: int) -> bool:  # some window start s = k·step (k ≥ 0) samples frame s + offset
-            return any(index >= o and (index - o) % step == 0 for o in sampled)
+        def contexts(start: int) -> np.ndarray:  # (T, L): the frames the window from `start` reads
+            return predictor.context(start + offsets, total, fps)
 
         # The engine is set up before the first frame, chosen as for `predict --window` on the frames to embed:
         # a file's, or for a live stream (no end known) the longest of jobs.
-        total = container.streams.video[0].frames if Path(container.name).is_file() else 0
         predictor.runner(len(np.unique(predictor.window_indices(total, length, step)[1])) if total else sys.maxsize)
         size = container.streams.video[0].codec_context
         if size.width and size.height:  # the first inference's one-off costs, paid before the first window
-            predictor.embed(np.zeros((1, size.height, size.width, 3), np.uint8))
-        reader = FrameReader(container, wanted, realtime)
+            predictor.embed(np.zeros((1, contexts(0).shape[1], size.height, size.width, 3), np.uint8))
+        fitting = len(predictor.window_indices(total, length, step)[0]) if total else None  # windows in a file
+        reader = FrameReader(container, _wanted(lambda k: contexts(k * step), fitting), realtime)
         reader.start()
         counts = Counter()
-        for event in _windows(predictor, reader, fps, length, step, offsets, top_k):
+        for event in _windows(predictor, reader, fps, length, step, offsets, contexts, top_k):
             counts[event.kind] += 1
             yield event
         yield Event("end", message=f"{reader.end}; {counts['update']} updates, {counts['dropped']} windows dropped")
@@ -187,6 +191,26 @@ def watch(
         container.close()
 
 
+def _wanted(contexts: Callable[[int], np.ndarray], windows: int | None) -> Callable[[int], bool]:
+    """Whether frame `index` is read by some window (window k reads `contexts(k)`; a file has `windows`, a live
+    stream no end), asked for rising indices (the reader's order): the windows are laid out as far as the stream
+    has come, and the frames behind it forgotten."""
+    frames: set[int] = set()
+    k, ahead = 0, contexts(0)
+
+    def wanted(index: int) -> bool:
+        nonlocal k, ahead, frames
+        while (windows is None or k < windows) and ahead.min() <= index:  # later windows read from further on
+            frames.update(ahead.ravel().tolist())
+            k += 1
+            ahead = contexts(k)
+        if frames and min(frames) < index:
+            frames = {i for i in frames if i >= index}
+        return index in frames
+
+    return wanted
+
+
 def _windows(
     predictor: Predictor,
     reader: FrameReader,
@@ -194,28 +218,31 @@ def _windows(
     length: int,
     step: int,
     offsets: np.ndarray,
+    contexts: Callable[[int], np.ndarray],
     top_k: int,
 ) -> Iterator[Event]:
-    images: dict[int, np.ndarray] = {}  # sampled frames not yet through the backbone
+    images: dict[int, np.ndarray] = {}  # frames a window to come reads
     features: dict[int, np.ndarray] = {}  # sampled frames' features, kept while a window to come needs them
-    start = 0
+    start, reads = 0, contexts(0)
     for index, image, arrival in reader:
         if image is not None:
             images[index] = image
-        if index < start + length - 1:
+        if index < max(start + length - 1, int(reads.max())):  # the window's frames, and those they read
             continue
         indices = start + offsets
         lag = time.monotonic() - arrival
         if reader.paced and lag > step / fps:  # it would fall further behind: skip to the newest window
             yield Event("dropped", round(start / fps, 3), round((start + length) / fps, 3), lag)
         else:
-            todo = [int(i) for i in np.unique(indices) if i not in features]
+            todo = {int(i): row for i, row in zip(indices, reads, strict=True) if i not in features}
             if todo:
-                features.update(zip(todo, predictor.embed(np.stack([images.pop(i) for i in todo])), strict=True))
+                frames = np.stack([[images[int(j)] for j in row] for row in todo.values()])
+                features.update(zip(todo, predictor.embed(frames), strict=True))
             row = predictor.window_table(np.array([start]), length, fps, np.stack([features[i] for i in indices])[None])
             best = [(c, round(p, 4)) for c, p in predictor.top_k(row.loc[0, predictor.classes].to_numpy(float), top_k)]
             yield Event("update", float(row.start_s[0]), float(row.end_s[0]), time.monotonic() - arrival, best)
         start += step
-        for kept in (images, features):
-            for i in [i for i in kept if i < start]:
+        reads = contexts(start)
+        for kept, first in ((images, int(reads.min())), (features, start)):
+            for i in [i for i in kept if i < first]:
                 del kept[i]

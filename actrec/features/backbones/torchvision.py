@@ -85,17 +85,17 @@ def load(name: str, weights: str | None, image_size: int | str) -> Backbone:
         if is_file(weights):
             state, source, weights_id = read_state_dict(weights), weights, file_identity(weights)
         else:
-            state, source, weights_id = _published(name, chosen), str(chosen), str(chosen)
+            state, source, weights_id = published_weights(name, chosen), str(chosen), str(chosen)
         if name.startswith("vit_") and crop != native_crop:
             from torchvision.models.vision_transformer import interpolate_embeddings
 
             state = interpolate_embeddings(crop, model.patch_size, state)
-        _load_trunk(model, state, head, name, source)
+        load_trunk(model, state, head, name, source)
     preprocessing = Preprocessing(resize, crop, interpolation, mean, std)
     return finish(name, model, preprocessing, weights_id, local_file(weights), TorchvisionBackbone)
 
 
-def _published(name: str, chosen) -> dict[str, torch.Tensor]:
+def published_weights(name: str, chosen) -> dict[str, torch.Tensor]:
     """The enum's weights from the torch hub cache, downloaded there first if the network allows."""
     if chosen is None:
         raise BackboneError(f"torchvision publishes no weights for {name}; use extract.weights: null or a file")
@@ -111,7 +111,7 @@ def _published(name: str, chosen) -> dict[str, torch.Tensor]:
         raise missing_weights(f"{name} ({chosen})", [cached], place, err) from err
 
 
-def _load_trunk(model: nn.Module, state: dict[str, torch.Tensor], head: str, name: str, source: str) -> None:
+def load_trunk(model: nn.Module, state: dict[str, torch.Tensor], head: str, name: str, source: str) -> None:
     """Load every weight of the network but its classifier (and auxiliary classifiers) from `state`."""
     try:
         result = model.load_state_dict(state, strict=False)

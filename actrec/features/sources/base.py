@@ -15,9 +15,14 @@ short subclass. Each says, in one place, everything that differs between familie
   `ClipBatch`;
 - `embedder()`: the device side, an `Embedder` that turns one such batch into features (a backbone's
   engine for images, a 3D network for windows of frames, nothing for precomputed vectors);
-- `embed_frames()`: features of frames already decoded, one per frame, for windows along a long video and
-  live streams, and `image_backbone()`, the network a model is exported with (`frames_refusal` says why a
-  source has neither, where it has not).
+- `window`: the frames each feature is made of around its sampled frame (data.sampling.Window: the frame
+  alone for an image backbone, a clip around it for a video model, the frames after it for optical flow),
+  and `context()`, their indices in a clip;
+- `embed_frames()`: features of frames already decoded, one per sampled frame (each with its window's
+  frames), for windows along a long video and live streams, and `export_network()`, the network a model
+  is exported with (`frames_refusal` says why a source has none, where it has none);
+- `parts()`: the sources whose features stand side by side in these (joined.py: appearance and motion),
+  each with a feature cache of its own.
 
 The extractor, the feature store, the predictor and the extract stage hold no branch on which source runs:
 they call these methods, and `sources.build_source` is the one place a name becomes a source.
@@ -25,9 +30,11 @@ they call these methods, and `sources.build_source` is the one place a name beco
 
 from __future__ import annotations
 
+import json
 import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
@@ -35,11 +42,13 @@ import torch
 from torch.utils.data import Dataset
 
 from actrec.data.clips import VideoError
+from actrec.data.sampling import FRAME, Window
 from actrec.errors import ActrecError
 from actrec.features.engine_trial import EngineChoice
 
 if TYPE_CHECKING:
-    from actrec.features.backbones import Backbone
+    from torch import nn
+
     from actrec.runtime import Runtime
 
 # What a ClipReader's item is: (position, the clip's data or None, frame indices (K, T) or None, error or "").
@@ -86,6 +95,12 @@ class ClipReader(Dataset, ABC):
     def __len__(self) -> int:
         return len(self.paths)
 
+    @property
+    def images_per_clip(self) -> int:
+        """Images one clip sends to the device (K·T; K·T windows of a video model's frames: more), by which the
+        loader sizes its batches of clips."""
+        return self.views * self.frames
+
     @abstractmethod
     def read(self, path: str, seed: int) -> tuple[Any, np.ndarray]:
         """One clip's data, as collate joins it, and its frame indices (K, T); VideoError when it cannot be read."""
@@ -119,6 +134,7 @@ class FeatureSource(ABC):
     name: str
     weights_file: str | None = None  # the local weights file it loaded, as the feature file records it
     frames_refusal: str = ""  # why it cannot embed decoded frames (windows, live streams); "" where it can
+    window: Window = FRAME  # the frames each feature is made of around its sampled frame
 
     @property
     def random_init(self) -> bool:
@@ -135,6 +151,16 @@ class FeatureSource(ABC):
         """What beside sampling and precision changes its features; the feature cache's key, the feature file
         and a checkpoint hold it (keys `weights_id`: the weights' identity; `preprocessing`: a JSON record
         whose `crop_size` is the frame size the network takes, absent for sources that take no frames)."""
+
+    def parts(self) -> list[FeatureSource]:
+        """The sources whose features these are, side by side, each with a feature cache of its own: itself, but
+        for a joined source (joined.py: appearance and motion)."""
+        return [self]
+
+    def context(self, indices: np.ndarray, total: int | None, fps: float) -> np.ndarray:
+        """(…, L) indices of the frames the features at sampled `indices` are made of, in a clip of `total` frames
+        (None: a live stream) at `fps`: what `embed_frames` takes with each sampled frame."""
+        return self.window.positions(indices, total, fps)
 
     def choose(self, runtime: Runtime, engine: str, precision: str, frames_for: Callable[[str], int]) -> EngineChoice:
         """The engine and precision its network runs in, given extract.engine and extract.precision and
@@ -164,19 +190,57 @@ class FeatureSource(ABC):
         where the trial built one), else by `runtime.engine`, `auto` taking what `frames` frames repay."""
 
     def embed_frames(self, embedder: Embedder, frames: np.ndarray) -> np.ndarray:
-        """Features (n, D) float16 of n decoded uint8 frames (n, H, W, 3), one per frame, as extraction stores
-        them: what windows along a video and live streams are made of."""
-        raise ActrecError(self.frames_refusal or f"{self.name} features are not made from single frames")
+        """Features (n, D) float16 of n sampled frames, each with the frames of its window (`context`), decoded:
+        uint8 (n, L, H, W, 3), as extraction stores them: what windows along a video and live streams are made of."""
+        raise ActrecError(self.frames_refusal or f"{self.name} features are not made from decoded frames")
 
-    def image_backbone(self) -> Backbone:
-        """The image network each frame goes through, as a model exported with its backbone runs it (export.py)."""
-        raise ActrecError(self.frames_refusal or f"{self.name} features come from no image backbone")
+    def export_network(self) -> ExportNetwork:
+        """The network a model is exported with (export.py), from one prepared input to its feature."""
+        raise ActrecError(self.frames_refusal or f"{self.name} features come from no network a graph can hold")
+
+    def preparation(self) -> dict[str, Any]:
+        """How its input is prepared, for a runtime without this project (an exported model's JSON): its identity's
+        preprocessing record, unless a source words it otherwise."""
+        return json.loads(self.identity()["preprocessing"])
+
+
+@dataclass
+class ExportNetwork:
+    """What export.py runs of a source's network: a module from prepared uint8 inputs (n, *shape) (images
+    (3, S, S), windows of L images (L, 3, S, S)) to their features (n, D), normalising them inside."""
+
+    module: nn.Module
+    shape: tuple[int, ...]
+
+
+@dataclass
+class FeatureBatch:
+    """A batch of clips whose reader computed their features in the worker (skeleton vectors, motion
+    descriptors): per clip its position, frame indices and error; the readable clips' features (clips, K, T, D)."""
+
+    positions: list[int]
+    frame_indices: list[np.ndarray | None]
+    errors: list[str]
+    features: torch.Tensor | None
+
+
+class FeatureReader(ClipReader):
+    """A ClipReader whose `read` gives each clip's features (K, T, D) themselves, for the Precomputed embedder."""
+
+    def collate(self, items: list[Item]) -> FeatureBatch:
+        good = [feats for _, feats, _, _ in items if feats is not None]
+        return FeatureBatch(
+            [i for i, _, _, _ in items],
+            [indices for _, _, indices, _ in items],
+            [error for _, _, _, error in items],
+            torch.stack(good) if good else None,
+        )
 
 
 class Precomputed:
-    """The Embedder of sources whose readers already give the features (skeleton vectors): nothing runs."""
+    """The Embedder of sources whose readers already give the features (FeatureReader): nothing runs."""
 
     engine = "none"
 
-    def __call__(self, batch: Any) -> torch.Tensor:
+    def __call__(self, batch: FeatureBatch) -> torch.Tensor:
         return batch.features

@@ -12,15 +12,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from actrec.data.decoding import read_clip
 from actrec.features.backbones import Backbone, load_backbone
 from actrec.features.engine_trial import EngineChoice, choose
 from actrec.features.engines import RUNTIMES, BackboneRunner, resolve_engine
-from actrec.features.sources.base import ClipReader, FeatureSource, Item
+from actrec.features.sources.base import ClipReader, ExportNetwork, FeatureSource, Item
 from actrec.runtime import Runtime
 
 
@@ -126,6 +128,17 @@ class BackboneEmbedder:
         return torch.cat([self.runner(chunk) for chunk in images.split(self.runner.batch_size)]).cpu()
 
 
+class Normalised(nn.Module):
+    """The backbone's network on uint8 images (n, 3, S, S) normalised inside: what a model exports with."""
+
+    def __init__(self, backbone: Backbone) -> None:
+        super().__init__()
+        self.backbone, self.net = backbone, backbone.model
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.net(self.backbone.normalize(images))
+
+
 class ImageSource(FeatureSource):
     """An image backbone's feature of each sampled frame."""
 
@@ -133,7 +146,9 @@ class ImageSource(FeatureSource):
         self.backbone, self.name, self.weights_file = backbone, backbone.name, backbone.weights_file
 
     @classmethod
-    def build(cls, name: str, weights: str | None, image_size: int | str = "auto") -> ImageSource:
+    def build(
+        cls, name: str, weights: str | None, image_size: int | str = "auto", clip_len: int | str = "auto"
+    ) -> ImageSource:
         return cls(load_backbone(name, weights, image_size))
 
     @property
@@ -185,12 +200,23 @@ class ImageSource(FeatureSource):
         engine = choice.engine if choice is not None else resolve_engine(runtime.engine, device, precision, frames)
         return BackboneEmbedder(BackboneRunner(self.backbone, device, precision, runtime.batch_size, engine))
 
-    def image_backbone(self) -> Backbone:
-        return self.backbone
+    def export_network(self) -> ExportNetwork:
+        return ExportNetwork(Normalised(self.backbone), (3, self.backbone.image_size, self.backbone.image_size))
+
+    def preparation(self) -> dict[str, Any]:
+        """How frames are resized, cropped and normalised for the backbone, as its library does it."""
+        p = self.backbone.preprocessing
+        return {
+            ("resize" if p.squash else "resize_short_side"): p.resize_size,
+            "interpolation": p.interpolation,
+            "center_crop": p.crop_size,
+            "mean": p.mean,
+            "std": p.std,
+        }
 
     @torch.inference_mode()
     def embed_frames(self, embedder: BackboneEmbedder, frames: np.ndarray) -> np.ndarray:
-        images = self.backbone.preprocess(torch.from_numpy(frames))
+        images = self.backbone.preprocess(torch.from_numpy(frames[:, 0]))  # each window is its sampled frame
         run = embedder.runner
         out = [run(chunk.to(run.device)).cpu() for chunk in images.split(run.batch_size)]
         return torch.cat(out).numpy().astype(np.float16)

@@ -10,7 +10,6 @@ predict take them unchanged.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ from actrec.data.clips import VideoError
 from actrec.data.ntu_skeleton import BODIES, JOINTS, SKELETON, SPINE, read_skeleton
 from actrec.data.sampling import sample_indices
 from actrec.features.engine_trial import EngineChoice
-from actrec.features.sources.base import ClipReader, Embedder, FeatureSource, Item, Precomputed
+from actrec.features.sources.base import Embedder, FeatureReader, FeatureSource, Precomputed
 from actrec.runtime import Runtime
 
 FEATURE_DIM = BODIES * JOINTS * 3
@@ -49,7 +48,7 @@ def skeleton_clip(path: str | Path, frames: int, views: int, seed: int | None) -
     return vectors[indices].astype(np.float16), indices
 
 
-class SkeletonFiles(ClipReader):
+class SkeletonFiles(FeatureReader):
     """Reads one .skeleton file's sampled joint vectors per item: the features themselves."""
 
     def read(self, path: str, seed: int) -> tuple[torch.Tensor, np.ndarray]:
@@ -59,26 +58,6 @@ class SkeletonFiles(ClipReader):
             raise VideoError(f"cannot read: {err.strerror or err}") from err
         return torch.from_numpy(feats), indices
 
-    def collate(self, items: list[Item]) -> SkeletonBatch:
-        good = [feats for _, feats, _, _ in items if feats is not None]
-        return SkeletonBatch(
-            [i for i, _, _, _ in items],
-            [indices for _, _, indices, _ in items],
-            [error for _, _, _, error in items],
-            torch.stack(good) if good else None,
-        )
-
-
-@dataclass
-class SkeletonBatch:
-    """A batch of .skeleton files: per file its position, frame indices and error; the readable files' features
-    (clips, K, T, 150) float16."""
-
-    positions: list[int]
-    frame_indices: list[np.ndarray | None]
-    errors: list[str]
-    features: torch.Tensor | None
-
 
 class SkeletonSource(FeatureSource):
     """NTU's skeleton joints as features: read, not computed, so no network and no engine."""
@@ -87,7 +66,9 @@ class SkeletonSource(FeatureSource):
     frames_refusal = "a model trained on NTU skeletons predicts whole .skeleton files, not frames of a video"
 
     @classmethod
-    def build(cls, name: str, weights: str | None, image_size: int | str = "auto") -> SkeletonSource:
+    def build(
+        cls, name: str, weights: str | None, image_size: int | str = "auto", clip_len: int | str = "auto"
+    ) -> SkeletonSource:
         return cls()
 
     @property

@@ -85,7 +85,8 @@ def _settings(args: argparse.Namespace) -> tuple[ExtractionSettings, Backbone, t
     """The run's settings and backbone; engine and precision are explicit here (main resolves `auto` first, once)."""
     runtime = Runtime.resolve(args.device, batch_size=args.batch_size)
     backbone = load_backbone(args.backbone, args.weights, args.image_size)
-    settings = ExtractionSettings.from_params(_params(args), args.precision, 0, ImageSource(backbone).identity())
+    identity = ImageSource(backbone).identity()
+    settings = ExtractionSettings.from_params(_params(args), args.engine, args.precision, 0, identity)
     torch.set_num_threads(args.threads or torch.get_num_threads())
     return settings, backbone, runtime.device, runtime.batch_size, args.engine
 
@@ -108,7 +109,7 @@ def decide(args: argparse.Namespace) -> dict:
         runtime.batch_size,
         args.engine,
         args.precision,
-        lambda precision: frames,
+        lambda engine, precision: frames,
     )
     return choice.record()
 

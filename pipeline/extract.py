@@ -9,7 +9,8 @@ cache (keyed by the extraction settings and each video's content) are read and r
 rank 0 assembles the feature file. The finetune stage's --backbone-file gives fine-tuned weights where it
 holds any. A clip that cannot be read is listed in the failed report and left out. Every `auto` is
 resolved once, at the start (runtime.start_extraction); engine and precision `auto`: a short trial (kept per
-machine) picks.
+machine) picks. The engine and precision that computed the features key the cache and are recorded in the
+feature file and the report (engine_frames_per_second: the network alone, held against the trial's figure).
 """
 
 from __future__ import annotations
@@ -56,12 +57,12 @@ def main(argv: list[str] | None = None) -> None:
     run = run.running(choice.engine, choice.precision)
     run.log()
     trial_seconds = time.perf_counter() - start
-    settings = ExtractionSettings.from_params(cfg, choice.precision, params.seed, source.identity())
+    settings = ExtractionSettings.from_params(cfg, choice.engine, choice.precision, params.seed, source.identity())
     cache = FeatureCache(cfg.cache_dir, settings)
     distributed.barrier(world)  # every rank has cleared dead runs' leftovers before any rank writes a shard
-
     reused = int(table["fingerprint"].isin(cache.index()).sum())
     done = fill_cache(cache, table, source, run, shard_size=cfg.shard_size, choice=choice)
+    cache = done.cache  # eager's, where the chosen engine could not run
     failed = pd.concat(distributed.gather(world, done.failed), ignore_index=True)
     distributed.barrier(world)
     if world.is_main:
@@ -79,14 +80,15 @@ def main(argv: list[str] | None = None) -> None:
                 "failed": len(failed),
                 "backbone": cfg.backbone,
                 "feature_dim": source.feature_dim,
-                "image_size": settings.input_size,
+                "image_size": cache.settings.input_size,
                 "frames": cfg.frames,
                 "views_per_video": cfg.views,
-                "precision": settings.precision,
+                "engine": cache.settings.engine,  # what computed the features, in this run or the one that cached them
+                "precision": cache.settings.precision,
                 "device": run.device.type,
-                "engine": done.engine,
                 "seconds": round(trial_seconds + done.seconds, 1),
                 "frames_per_second": round(done.steady_fps, 1),
+                "engine_frames_per_second": round(done.forward.frames / max(done.forward.seconds, 1e-9), 1),
                 "engine_choice": {**choice.record(), "seconds": round(trial_seconds, 1)},
             },
         )

@@ -1,5 +1,6 @@
 """The extractor: fill_cache resumes after an interruption, extracts only new clips, reports clips that fail,
-stores K jittered views; decoded batches are pinned for the GPU, and resizing them there gives the workers' features."""
+stores K jittered views, writes to the cache of the engine that ran; decoded batches are pinned for the GPU, and
+resizing them there gives the workers' features."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from actrec.data.clips import fingerprint
 from actrec.data.sampling import sample_indices
 from actrec.features import extractor
 from actrec.features.backbones import load_backbone
+from actrec.features.engine_trial import EngineChoice
 from actrec.features.engines import BackboneRunner
 from actrec.features.extractor import extract_features, fill_cache
 from actrec.features.sources.image import BackboneEmbedder, DecodedBatch, ImageSource
@@ -151,3 +153,22 @@ def test_resizing_on_the_device_gives_the_workers_features(tmp_path: Path, engin
         if not error:
             assert feats.shape == (2, 4, 1280) and np.array_equal(indices, same_indices)
             np.testing.assert_array_equal(feats, same)
+
+
+def test_features_go_to_the_cache_of_the_engine_that_ran_and_its_rate_is_held_to_the_trial(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """onnxruntime chosen but failing on its first batch: eager runs, and its features go to eager's cache, never
+    to onnxruntime's; the network's frames and seconds, its first batch left out, go to engine_trial.confirm."""
+    table = clip_table(tmp_path / "videos", 4)  # 4 frames a clip, 2 clips a batch of 8: 2 batches
+    runner = BackboneRunner(SOURCE.backbone, torch.device("cpu"), "fp32", 8, "eager")
+    runner.engine, runner.fast = "onnxruntime", lambda images: 1 / 0  # the runtime fails on its first batch
+    chosen = FeatureCache(tmp_path / "cache", dataclasses.replace(SETTINGS, engine="onnxruntime"))
+    held = []
+    monkeypatch.setattr(extractor, "confirm", lambda *args: held.append(args))
+    choice = EngineChoice("onnxruntime", "fp32", "cached", runner=runner, key="entry")
+    done = fill_cache(chosen, table, SOURCE, RUNTIME, shard_size=2, choice=choice)
+    assert chosen.index() == {} and done.engine == "eager"
+    assert done.cache.settings == SETTINGS and set(done.cache.index()) == set(table["fingerprint"])
+    [(given, ran, frames, seconds)] = held
+    assert given is choice and ran == "eager" and frames == 8 and seconds > 0

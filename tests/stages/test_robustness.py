@@ -430,5 +430,6 @@ def test_stage_fails_before_work_with_one_line(tmp_path: Path) -> None:
     run = run_stage("subset", tmp_path, check=False)
     assert run.returncode == 2
     lines = run.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: params: extract.frames = -3 is not allowed; expected an integer >= 1")
+    said = "error: params: extract.frames = -3 is not allowed; expected an integer >= 1"
+    assert len(lines) == 1 and lines[0].startswith(said)
     assert not (tmp_path / "data").exists(), "nothing was written"

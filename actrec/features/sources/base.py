@@ -136,10 +136,13 @@ class FeatureSource(ABC):
         and a checkpoint hold it (keys `weights_id`: the weights' identity; `preprocessing`: a JSON record
         whose `crop_size` is the frame size the network takes, absent for sources that take no frames)."""
 
-    def choose(self, runtime: Runtime, engine: str, precision: str, frames_for: Callable[[str], int]) -> EngineChoice:
+    def choose(
+        self, runtime: Runtime, engine: str, precision: str, frames_for: Callable[[str, str], int]
+    ) -> EngineChoice:
         """The engine and precision its network runs in, given extract.engine and extract.precision and
-        `frames_for(precision)`, the frames still to extract in that precision. Without a network (this
-        default), features are what the clips' files hold: nothing runs, in fp32."""
+        `frames_for(engine, precision)`, the frames still to extract with them (features are cached per engine and
+        precision). Without a network (this default), features are what the clips' files hold: nothing runs
+        (engine `none`), in fp32."""
         return EngineChoice("none", "fp32", "given")
 
     @abstractmethod

@@ -147,7 +147,9 @@ class ImageSource(FeatureSource):
     def identity(self) -> dict[str, str]:
         return {"weights_id": self.backbone.weights_id, "preprocessing": self.backbone.preprocessing.to_json()}
 
-    def choose(self, runtime: Runtime, engine: str, precision: str, frames_for: Callable[[str], int]) -> EngineChoice:
+    def choose(
+        self, runtime: Runtime, engine: str, precision: str, frames_for: Callable[[str, str], int]
+    ) -> EngineChoice:
         """Given, from the cache, by the static rule for a short run, or measured (engine_trial.choose)."""
         return choose(self.backbone, runtime.device, runtime.batch_size, engine, precision, frames_for)
 

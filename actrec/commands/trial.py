@@ -14,13 +14,17 @@ import time
 
 def trial_command(args: argparse.Namespace) -> None:
     from actrec import runtime
+    from actrec.errors import ActrecError
     from actrec.features import engine_trial, trial_cache
     from actrec.features.sources import build_source
     from actrec.params import load_params
 
     cfg = load_params(args.params).extract
     run = runtime.start_extraction(cfg)  # threads, device and batch size as the extract stage resolves them
-    backbone = build_source(cfg.backbone, cfg.weights, cfg.image_size).image_backbone()  # skeleton: one line
+    try:
+        backbone = build_source(cfg.backbone, cfg.weights, cfg.image_size).image_backbone()
+    except ActrecError as err:  # skeletons: features read, not computed
+        raise ActrecError(f"extract.backbone {cfg.backbone} runs no image backbone: nothing to time ({err})") from err
     if args.refresh:
         trials, _ = engine_trial.retime(backbone, run.device, run.batch_size, cfg.engine, cfg.precision, args.compile)
     else:

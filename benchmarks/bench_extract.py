@@ -176,6 +176,7 @@ def pipeline(args: argparse.Namespace) -> dict:
         "rss_mb": _peak_rss_mb(),
         "clips": run.extracted,
         "engine": run.engine,
+        "forward_fps": run.forward.frames / max(run.forward.seconds, 1e-9),
     }
 
 
@@ -421,6 +422,10 @@ def main() -> None:
     print(
         f"   start-up            : {p['startup_s']:8.1f} s to the first clip (loading, {p['engine']} set-up, first "
         f"decode); {p['fps_all']:.1f} frames/s with it"
+    )
+    print(
+        f"   backbone in the run : {p['forward_fps']:8.1f} frames/s   ({p['forward_fps'] / b['fps']:.2f} of the bound: "
+        "its forward passes beside the decoding workers, as engine_trial.confirm holds them to the trial)"
     )
     if args.rss_clips:
         small = {"image_size": 64}

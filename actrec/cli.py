@@ -7,10 +7,11 @@ actrec export [--format onnx|torchscript] [--with-backbone]
 actrec serve [--port 7860] [--max-size 100MB]         a web page: upload a video or pick a test clip
 actrec watch SOURCE [--window 4s --stride 1s]        live predictions on a webcam, stream URL or file
 actrec report                                        what the last run kept and scored
+actrec trial [--refresh]                             the engine trial's figures for params.extract, or time them anew
 
 The model and the backbone it was trained on come from what the run recorded in the checkpoint,
-not from today's params.yaml. Every subcommand takes -v/-q (before or after its name). Bad input gives
-one `error: ...` line and exit code 2.
+not from today's params.yaml (`trial` alone reads params.yaml: it times what the extract stage would run).
+Every subcommand takes -v/-q (before or after its name). Bad input gives one `error: ...` line and exit code 2.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from actrec import __version__
 from actrec.commands.arguments import port, positive, seconds, size, span
 from actrec.commands.predict import predict_command
 from actrec.commands.run import export_command, report_command, serve_command, watch_command
+from actrec.commands.trial import trial_command
 from actrec.data.decoding import DEFAULT_FRAME_RATE
 from actrec.data.seeking import decoder_logs
 from actrec.errors import run_main
@@ -131,6 +133,31 @@ def _add_export_and_report(commands: argparse._SubParsersAction) -> None:
     report.set_defaults(func=report_command)
 
 
+def _add_trial(commands: argparse._SubParsersAction) -> None:
+    trial = _command(
+        commands,
+        "trial",
+        "the engine trial's figures for params.extract on this machine; --refresh times them again",
+        "The set-up and frames/s of each engine and precision the extract stage may run the backbone with, as "
+        "kept for this machine, and which one extract.engine: auto takes. The stage times them again by itself "
+        "once a month, or when an extraction runs clearly slower than they say; --refresh does it now.",
+    )
+    trial.add_argument("--refresh", action="store_true", help="time every engine and precision again now")
+    trial.add_argument(
+        "--compile",
+        action="store_true",
+        help="with --refresh, time torch.compile too (its cold build can take minutes; runs time it when it may pay)",
+    )
+    trial.add_argument(
+        "--frames",
+        type=positive,
+        default=100_000,
+        help="frames to extract that auto's pick is shown for (default: %(default)s)",
+    )
+    trial.add_argument("--params", default="params.yaml", help="the params file to read (default: %(default)s)")
+    trial.set_defaults(func=trial_command)
+
+
 def _add_serve_and_watch(commands: argparse._SubParsersAction) -> None:
     server = _command(
         commands,
@@ -206,6 +233,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_predict(commands)
     _add_export_and_report(commands)
     _add_serve_and_watch(commands)
+    _add_trial(commands)
     return parser
 
 

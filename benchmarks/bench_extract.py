@@ -15,10 +15,12 @@ and each phase's peak memory (RSS, DataLoader workers included). Beside them, th
 (decode, sample, resize; no model) shows how many frames/s its workers can feed: where that is
 below the bound, more --workers would help. (5) Decoding by path and worker count: the DataLoader
 alone for each decoding path (auto, PyAV straight through, decord seeking, torchcodec where usable)
-with 1, 2, 4 … workers up to the cores, each worker's share, and the main process's CPU time per
-1,000 frames it receives; which path `auto` takes for the sampled clips. --limit 0 takes every clip
-under the root (distinct files); --repeat R goes over the sample R times, each copy counted as a
-new video, for runs long enough to time a GPU. With --rss-clips N the pipeline
+with 1, 2, 4 … workers up to the cores, each worker's share of a core and frames per CPU-second, and the
+main process's CPU time per 1,000 frames it receives; which path `auto` takes for the sampled clips.
+--compare first times every engine × precision that can run here, marks the one `auto` takes for 3,000 and
+for 200,000 frames and prints its rate against the best measured (kept as figures in --results' file).
+--limit 0 takes every clip under the root (distinct files); --repeat R goes over the sample R times, each
+copy counted as a new video, for runs long enough to time a GPU. With --rss-clips N the pipeline
 also runs at 64 px on N/4 and on N clips (the sample repeated, each copy counted as a new video) to
 show that its peak memory does not grow with the number of clips.
 Each phase runs in a fresh process (from a fork server, so it can use CUDA; its DataLoader workers
@@ -48,15 +50,16 @@ from actrec.data.decoding import DECODERS, decoding_path, read_clip
 from actrec.data.seeking import torchcodec_usable
 from actrec.devices import usable_cores
 from actrec.features.backbones import Backbone, load_backbone
-from actrec.features.engine_trial import candidates, choose, time_candidate
+from actrec.features.engine_trial import Trial, candidates, choose, time_candidate
 from actrec.features.engines import ENGINES, RUNTIMES, BackboneRunner
 from actrec.features.extractor import clip_loader, fill_cache
 from actrec.features.sources.image import ClipDataset, ImageSource
 from actrec.features.store import ExtractionSettings, FeatureCache
+from actrec.features.trial_cache import table
 from actrec.params import DatasetParams, ExtractParams
 from actrec.runtime import Runtime
 from benchmarks.machine import describe_machine
-from benchmarks.results import parse_args
+from benchmarks.results import figure, parse_args
 
 
 def _peak_rss_mb() -> float:
@@ -85,7 +88,8 @@ def _settings(args: argparse.Namespace) -> tuple[ExtractionSettings, Backbone, t
     """The run's settings and backbone; engine and precision are explicit here (main resolves `auto` first, once)."""
     runtime = Runtime.resolve(args.device, batch_size=args.batch_size)
     backbone = load_backbone(args.backbone, args.weights, args.image_size)
-    settings = ExtractionSettings.from_params(_params(args), args.precision, 0, ImageSource(backbone).identity())
+    identity = ImageSource(backbone).identity()
+    settings = ExtractionSettings.from_params(_params(args), args.engine, args.precision, 0, identity)
     torch.set_num_threads(args.threads or torch.get_num_threads())
     return settings, backbone, runtime.device, runtime.batch_size, args.engine
 
@@ -108,7 +112,7 @@ def decide(args: argparse.Namespace) -> dict:
         runtime.batch_size,
         args.engine,
         args.precision,
-        lambda precision: frames,
+        lambda engine, precision: frames,
     )
     return choice.record()
 
@@ -172,6 +176,7 @@ def pipeline(args: argparse.Namespace) -> dict:
         "rss_mb": _peak_rss_mb(),
         "clips": run.extracted,
         "engine": run.engine,
+        "forward_fps": run.forward.frames / max(run.forward.seconds, 1e-9),
     }
 
 
@@ -251,8 +256,9 @@ def decoding_table(args: argparse.Namespace) -> None:
     decoders = [d for d in args.decoders.split(",") if d != "torchcodec" or torchcodec_usable()]
     print(
         "   frames/s by workers (decoding, sampling, resizing as the pipeline does), and per worker: frames per "
-        "second of its own time, that rate against one worker alone, the share of its time it had a core; main: "
-        "the main process's CPU ms per 1,000 frames received"
+        "second of its own time, that rate against one worker alone, the share of its time it had a core, frames "
+        "per CPU-second (what decides on a CPU, where the model takes every core decoding leaves); main: the main "
+        "process's CPU ms per 1,000 frames received"
     )
     for decoder in decoders:
         alone = None
@@ -265,8 +271,8 @@ def decoding_table(args: argparse.Namespace) -> None:
             alone = alone or d["worker_fps"]
             cells.append(
                 f"{n:2d} workers {d['fps']:7.0f} frames/s; a worker {d['worker_fps']:5.0f} frames/s "
-                f"({d['worker_fps'] / alone:4.2f} of one alone, on a core {d['on_core']:4.0%}); main "
-                f"{d['main_ms']:4.0f} ms"
+                f"({d['worker_fps'] / alone:4.2f} of one alone, on a core {d['on_core']:4.0%}, "
+                f"{d['worker_fps'] / max(d['on_core'], 1e-9):5.0f} per CPU-second); main {d['main_ms']:4.0f} ms"
             )
         print(f"   {decoder:10s} " + "\n              ".join(cells))
 
@@ -358,9 +364,10 @@ def main() -> None:
     parser.add_argument(
         "--compare",
         action="store_true",
-        help="also time every engine and precision that can run here (set-up, steady frames/s) and say which "
-        "`auto` would take for 3,000 and 200,000 frames",
+        help="also time every engine and precision that can run here (set-up, steady frames/s), mark the one "
+        "`auto` takes for 3,000 and for 200,000 frames and give its rate against the best measured",
     )
+    parser.add_argument("--compare-only", action="store_true", help="only --compare's table: no pipeline")
     parser.add_argument("--seconds", type=float, default=3.0, help="--compare: timed seconds per candidate")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     parser.add_argument(
@@ -392,8 +399,10 @@ def main() -> None:
         args.engine = args.engine if args.engine != "auto" else "eager"  # no model runs: the layout it takes
         decoding_table(args)
         return
-    if args.compare:
+    if args.compare or args.compare_only:
         _compare_all(args)
+        if args.compare_only:
+            return
     choice = run_isolated(decide, args)
     args.engine, args.precision = choice["engine"], choice["precision"]
     print(f"engine {args.engine}, precision {args.precision} ({choice['chosen_by']})")
@@ -413,6 +422,10 @@ def main() -> None:
     print(
         f"   start-up            : {p['startup_s']:8.1f} s to the first clip (loading, {p['engine']} set-up, first "
         f"decode); {p['fps_all']:.1f} frames/s with it"
+    )
+    print(
+        f"   backbone in the run : {p['forward_fps']:8.1f} frames/s   ({p['forward_fps'] / b['fps']:.2f} of the bound: "
+        "its forward passes beside the decoding workers, as engine_trial.confirm holds them to the trial)"
     )
     if args.rss_clips:
         small = {"image_size": 64}
@@ -458,33 +471,32 @@ def main() -> None:
 
 
 def _compare_all(args: argparse.Namespace) -> None:
-    """Every engine x precision that can run here, each timed in its own process, and `auto`'s pick."""
+    """Every engine x precision that can run here, each timed in its own process; the ones `auto` takes for 3,000
+    and for 200,000 frames marked, with their rate against the best measured (also kept as figures)."""
     device = Runtime.resolve(args.device).device
-    pairs = candidates(args.engine, args.precision, device)
     print(
-        f"engine x precision ({args.backbone} @ {args.image_size}, batch {args.batch_size}): set-up, bound, and "
-        f"seconds for 3,000 / 200,000 frames"
+        f"engine x precision ({args.backbone} @ {args.image_size}, batch {args.batch_size}): set-up and steady "
+        f"frames/s, each timed for {args.seconds:g} s in its own process"
     )
-    rows = {}
-    for engine, precision in pairs:
+    trials = []
+    for engine, precision in candidates(args.engine, args.precision, device):
         r = run_isolated(compare, argparse.Namespace(**{**vars(args), "engine": engine, "precision": precision}))
-        rows[(engine, precision)] = r
-        if r["error"]:
-            print(f"   {engine:12s} {precision:5s} failed: {r['error']}")
-            continue
-        print(
-            f"   {engine:12s} {precision:5s} {r['setup_s']:6.1f} s {r['fps']:8.1f} frames/s   "
-            + "   ".join(f"{r['setup_s'] + n / r['fps']:8.0f} s" for n in (3_000, 200_000))
-        )
+        trials.append(Trial(engine, precision, r["setup_s"], r["fps"], r["error"]))
+    picks, how = {}, {}
     for n in (3_000, 200_000):
         picked = run_isolated(decide, argparse.Namespace(**{**vars(args), "trial_frames": n}))
-        ok = {k: v["setup_s"] + n / v["fps"] for k, v in rows.items() if not v["error"]}
-        best = min(ok, key=ok.get)
-        mine = ok.get((picked["engine"], picked["precision"]), float("nan"))
+        picks[n], how[n] = (picked["engine"], picked["precision"]), picked["chosen_by"]
+    print("\n".join(table(trials, picks)))
+    ran = {(t.engine, t.precision): t for t in trials if not t.error and t.fps > 0}
+    for n, pair in picks.items():
+        soonest = min(ran, key=lambda p: ran[p].seconds_for(n))
+        mine = ran[pair].seconds_for(n) if pair in ran else float("nan")
         print(
-            f"   {n:,} frames: auto takes {picked['engine']}/{picked['precision']} ({picked['chosen_by']}), "
-            f"{mine:.0f} s; the best is {best[0]}/{best[1]}, {ok[best]:.0f} s ({ok[best] / mine:.2f} of auto's rate)"
+            f"  {n:,} frames ({how[n]}): auto's pick done in {mine:.0f} s; the soonest measured here, "
+            f"{soonest[0]}/{soonest[1]}, in {ran[soonest].seconds_for(n):.0f} s (set-up counted)"
         )
+        if pair in ran:
+            figure(f"auto_rate_to_best_{n}", round(ran[pair].fps / max(t.fps for t in ran.values()), 3))
 
 
 if __name__ == "__main__":

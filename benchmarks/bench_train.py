@@ -89,6 +89,7 @@ def write_feature_file(
         sampling="uniform",
         stride=2,
         image_size=224,
+        engine="eager",
         precision="fp32",
         seed=seed,
     )

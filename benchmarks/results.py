@@ -69,6 +69,17 @@ def read(path: Path) -> Results:
     return Results(**data)
 
 
+# Raw numbers a benchmark records beside what it prints (`figure`): written to the results file's `figures`.
+FIGURES: dict[str, float] = {}
+
+
+def figure(name: str, value: float) -> float:
+    """Keep `value` under `name` for the results file (with --results), so that a test or a page can take the
+    number itself rather than read it back out of the printed text; returns it."""
+    FIGURES[name] = value
+    return value
+
+
 def command_line() -> str:
     """How this process was started, as one would type it: `python -m benchmarks.NAME ARGS`."""
     module = Path(sys.argv[0]).stem
@@ -83,6 +94,7 @@ def write(path: Path, output: str) -> Path:
         date=date.today().isoformat(),
         command=command_line(),
         output="\n".join(line for line in output.splitlines() if line != machine),
+        figures=dict(FIGURES),
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(asdict(results), indent=2, ensure_ascii=False) + "\n")

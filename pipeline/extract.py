@@ -9,7 +9,9 @@ cache (keyed by the extraction settings and each video's content) are read and r
 rank 0 assembles the feature file. The finetune stage's --backbone-file gives fine-tuned weights where it
 holds any. A clip that cannot be read is listed in the failed report and left out. Every `auto` is
 resolved once, at the start (runtime.start_extraction); engine and precision `auto`: a short trial (kept per
-machine) picks.
+machine) picks. The engine and precision that computed each part's features (a joined motion stream: none, in
+fp32) key that part's cache; the first part's are recorded in the feature file and the report, each other part's
+in its report entry (engine_frames_per_second: the network alone, held against the trial's figure).
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ from pathlib import Path
 from actrec import distributed, runtime
 from actrec.data.datasets import read_table
 from actrec.errors import run_main
+from actrec.features import extractor
 from actrec.features.backbone_file import extract_params
-from actrec.features.extractor import fill_parts, joined_report, prepare_parts
 from actrec.features.sources import build_source
-from actrec.features.store import ExtractionSettings, assemble, optional_settings
+from actrec.features.store import assemble, optional_settings
 from actrec.files import output_dir, output_file, remove_leftovers, write_json
 from actrec.params import load_params
 
@@ -50,17 +52,17 @@ def main(argv: list[str] | None = None) -> None:
     remove_leftovers(output_dir(args.out.parent))
     start = time.perf_counter()
     source = build_source(cfg.backbone, cfg.weights, cfg.image_size, cfg.motion, cfg.clip_len)  # keys the caches
-    parts = prepare_parts(source, table, cfg, run, params.seed)  # each part's engine, precision and cache
+    parts = extractor.prepare_parts(source, table, cfg, run, params.seed)  # each part's engine, precision and cache
     trial_seconds = time.perf_counter() - start
     distributed.barrier(world)  # every rank has cleared dead runs' leftovers before any rank writes a shard
-    done, failed, reused = fill_parts(parts, table, cfg.shard_size)
+    done, failed, reused = extractor.fill_parts(parts, table, cfg.shard_size)
     distributed.barrier(world)
     if world.is_main:
         with output_file(args.failed) as tmp:  # sorted: the same failures give the same file, however ranked
             failed.sort_values("clip_id").to_csv(tmp, index=False)
         classes = sorted(table["label"].unique(), key=str.lower)
         attrs = {"dataset": params.dataset.name, "weights_file": source.weights_file or "", **made_by}
-        settings = ExtractionSettings.from_params(cfg, parts[0].choice.precision, params.seed, source.identity())
+        settings = extractor.assembled_settings(parts, source, cfg, params.seed)
         written = assemble(
             [p.cache for p in parts], table, classes, args.out, {**attrs, **optional_settings(cfg)}, settings
         )
@@ -76,13 +78,8 @@ def main(argv: list[str] | None = None) -> None:
                 "image_size": settings.input_size,
                 "frames": cfg.frames,
                 "views_per_video": cfg.views,
-                "precision": settings.precision,
                 "device": run.device.type,
-                "engine": done[0].engine,
-                "seconds": round(trial_seconds + sum(d.seconds for d in done), 1),
-                "frames_per_second": round(done[0].steady_fps, 1),
-                "engine_choice": {**parts[0].choice.record(), "seconds": round(trial_seconds, 1)},
-                **joined_report(parts, done),
+                **extractor.report(parts, done, trial_seconds),
             },
         )
         logger.info("wrote %s: %d clips (%d reused, %d failed)", args.out, written, reused, len(failed))

@@ -25,7 +25,7 @@ def test_every_flag_of_every_subcommand_has_help() -> None:
             assert action.help, f"actrec {name} {'/'.join(action.option_strings) or action.dest} has no help"
 
 
-@pytest.mark.parametrize("name", ["predict", "export", "report", "serve", "watch"])
+@pytest.mark.parametrize("name", ["predict", "export", "report", "serve", "watch", "trial"])
 def test_verbose_and_quiet_go_before_or_after_the_subcommand(name: str) -> None:
     parser = build_parser()
     needs = {"predict": ["x.avi"], "watch": ["0"]}.get(name, [])

@@ -1,6 +1,8 @@
 """Clip decoding: one loader for video files and for folders of frames, the container opened once per read.
 
-Which decoder reads a video was measured (figures: docs, Benchmarks → Decoding paths). PyAV opens
+Which decoder reads a video was measured (figures: docs, Benchmarks → Decoding paths), and is a rule rather than
+a per-machine trial: per CPU-second, what decides where decoding and the model share the cores, the rule and
+measurement agree, while a short trial on a busy CPU would time the share of a core each decoder got. PyAV opens
 every video first, for its frame count, rate and size (so every path samples the same frames), then:
 
 - where the sampled frames lie closer together than the keyframes (short or low-resolution clips:

@@ -5,31 +5,31 @@ AVX512-BF16 CPU OpenVINO in bf16 wins on EfficientNet and torch in bf16 on ResNe
 another world again (figures: docs/benchmarks.md, Engines and precision). So `extract.engine: auto`
 (or `precision: auto`) times every candidate that can run here on the actual backbone, batch size and device, for a
 moment each, and runs with the one that finishes the frames still to extract soonest, its set-up
-counted. The measurements are kept per machine, backbone and settings (in ~/.cache/actrec, or
-$ACTREC_CACHE_DIR), so later runs choose at once; torch.compile, whose cold set-up can take longer
-than a short run, is timed only when the run is long enough for it to pay.
+counted, and the clips each candidate's feature cache already holds not counted (features are cached per
+engine and precision). The measurements are kept per machine, backbone and settings (trial_cache.py),
+so later runs choose at once, until they are a month old, an extraction finds them untrue (`confirm`)
+or `actrec trial --refresh` times them again (`retime`); torch.compile, whose cold set-up can take
+longer than a short run, is timed only when the run is long enough for it to pay.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import math
-import os
-import platform
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 
 import torch
 
 from actrec.devices import native_precision, resolve_precision
 from actrec.errors import ActrecError, first_line
+from actrec.features import trial_cache
 from actrec.features.backbones import Backbone
 from actrec.features.engines import ENGINES, BackboneRunner, available, resolve_engine, supports
-from actrec.files import output_file
+from actrec.features.trial_cache import Pair, Trial, cache_file
+
+__all__ = ["EngineChoice", "Trial", "cache_file", "candidates", "choose", "confirm", "retime", "time_candidate"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,37 +40,29 @@ TRIAL_SECONDS = 0.5  # timed forward passes per candidate, after its set-up and 
 # it could repay its set-up: the measured one when known, else this guess at a cold compile.
 COMPILE_MAX_GAIN = 1.5
 COMPILE_SETUP_GUESS_S = 45.0
-CPU_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+# A kept trial no longer holds when the engine it chose, timed in the extraction itself, runs under this share
+# of the trial's rate over at least CONFIRM_MIN_SECONDS of forward passes (a shorter run says too little). In a
+# run the backbone shares the cores with the decoding workers and keeps about three quarters of its trial rate
+# on a 2-core CPU (docs/benchmarks.md, Engines and precision): half is clearly slower, not that sharing.
+SLOW_RATIO = 0.5
+CONFIRM_MIN_SECONDS = 60.0
 
-
-@dataclass(frozen=True)
-class Trial:
-    """One candidate's figures: seconds to set up (export, compile, first batch) and steady frames/s."""
-
-    engine: str
-    precision: str
-    setup_s: float
-    fps: float
-    error: str = ""
-
-    def seconds_for(self, frames: int, built: bool = False) -> float:
-        """Time to extract `frames` frames with this candidate (its set-up not counted when already built)."""
-        if self.error or self.fps <= 0:
-            return math.inf
-        return (0.0 if built else self.setup_s) + frames / self.fps
+FramesFor = Callable[[str, str], int]  # (engine, precision) → frames still to extract with them
 
 
 @dataclass
 class EngineChoice:
-    """The engine and precision a run takes, why, and the runner when the trial already built it."""
+    """The engine and precision a run takes, why, the runner when the trial already built it, and the trial
+    cache's entry its figures came from ("" when none did)."""
 
     engine: str
     precision: str
-    # given (params), cache (features already extracted in this precision), rule (too short for a trial),
-    # trial (measured now), cached (measured before), fallback (no candidate could run)
+    # given (params), cache (features already extracted with this engine and precision), rule (too short for a
+    # trial), trial (measured now), cached (measured before), fallback (no candidate could run)
     how: str
     trials: list[Trial] = field(default_factory=list)
     runner: BackboneRunner | None = None
+    key: str = ""
 
     def record(self) -> dict:
         """What reports/extract.json keeps of the choice."""
@@ -78,11 +70,11 @@ class EngineChoice:
             "engine": self.engine,
             "precision": self.precision,
             "chosen_by": self.how,
-            "trials": [{k: v for k, v in asdict(t).items() if v != ""} for t in self.trials],
+            "trials": [t.record() for t in self.trials],
         }
 
 
-def candidates(engine: str, precision: str, device: torch.device) -> list[tuple[str, str]]:
+def candidates(engine: str, precision: str, device: torch.device) -> list[Pair]:
     """(engine, precision) pairs that may run: the params' values where given, else every installed engine
     in fp32 and in the reduced precision the device runs natively."""
     native = resolve_precision("auto", device)
@@ -93,54 +85,31 @@ def candidates(engine: str, precision: str, device: torch.device) -> list[tuple[
     return [(e, p) for e in engines for p in precisions if supports(e, p, device)]
 
 
-def machine() -> str:
-    """What the figures depend on besides the model: CPU model and flags or GPU, threads, runtime versions."""
-    info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").is_file() else ""
-    lines = info.splitlines()
-    model = next((x.split(":", 1)[1].strip() for x in lines if x.startswith("model name")), platform.processor())
-    flags = set(next((x.split(":", 1)[1].split() for x in lines if x.startswith("flags")), []))
-    parts = [
-        model,
-        "+".join(f for f in CPU_FLAGS if f in flags),
-        f"{torch.get_num_threads()} threads",
-        f"torch {torch.__version__}",
-    ]
-    if torch.cuda.is_available():
-        parts.append(torch.cuda.get_device_name())
-    for runtime in ("onnxruntime", "openvino"):
-        if available(runtime):
-            from importlib.metadata import version
-
-            parts.append(f"{runtime} {version(runtime)}")
-    return ", ".join(parts)
+def runnable_precision(precision: str, device: torch.device) -> str:
+    """The precision asked for, or fp32 (said in one line) where the device does not run it natively."""
+    if precision == "auto" or native_precision(precision, device):
+        return precision
+    logger.warning(
+        "extract.precision = %s is not native on this %s (a CPU needs AVX512-BF16 or AMX for bf16): the "
+        "backbone runs in fp32, and the features are recorded as fp32",
+        precision,
+        device.type,
+    )
+    return "fp32"
 
 
-def cache_file() -> Path:
-    root = os.environ.get("ACTREC_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return Path(root) / "actrec" / "engine-trials.json"
+def _about(backbone: Backbone, batch_size: int) -> dict:
+    """What the trial cache's entry says it is for."""
+    return {
+        "machine": trial_cache.machine(),
+        "backbone": backbone.name,
+        "image_size": backbone.image_size,
+        "batch_size": batch_size,
+    }
 
 
-def _key(backbone: str, image_size: int, device: torch.device, batch_size: int) -> str:
-    text = json.dumps([machine(), device.type, backbone, image_size, batch_size])
-    return hashlib.sha1(text.encode()).hexdigest()[:16]
-
-
-def _load(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _save(path: Path, key: str, trials: list[Trial], about: dict) -> None:
-    """Add this run's measurements to the file (best effort: a read-only home only costs a trial next time)."""
-    data = _load(path)
-    data[key] = {**about, "trials": [asdict(t) for t in trials]}
-    try:
-        with output_file(path) as tmp:
-            tmp.write_text(json.dumps(data, indent=2) + "\n")
-    except OSError as err:
-        logger.warning("cannot keep the engine trial in %s (%s); the next run measures again", path, err)
+def _key(backbone: Backbone, device: torch.device, batch_size: int) -> str:
+    return trial_cache.entry_key(backbone.name, backbone.image_size, device, batch_size)
 
 
 def time_candidate(
@@ -169,10 +138,11 @@ def time_candidate(
             _sync(device)
             fps = frames / (time.perf_counter() - begin)
     except Exception as err:  # an engine that cannot run here is not a candidate
-        return Trial(engine, precision, 0.0, 0.0, f"{type(err).__name__}: {first_line(err, 120)}"), None
+        error = f"{type(err).__name__}: {first_line(err, 120)}"
+        return Trial(engine, precision, 0.0, 0.0, error, measured=time.time()), None
     if runner.engine != engine:  # it fell back to eager: its figures are eager's
-        return Trial(engine, precision, setup, 0.0, "fell back to eager"), None
-    return Trial(engine, precision, round(setup, 2), round(fps, 1)), runner
+        return Trial(engine, precision, setup, 0.0, "fell back to eager", measured=time.time()), None
+    return Trial(engine, precision, round(setup, 2), round(fps, 1), measured=time.time()), runner
 
 
 def _sync(device: torch.device) -> None:
@@ -180,14 +150,14 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _compile_may_pay(known: dict[tuple[str, str], Trial], precision: str, frames: int) -> bool:
+def _compile_may_pay(known: dict[Pair, Trial], precision: str, frames: dict[Pair, int]) -> bool:
     """Whether torch.compile, at best COMPILE_MAX_GAIN times eager torch, could beat the best engine measured."""
     eager = known.get(("eager", precision))
     if eager is None or eager.error:
         return False
-    best = min((t.seconds_for(frames) for (e, _), t in known.items() if e != "compile"), default=math.inf)
+    best = min((t.seconds_for(frames[pair]) for pair, t in known.items() if pair[0] != "compile"), default=math.inf)
     setup = known[("compile", precision)].setup_s if ("compile", precision) in known else COMPILE_SETUP_GUESS_S
-    return setup + frames / (eager.fps * COMPILE_MAX_GAIN) < best
+    return setup + frames[("compile", precision)] / (eager.fps * COMPILE_MAX_GAIN) < best
 
 
 def choose(
@@ -196,22 +166,15 @@ def choose(
     batch_size: int,
     engine: str,
     precision: str,
-    frames_for: Callable[[str], int],
+    frames_for: FramesFor,
 ) -> EngineChoice:
-    """The engine and precision to run, for `frames_for(precision)` frames still to extract in that precision.
+    """The engine and precision to run, for `frames_for(engine, precision)` frames still to extract with them.
 
-    Explicit params are obeyed. Otherwise the figures come from the cache file; what is missing is
-    measured now (and added to the file), unless the run is too short to repay a trial, which then
-    follows the static rule (engines.resolve_engine, devices.resolve_precision).
+    Explicit params are obeyed. Otherwise the figures come from the trial cache; what is missing or stale
+    is measured now (and kept), unless the run is too short to repay a trial, which then follows the static
+    rule (`_by_rule`).
     """
-    if precision != "auto" and not native_precision(precision, device):
-        logger.warning(
-            "extract.precision = %s is not native on this %s (a CPU needs AVX512-BF16 or AMX for bf16): the "
-            "backbone runs in fp32, and the features are recorded as fp32",
-            precision,
-            device.type,
-        )
-        precision = "fp32"
+    precision = runnable_precision(precision, device)
     if engine != "auto" and precision != "auto":
         return EngineChoice(engine, precision, "given")
     pairs = candidates(engine, precision, device)
@@ -220,53 +183,56 @@ def choose(
             f"params: extract.engine = {engine!r} cannot run in precision {precision} on {device.type} "
             f"(or its runtime is not installed); use engine auto"
         )
-    frames = {p: frames_for(p) for p in {p for _, p in pairs}}
-    done = [p for p, n in frames.items() if n == 0]
-    if done:  # every clip is in the cache already in this precision: nothing will run
-        return EngineChoice(engine if engine != "auto" else "eager", done[0], "cache")
-    path, key = cache_file(), _key(backbone.name, backbone.image_size, device, batch_size)
-    kept = {(t["engine"], t["precision"]): Trial(**t) for t in _load(path).get(key, {}).get("trials", [])}
-    known = {pair: trial for pair, trial in kept.items() if pair in pairs}  # what this run may choose from
+    frames = {pair: frames_for(*pair) for pair in pairs}
+    done = [pair for pair in pairs if frames[pair] == 0]
+    if done:  # every clip is in the cache already with this engine and precision: nothing will run
+        return EngineChoice(*done[0], "cache")
+    key = _key(backbone, device, batch_size)
+    known = {pair: trial for pair, trial in trial_cache.load(key).items() if pair in pairs}
     # An engine given in params is timed whatever its set-up; under `auto` a compile only if it may pay.
     gated = engine == "auto"
     missing = [pair for pair in pairs if pair not in known and (pair[0] != "compile" or not gated)]
-    if missing and max(frames.values()) < TRIAL_MIN_FRAMES:
-        chosen = precision if precision != "auto" else resolve_precision("auto", device)
-        return EngineChoice(
-            engine if engine != "auto" else resolve_engine("auto", device, chosen, frames[chosen]), chosen, "rule"
-        )
+    if missing and min(frames.values()) < TRIAL_MIN_FRAMES:
+        return _by_rule(pairs, frames, engine, precision, device)
     measured, built = measure(backbone, device, batch_size, pairs, known, frames, gated)
     known.update(measured)
     if measured:
-        about = {
-            "machine": machine(),
-            "backbone": backbone.name,
-            "image_size": backbone.image_size,
-            "batch_size": batch_size,
-        }
-        _save(path, key, list({**kept, **known}.values()), about)  # keep what other params' runs measured
-    return pick(pairs, known, built, frames, source="measured now" if built else f"from {path}")
+        trial_cache.save(key, list(measured.values()), _about(backbone, batch_size))
+    source = "measured now" if built else f"from {cache_file()}"
+    choice = pick(pairs, known, built, frames, source)
+    choice.key = key if choice.how in ("trial", "cached") else ""  # the entry `confirm` may drop
+    return choice
+
+
+def _by_rule(
+    pairs: list[Pair], frames: dict[Pair, int], engine: str, precision: str, device: torch.device
+) -> EngineChoice:
+    """A run too short to repay a trial: the static rule's pair (engines.resolve_engine for the frames of a fresh
+    start, devices.resolve_precision), unless another candidate's cache already holds more of the clips, which
+    then has the least left to do."""
+    chosen = precision if precision != "auto" else resolve_precision("auto", device)
+    rule = (engine if engine != "auto" else resolve_engine("auto", device, chosen, max(frames.values())), chosen)
+    return EngineChoice(*min(pairs, key=lambda pair: (frames[pair], pair != rule)), "rule")
 
 
 def measure(
     backbone: Backbone,
     device: torch.device,
     batch_size: int,
-    pairs: list[tuple[str, str]],
-    known: dict[tuple[str, str], Trial],
-    frames: dict[str, int],
+    pairs: list[Pair],
+    known: dict[Pair, Trial],
+    frames: dict[Pair, int],
     gated: bool,
-) -> tuple[dict[tuple[str, str], Trial], dict[tuple[str, str], BackboneRunner]]:
+) -> tuple[dict[Pair, Trial], dict[Pair, BackboneRunner]]:
     """Time the candidates not yet `known`: their trials, and the runners they built (ready to run).
 
     Under `gated` (engine auto) torch.compile is timed only where, at its best, it could beat what is known.
     """
-    measured: dict[tuple[str, str], Trial] = {}
-    built: dict[tuple[str, str], BackboneRunner] = {}
-    for pair in [p for p in pairs if p not in known and p[0] != "compile"] + [
-        p for p in pairs if p not in known and p[0] == "compile"
-    ]:
-        if pair[0] == "compile" and gated and not _compile_may_pay({**known, **measured}, pair[1], frames[pair[1]]):
+    measured: dict[Pair, Trial] = {}
+    built: dict[Pair, BackboneRunner] = {}
+    todo = [p for p in pairs if p not in known]
+    for pair in [p for p in todo if p[0] != "compile"] + [p for p in todo if p[0] == "compile"]:
+        if pair[0] == "compile" and gated and not _compile_may_pay({**known, **measured}, pair[1], frames):
             continue
         logger.info("engine trial: timing %s in %s", *pair)
         measured[pair], runner = time_candidate(backbone, device, *pair, batch_size)
@@ -276,16 +242,16 @@ def measure(
 
 
 def pick(
-    pairs: list[tuple[str, str]],
-    known: dict[tuple[str, str], Trial],
-    built: dict[tuple[str, str], BackboneRunner],
-    frames: dict[str, int],
+    pairs: list[Pair],
+    known: dict[Pair, Trial],
+    built: dict[Pair, BackboneRunner],
+    frames: dict[Pair, int],
     source: str,
 ) -> EngineChoice:
-    """The candidate that finishes `frames` soonest, its set-up counted unless `built`; eager if none can run."""
+    """The candidate that finishes its `frames` soonest, its set-up counted unless `built`; eager if none can run."""
 
-    def seconds(pair: tuple[str, str]) -> float:
-        return known[pair].seconds_for(frames[pair[1]], built=pair in built)
+    def seconds(pair: Pair) -> float:
+        return known[pair].seconds_for(frames[pair], built=pair in built)
 
     trials = [known[p] for p in pairs if p in known]
     best = min(known, key=seconds, default=("eager", pairs[0][1]))
@@ -301,6 +267,64 @@ def pick(
             for t in trials
         ),
         *best,
-        frames[best[1]],
+        frames[best],
     )
     return EngineChoice(best[0], best[1], "trial" if built else "cached", trials, built.get(best))
+
+
+def confirm(choice: EngineChoice, ran: str, frames: int, seconds: float) -> bool:
+    """Whether the choice's trial held in a real extraction that ran `frames` frames through engine `ran` in
+    `seconds` of forward passes. Where it did not (the engine could not run, or ran under SLOW_RATIO of its
+    trial's rate over at least CONFIRM_MIN_SECONDS), the trial cache's entry is dropped, in one line, so that
+    the next run times every candidate again."""
+    trial = next((t for t in choice.trials if (t.engine, t.precision) == (choice.engine, choice.precision)), None)
+    if not choice.key or trial is None:
+        return True  # given, from the rule or a feature cache: no figure to doubt
+    if ran != choice.engine:
+        reason = f"{choice.engine} could not run the backbone and eager PyTorch ran instead"
+    elif seconds < CONFIRM_MIN_SECONDS or frames / seconds >= SLOW_RATIO * trial.fps:
+        return True
+    else:
+        reason = (
+            f"{choice.engine}/{choice.precision} ran at {frames / seconds:.1f} frames/s over {seconds:.0f} s, "
+            f"under {SLOW_RATIO} of the {trial.fps:.1f} its trial measured"
+        )
+    if trial_cache.drop(choice.key):
+        logger.warning("engine trial no longer holds (%s): the next run times the engines again", reason)
+    return False
+
+
+def retime(
+    backbone: Backbone, device: torch.device, batch_size: int, engine: str, precision: str, with_compile: bool
+) -> tuple[list[Trial], str]:
+    """Every candidate for these params timed now (torch.compile only `with_compile`: its cold build can take
+    minutes), in place of the trial cache's entry; the trials, and the entry's key."""
+    precision = runnable_precision(precision, device)
+    pairs = [(engine, precision)] if "auto" not in (engine, precision) else candidates(engine, precision, device)
+    timed = [pair for pair in pairs if pair[0] != "compile" or with_compile or engine == "compile"]
+    trials = []
+    for pair in timed:
+        logger.info("engine trial: timing %s in %s", *pair)
+        trials.append(time_candidate(backbone, device, *pair, batch_size)[0])
+    key = _key(backbone, device, batch_size)
+    trial_cache.drop(key)
+    trial_cache.save(key, trials, _about(backbone, batch_size))
+    return trials, key
+
+
+def kept(backbone: Backbone, device: torch.device, batch_size: int) -> tuple[list[Trial], str]:
+    """The trials kept for this backbone, device and batch size on this machine (stale ones left out), and the
+    trial cache's entry they are in."""
+    key = _key(backbone, device, batch_size)
+    return list(trial_cache.load(key).values()), key
+
+
+def auto_pick(trials: list[Trial], engine: str, precision: str, device: torch.device, frames: int) -> Pair | None:
+    """The pair `choose` takes from these figures for `frames` frames, none of them cached (None: none measured
+    is a candidate here)."""
+    pairs = candidates(engine, runnable_precision(precision, device), device)
+    known = {(t.engine, t.precision): t for t in trials if (t.engine, t.precision) in pairs}
+    if not known:
+        return None
+    choice = pick(pairs, known, {}, dict.fromkeys(pairs, frames), "kept figures")
+    return choice.engine, choice.precision

@@ -4,7 +4,8 @@ Whatever the feature source (features/sources: frames through an image backbone,
 ClipReader reads and prepares clips in worker processes, a batch of clips at a time, and its Embedder turns
 each batch into features on the runtime's device. A clip that cannot be read comes back as an error string
 and is reported by the caller, never raised, so one bad file cannot stop a run. `fill_cache` extracts the
-clips of a table that the feature cache lacks, shard by shard.
+clips of a table that the feature cache lacks, shard by shard, into the cache of the engine that really ran,
+and times the network on the way, so that an engine trial the run finds untrue is timed again next time.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from actrec.distributed import gather
-from actrec.features.engine_trial import EngineChoice
+from actrec.features.engine_trial import EngineChoice, confirm
 from actrec.features.sources import ClipReader, Embedder, FeatureSource
 from actrec.features.store import ExtractionSettings, FeatureCache
 from actrec.params import ExtractParams
@@ -46,6 +47,21 @@ def clip_loader(dataset: ClipReader, batch_size: int, num_workers: int, device: 
     )
 
 
+@dataclass
+class ForwardTime:
+    """Frames through the source's network and the seconds it took (the features back on the host), the first
+    batch left out: it holds set-up (a compile, first-call allocations), which the engine trial times apart."""
+
+    frames: int = 0
+    seconds: float = 0.0
+    batches: int = 0
+
+    def add(self, frames: int, seconds: float) -> None:
+        self.batches += 1
+        if self.batches > 1:
+            self.frames, self.seconds = self.frames + frames, self.seconds + seconds
+
+
 def extract_features(
     paths: Sequence[str],
     keys: Sequence[str],
@@ -59,11 +75,13 @@ def extract_features(
     num_workers: int | None = None,
     sampling: str = "uniform",
     stride: int = 1,
+    timing: ForwardTime | None = None,
 ) -> Iterator[tuple[int, np.ndarray | None, np.ndarray | None, str]]:
     """Yield (index, features (K, T, D) float16, frame indices (K, T), error) per clip, in order.
 
     The loader hands over whole clips, as many as fill one of the runtime's batches, read by `source` as
     `embedder` takes them, by `num_workers` processes (the runtime's unless given: one clip needs none).
+    `timing`, where given, adds up the embedder's frames and seconds.
     """
     dataset = source.clips(
         paths, keys, runtime, embedder, frames=frames, views=views, seed=seed, sampling=sampling, stride=stride
@@ -74,7 +92,11 @@ def extract_features(
             good = [i for i, error in enumerate(batch.errors) if not error]
             feats = None
             if good:
-                feats = embedder(batch).cpu().numpy().astype(np.float16).reshape(len(good), views, frames, -1)
+                begin = time.perf_counter()
+                out = embedder(batch).cpu()
+                if timing is not None:
+                    timing.add(len(good) * views * frames, time.perf_counter() - begin)
+                feats = out.numpy().astype(np.float16).reshape(len(good), views, frames, -1)
             readable = iter(range(len(good)))
             for i, indices, error in zip(batch.positions, batch.frame_indices, batch.errors, strict=True):
                 if error:
@@ -85,14 +107,17 @@ def extract_features(
 
 @dataclass
 class FillResult:
-    """What one fill_cache call did: the clips that failed (clip_id, reason) and how fast it went."""
+    """What one fill_cache call did: the clips that failed (clip_id, reason), how fast it went, and the cache it
+    wrote to (the given one, or its twin of the engine that ran where the chosen one could not)."""
 
+    cache: FeatureCache
     failed: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["clip_id", "reason"]))
     extracted: int = 0
     frames: int = 0  # frames read (K·T a clip)
     seconds: float = 0.0  # model loading and engine set-up included
     startup_seconds: float = 0.0  # until the first clip's features: loading, engine set-up, first decode
     engine: str | None = None  # what ran the source's network: eager, compile, onnxruntime, none (None: no clip)
+    forward: ForwardTime = field(default_factory=ForwardTime)  # the network alone, its first batch left out
 
     @property
     def steady_fps(self) -> float:
@@ -112,8 +137,8 @@ def choose_engine(
     so all shards land in one cache.
     """
 
-    def frames_for(precision: str) -> int:
-        settings = ExtractionSettings.from_params(cfg, precision, seed, source.identity(), name)
+    def frames_for(engine: str, precision: str) -> int:
+        settings = ExtractionSettings.from_params(cfg, engine, precision, seed, source.identity(), name)
         cached = FeatureCache.read_index(FeatureCache.folder(cfg.cache_dir, settings))
         return table.loc[~table["fingerprint"].isin(cached), "fingerprint"].nunique() * cfg.frames * cfg.views
 
@@ -130,7 +155,7 @@ class Part:
 
     source: FeatureSource
     name: str  # its name in params.extract (extract.backbone's, extract.motion's)
-    cache: FeatureCache
+    cache: FeatureCache  # keyed by its own engine and precision; eager's once its chosen engine could not run
     runtime: Runtime
     choice: EngineChoice
 
@@ -138,15 +163,16 @@ class Part:
 def prepare_parts(
     source: FeatureSource, table: pd.DataFrame, cfg: ExtractParams, runtime: Runtime, seed: int
 ) -> list[Part]:
-    """Each part of `source` (FeatureSource.parts) with its engine chosen and its own cache, so a part already
-    cached (appearance features, when motion is added) is not extracted again."""
+    """Each part of `source` (FeatureSource.parts) with its engine chosen and its own cache, keyed by its name, engine
+    and precision (the motion stream's: none, fp32), so a part already cached (appearance features, when motion is
+    added) is not extracted again."""
     parts = []
     for i, part in enumerate(source.parts()):
         name = cfg.backbone if i == 0 else part.name
         choice = choose_engine(table, cfg, runtime, seed, part, name)  # engine and precision: given, or measured
         run = runtime.running(choice.engine, choice.precision)
         run.log()
-        settings = ExtractionSettings.from_params(cfg, choice.precision, seed, part.identity(), name)
+        settings = ExtractionSettings.from_params(cfg, choice.engine, choice.precision, seed, part.identity(), name)
         parts.append(Part(part, name, FeatureCache(cfg.cache_dir, settings), run, choice))
     return parts
 
@@ -164,8 +190,11 @@ def fill_cache(
 
     The source's network runs as `choice` says (its runner, when the trial built it); without one, as the
     runtime's engine says (`auto`: engines.resolve_engine's rule for the clips to extract). The runtime's
-    precision must be the cache's. With several ranks (the runtime's world), each takes the clips whose
-    fingerprint falls to it, so the shares do not depend on what other ranks have already written.
+    precision must be the cache's. Features go to the cache of the engine that ran them: where the chosen
+    engine fails on its first batch and eager PyTorch runs instead, to eager's (`FillResult.cache`). The
+    network's rate is held against `choice`'s trial (engine_trial.confirm). With several ranks (the runtime's
+    world), each takes the clips whose fingerprint falls to it, so the shares do not depend on what other ranks
+    have already written.
     """
     world = runtime.world
     done = cache.index()
@@ -182,12 +211,13 @@ def fill_cache(
     )
     failed: list[dict] = []
     if todo.empty:
-        return FillResult()
+        return FillResult(cache)
     s = cache.settings
     start = time.perf_counter()
     if runtime.precision != s.precision:
         raise ValueError(f"the runtime runs in {runtime.precision}, the cache holds {s.precision}")
     embedder = source.embedder(runtime, len(todo) * s.frames * s.views, choice)
+    timing = ForwardTime()
     results = extract_features(
         todo["path"].tolist(),
         todo["fingerprint"].tolist(),
@@ -199,11 +229,14 @@ def fill_cache(
         seed=s.seed,
         sampling=s.sampling,
         stride=s.stride,
+        timing=timing,
     )
     pending: tuple[list, list, list] = ([], [], [])
 
     def flush() -> None:
+        nonlocal cache
         if pending[0]:
+            cache = cache.computed_by(embedder.engine)  # by now the engine has run its first batch, or failed
             cache.write_shard(pending[0], np.stack(pending[1]), np.stack(pending[2]), tag=f"r{world.rank}-")
             for part in pending:
                 part.clear()
@@ -229,37 +262,70 @@ def fill_cache(
     flush()
     done_now = len(todo) - len(failed)
     result = FillResult(
+        cache,
         pd.DataFrame(failed, columns=["clip_id", "reason"]),
         done_now,
         done_now * s.frames * s.views,
         time.perf_counter() - start,
         startup,
         embedder.engine,
+        timing,
     )
     logger.info(
-        "extracted %d clips in %.1f s (%.1f s to the first clip, then %.1f frames/s; run by %s)",
+        "extracted %d clips in %.1f s (%.1f s to the first clip, then %.1f frames/s; run by %s, %.1f frames/s alone)",
         done_now,
         result.seconds,
         startup,
         result.steady_fps,
         embedder.engine,
+        timing.frames / max(timing.seconds, 1e-9),
     )
+    if choice is not None:
+        confirm(choice, embedder.engine, timing.frames, timing.seconds)
     return result
 
 
 def fill_parts(parts: list[Part], table: pd.DataFrame, shard_size: int) -> tuple[list[FillResult], pd.DataFrame, int]:
-    """Every part's cache filled for the clips of `table` (fill_cache): what each run did, the clips any part failed
-    on (from every rank), and how many clips every cache held already."""
+    """Every part's cache filled for the clips of `table` (fill_cache, each part by its own engine choice): what
+    each run did, the clips any part failed on (from every rank), and how many clips every cache held already.
+    Each part's cache is then the one its features went to: eager's, where its chosen engine could not run."""
     indexes = [p.cache.index() for p in parts]
     reused = int(table["fingerprint"].map(lambda fp: all(fp in index for index in indexes)).sum())
-    done = [fill_cache(p.cache, table, p.source, p.runtime, shard_size=shard_size, choice=p.choice) for p in parts]
+    done = []
+    for p in parts:
+        done.append(fill_cache(p.cache, table, p.source, p.runtime, shard_size=shard_size, choice=p.choice))
+        p.cache = done[-1].cache
     failed = [f for d in done for f in gather(parts[0].runtime.world, d.failed)]
     return done, pd.concat(failed, ignore_index=True).drop_duplicates("clip_id"), reused
 
 
-def joined_report(parts: list[Part], done: list[FillResult]) -> dict:
-    """The extract report's entry of each part after the first (the motion stream), by name: D and frames/s."""
+def assembled_settings(parts: list[Part], source: FeatureSource, cfg: ExtractParams, seed: int) -> ExtractionSettings:
+    """How the feature file's features were made, as it records them: params.extract with `source`'s identity (every
+    part's, for a joined source), and the engine and precision that computed the first part's features."""
+    s = parts[0].cache.settings
+    return ExtractionSettings.from_params(cfg, s.engine, s.precision, seed, source.identity())
+
+
+def report(parts: list[Part], done: list[FillResult], trial_seconds: float) -> dict:
+    """The extract report's entries on how the features were computed: the engine and precision of the first
+    part's (its cache's: this run's, or the run's that cached them), its rates (engine_frames_per_second: the
+    network alone), the engine choice, and each other part's entry by name (the motion stream: D, its engine and
+    precision, frames/s)."""
+    main, first = parts[0].cache.settings, done[0]
     return {
-        p.name: {"feature_dim": p.source.feature_dim, "frames_per_second": round(d.steady_fps, 1)}
-        for p, d in zip(parts[1:], done[1:], strict=True)
+        "engine": main.engine,
+        "precision": main.precision,
+        "seconds": round(trial_seconds + sum(d.seconds for d in done), 1),
+        "frames_per_second": round(first.steady_fps, 1),
+        "engine_frames_per_second": round(first.forward.frames / max(first.forward.seconds, 1e-9), 1),
+        "engine_choice": {**parts[0].choice.record(), "seconds": round(trial_seconds, 1)},
+        **{
+            p.name: {
+                "feature_dim": p.source.feature_dim,
+                "engine": p.cache.settings.engine,
+                "precision": p.cache.settings.precision,
+                "frames_per_second": round(d.steady_fps, 1),
+            }
+            for p, d in zip(parts[1:], done[1:], strict=True)
+        },
     }

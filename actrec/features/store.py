@@ -7,12 +7,13 @@ Two layers:
   half-written shard, and a run again skips every clip already in a shard (a shard that cannot
   be read is ignored with a warning, and its clips are extracted again). Changing anything that
   changes features (the backbone, its weights' identity: tag or file content, its preprocessing,
-  T, K, sampling, precision) selects another folder; switching back finds the old one again, and
-  growing the subset only adds shards.
+  T, K, sampling, and the engine and precision that computed them) selects another folder; switching
+  back finds the old one again, and growing the subset only adds shards.
 - the feature file (`features/features.h5`), assembled from the cache for exactly the clips of
   the current split: features (N, K, T, D) float16, labels, clip_ids, split, frame_indices, with
-  attributes recording how the features were made. Training reads only this file, and refuses it
-  when those attributes disagree with params.extract (`differing_settings`).
+  attributes recording how the features were made, the engine and precision that ran among them.
+  Training reads only this file, and refuses it when those attributes disagree with params.extract
+  (`differing_settings`).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import json
 import logging
 import uuid
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,16 +68,25 @@ class ExtractionSettings:
     sampling: str
     stride: int
     image_size: int | str  # as given: a size or "auto" (the crop in `preprocessing` is what it resolved to)
+    # What ran the source's network (eager, compile, onnxruntime, openvino; none: no network) and in what precision:
+    # engines agree only to rounding, so features computed otherwise are other features, never reused for these.
+    engine: str
     precision: str
     seed: int
 
     @classmethod
     def from_params(
-        cls, cfg: ExtractParams, precision: str, seed: int, identity: dict[str, str], name: str | None = None
+        cls,
+        cfg: ExtractParams,
+        engine: str,
+        precision: str,
+        seed: int,
+        identity: dict[str, str],
+        name: str | None = None,
     ) -> ExtractionSettings:
         """The settings params.extract asks for, with the `identity` of the feature source built from them
-        (FeatureSource.identity: its weights_id and preprocessing) and the precision it runs in; `name` is a
-        source's other than extract.backbone (the motion stream joined to it, extract.motion).
+        (FeatureSource.identity: its weights_id and preprocessing) and the engine and precision it runs in; `name`
+        is a source's other than extract.backbone (the motion stream joined to it, extract.motion).
 
         The seed only moves jittered views (K > 1); with K = 1 sampling is fixed and the key ignores it.
         """
@@ -90,12 +100,13 @@ class ExtractionSettings:
             sampling=cfg.sampling,
             stride=cfg.stride,
             image_size=cfg.image_size,
+            engine=engine,
             precision=precision,
             seed=seed if cfg.views > 1 else 0,
         )
 
     def key(self) -> str:
-        """The cache's key: the backbone, its weights' identity and preprocessing, sampling and precision. The
+        """The cache's key: the backbone, its weights' identity and preprocessing, sampling, engine and precision. The
         weights and image size as given are left out, as what they resolved to is in (`imagenet` and
         `IMAGENET1K_V2` are one set of weights, `auto` and 224 one size for most models); so is the stride
         of uniform sampling, which ignores it."""
@@ -137,13 +148,20 @@ class FeatureCache:
     """A folder of immutable shards for one ExtractionSettings."""
 
     def __init__(self, cache_dir: str | Path, settings: ExtractionSettings) -> None:
-        self.settings = settings
+        self.root, self.settings = Path(cache_dir), settings
         self.dir = output_dir(self.folder(cache_dir, settings))
         remove_leftovers(self.dir)
         meta = self.dir / "settings.json"
         if not meta.exists():
             with output_file(meta) as tmp:
                 tmp.write_text(json.dumps(asdict(settings), indent=2) + "\n")
+
+    def computed_by(self, engine: str) -> FeatureCache:
+        """The cache of these settings computed by `engine` instead (this one, if it is the same): where the
+        features go once a chosen engine could not run and another ran in its place."""
+        if engine == self.settings.engine:
+            return self
+        return FeatureCache(self.root, replace(self.settings, engine=engine))
 
     @staticmethod
     def folder(cache_dir: str | Path, settings: ExtractionSettings) -> Path:

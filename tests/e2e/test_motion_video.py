@@ -67,6 +67,7 @@ def test_a_video_model_and_motion_run_every_stage_and_command(ucf_split, tmp_pat
     assert {p: t for p, t in shards.items() if p in video_shards} == video_shards, "the video model's untouched"
     assert {p.parent.name.split("-")[0] for p in set(shards) - set(video_shards)} == {"hofmbh"}
     assert report["hofmbh"]["feature_dim"] == 353 and report["feature_dim"] == 512 + 353
+    assert (report["hofmbh"]["engine"], report["engine"]) == ("none", "eager"), "each part by what ran it"
     with h5py.File(project / "features/features.h5") as f:
         joined = f["features"][:]
         assert f.attrs["motion"] == "hofmbh"

@@ -17,6 +17,8 @@ CFG = ExtractParams(
 )
 LITE0 = load_backbone(CFG.backbone, CFG.weights, CFG.image_size)
 SOURCE = ImageSource(LITE0)
-SETTINGS = ExtractionSettings.from_params(CFG, "fp32", 0, SOURCE.identity())
-# CFG's runtime: one process on the CPU in fp32, 8 images a forward, clips read in the main process
-RUNTIME = Runtime.resolve("cpu", precision="fp32", batch_size=CFG.batch_size, num_workers=CFG.num_workers)
+SETTINGS = ExtractionSettings.from_params(CFG, "eager", "fp32", 0, SOURCE.identity())
+# CFG's runtime: one process on the CPU, eager torch in fp32, 8 images a forward, clips read in the main process
+RUNTIME = Runtime.resolve(
+    "cpu", precision="fp32", engine="eager", batch_size=CFG.batch_size, num_workers=CFG.num_workers
+)

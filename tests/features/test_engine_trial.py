@@ -1,19 +1,24 @@
 """The engine trial: it runs with whatever finishes the frames still to extract soonest, set-up counted, keeps
-its figures per machine, times torch.compile only when it could pay, and obeys explicit params."""
+its figures per machine, times torch.compile only when it could pay, and obeys explicit params; kept figures
+are timed again after a month, after an extraction that ran clearly slower, and on `actrec trial --refresh`."""
 
 from __future__ import annotations
 
 import json
 import logging
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import torch
 
+from actrec import cli
 from actrec.errors import ActrecError
-from actrec.features import engine_trial
-from actrec.features.engine_trial import TRIAL_MIN_FRAMES, Trial, candidates, choose
+from actrec.features import engine_trial, trial_cache
+from actrec.features.engine_trial import CONFIRM_MIN_SECONDS, TRIAL_MIN_FRAMES, Trial, candidates, choose, confirm
+from actrec.features.trial_cache import MAX_AGE_DAYS
+from tests.helpers import tiny_project
 
 CPU = torch.device("cpu")
 BACKBONE = SimpleNamespace(name="efficientnet_lite0", image_size=224)  # what the trial keys its figures by
@@ -45,14 +50,14 @@ def timed(monkeypatch, tmp_path: Path) -> list[tuple[str, str]]:
     def fake(backbone, device, engine, precision, batch_size, seconds=1.0):
         seen.append((engine, precision))
         setup, fps = FIGURES[(engine, precision)]
-        return Trial(engine, precision, setup, fps), f"runner {engine}/{precision}"
+        return Trial(engine, precision, setup, fps, measured=time.time()), f"runner {engine}/{precision}"
 
     monkeypatch.setattr(engine_trial, "time_candidate", fake)
     return seen
 
 
 def _choose(frames: int, engine: str = "auto", precision: str = "auto", done: str = ""):
-    return choose(BACKBONE, CPU, 16, engine, precision, lambda p: 0 if p == done else frames)
+    return choose(BACKBONE, CPU, 16, engine, precision, lambda e, p: 0 if p == done else frames)
 
 
 def test_the_fastest_for_the_frames_left_wins_and_is_kept(timed) -> None:
@@ -127,20 +132,21 @@ def test_candidates_follow_the_device_and_params(monkeypatch) -> None:
     assert candidates("auto", "auto", torch.device("cuda")) == [("eager", "bf16"), ("compile", "bf16")]
     assert candidates("onnxruntime", "bf16", CPU) == []
     with pytest.raises(ActrecError, match="'onnxruntime' cannot run in precision auto on cuda"):
-        choose(BACKBONE, torch.device("cuda"), 512, "onnxruntime", "auto", lambda p: 10**6)
+        choose(BACKBONE, torch.device("cuda"), 512, "onnxruntime", "auto", lambda e, p: 10**6)
 
 
 def test_pick_counts_set_up_unless_the_runner_is_built_and_falls_back_to_eager() -> None:
     """Measuring and picking are apart: pick weighs the figures alone, as the run's frame count makes them."""
     pairs = [("eager", "fp32"), ("onnxruntime", "fp32")]
     known = {pairs[0]: Trial("eager", "fp32", 0.1, 100.0), pairs[1]: Trial("onnxruntime", "fp32", 5.0, 400.0)}
-    assert engine_trial.pick(pairs, known, {}, {"fp32": 200}, "test").engine == "eager"  # 2.1 s against 5.5 s
-    assert engine_trial.pick(pairs, known, {}, {"fp32": 10_000}, "test").engine == "onnxruntime"
+    few, many = dict.fromkeys(pairs, 200), dict.fromkeys(pairs, 10_000)
+    assert engine_trial.pick(pairs, known, {}, few, "test").engine == "eager"  # 2.1 s against 5.5 s
+    assert engine_trial.pick(pairs, known, {}, many, "test").engine == "onnxruntime"
     built = {pairs[1]: object()}  # set up already by the trial: its set-up is spent
-    assert engine_trial.pick(pairs, known, built, {"fp32": 200}, "test").how == "trial"
-    assert engine_trial.pick(pairs, known, built, {"fp32": 200}, "test").engine == "onnxruntime"
+    assert engine_trial.pick(pairs, known, built, few, "test").how == "trial"
+    assert engine_trial.pick(pairs, known, built, few, "test").engine == "onnxruntime"
     broken = {p: Trial(*p, 0.0, 0.0, "RuntimeError: no") for p in pairs}
-    assert engine_trial.pick(pairs, broken, {}, {"fp32": 200}, "test").how == "fallback"
+    assert engine_trial.pick(pairs, broken, {}, few, "test").how == "fallback"
 
 
 def test_a_reduced_precision_not_native_here_falls_back_to_fp32_in_one_line(timed, monkeypatch, caplog) -> None:
@@ -154,3 +160,72 @@ def test_a_reduced_precision_not_native_here_falls_back_to_fp32_in_one_line(time
     assert measured.precision == "fp32" and measured.engine == "onnxruntime"
     lines = [r.getMessage() for r in caplog.records if "not native" in r.getMessage()]
     assert len(lines) == 2 and "runs in fp32" in lines[0], "one line per run"
+
+
+def test_a_cache_holding_the_clips_with_one_engine_is_continued(timed) -> None:
+    """Features are cached per engine and precision: the clips a candidate's cache holds cost it nothing, in the
+    trial's reckoning and in the rule's."""
+    nearly = {("onnxruntime", "fp32"): 40}  # its cache holds all but one clip of 4,000 frames
+    frames = lambda e, p: nearly.get((e, p), 4_000)  # noqa: E731
+    ruled = choose(BACKBONE, CPU, 16, "auto", "auto", frames)
+    assert (ruled.engine, ruled.precision, ruled.how, timed) == ("onnxruntime", "fp32", "rule", [])
+    eager_cached = lambda e, p: 2_000 if (e, p) == ("eager", "fp32") else 50_000  # noqa: E731
+    measured = choose(BACKBONE, CPU, 16, "auto", "auto", eager_cached)
+    assert (measured.engine, measured.precision, measured.how) == ("eager", "fp32", "trial"), "50 s against 251 s"
+
+
+def _kept_at(when: float, monkeypatch) -> None:
+    monkeypatch.setattr(trial_cache, "time", SimpleNamespace(time=lambda: when))
+
+
+def test_kept_figures_are_timed_again_once_older_than_the_max_age(timed, monkeypatch, caplog) -> None:
+    now = time.time()
+    _choose(3_000)
+    timed.clear()
+    _kept_at(now + (MAX_AGE_DAYS - 1) * 86_400, monkeypatch)
+    assert _choose(3_000).how == "cached" and timed == [], "a month minus a day: still trusted"
+    _kept_at(now + (MAX_AGE_DAYS + 1) * 86_400, monkeypatch)
+    with caplog.at_level(logging.INFO, logger="actrec.features.trial_cache"):
+        again = _choose(3_000)
+    assert again.how == "trial" and {"openvino", "onnxruntime", "eager"} <= {e for e, _ in timed}
+    assert sum("over 30 days old" in r.getMessage() for r in caplog.records) == 1
+
+
+def test_an_extraction_clearly_slower_than_its_trial_drops_the_figures(timed, caplog) -> None:
+    """openvino bf16 was timed at 200 frames/s; the rate the extraction measured decides, never the clock."""
+    choice = _choose(3_000)
+    assert choice.key and confirm(choice, "openvino", frames=14_400, seconds=CONFIRM_MIN_SECONDS * 2)  # 120/s
+    assert confirm(choice, "openvino", frames=100, seconds=CONFIRM_MIN_SECONDS / 2), "too short to say"
+    assert _choose(3_000).how == "cached"
+    with caplog.at_level(logging.WARNING, logger="actrec.features.engine_trial"):
+        assert not confirm(choice, "openvino", frames=9_600, seconds=CONFIRM_MIN_SECONDS * 2)  # 80/s < 0.5 × 200
+    [line] = [r.getMessage() for r in caplog.records if "no longer holds" in r.getMessage()]
+    assert "80.0 frames/s" in line and "under 0.5 of the 200.0 its trial measured" in line
+    assert "the next run times the engines again" in line
+    assert engine_trial.cache_file().read_text().strip() == "{}", "the entry is gone"
+    timed.clear()
+    assert _choose(3_000).how == "trial" and timed, "the next run times the engines again"
+    fell_back = _choose(3_000)
+    assert not confirm(fell_back, "eager", frames=1, seconds=1.0), "an engine that could not run: untrue too"
+    given = _choose(3_000, engine="openvino", precision="bf16")
+    assert confirm(given, "openvino", frames=1, seconds=CONFIRM_MIN_SECONDS * 10), "given: no figure to doubt"
+
+
+def test_actrec_trial_refresh_times_the_engines_again_and_prints_the_table(timed, tmp_path, capsys) -> None:
+    tiny_project(tmp_path, extract={"image_size": 32, "engine": "auto", "precision": "auto"})
+
+    def run(*flags: str) -> None:
+        args = cli.build_parser().parse_args(["trial", *flags, "--params", str(tmp_path / "params.yaml")])
+        args.func(args)
+
+    run()
+    assert "nothing kept" in capsys.readouterr().out and timed == []
+    run("--refresh")
+    out = capsys.readouterr().out
+    assert sorted(timed) == sorted(p for p in FIGURES if p[0] != "compile"), "compile only with --compile"
+    assert "openvino     bf16" in out and "<- auto for 100,000 frames" in out
+    assert "100,000 frames: auto takes openvino/bf16 at 200.0 frames/s, 1.00 of the best rate measured" in out
+    timed.clear()
+    run("--refresh", "--compile", "--frames", "3000")
+    out = capsys.readouterr().out
+    assert ("compile", "bf16") in timed and "auto takes openvino/bf16 at 200.0 frames/s, 0.91 of the best" in out

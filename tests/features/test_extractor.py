@@ -1,5 +1,6 @@
 """The extractor: fill_cache resumes after an interruption, extracts only new clips, reports clips that fail,
-stores K jittered views; decoded batches are pinned for the GPU, and resizing them there gives the workers' features."""
+stores K jittered views, writes to the cache of the engine that ran (each part of a joined source by its own);
+decoded batches are pinned for the GPU, and resizing them there gives the workers' features."""
 
 from __future__ import annotations
 
@@ -15,11 +16,14 @@ from actrec.data.clips import fingerprint
 from actrec.data.sampling import sample_indices
 from actrec.features import extractor
 from actrec.features.backbones import load_backbone
+from actrec.features.engine_trial import EngineChoice
 from actrec.features.engines import BackboneRunner
 from actrec.features.extractor import extract_features, fill_cache
 from actrec.features.sources.image import BackboneEmbedder, DecodedBatch, ImageSource
+from actrec.features.sources.joined import JoinedSource
+from actrec.features.sources.motion import MotionSource
 from actrec.features.store import ExtractionSettings, FeatureCache, assemble, load_features
-from tests.features import RUNTIME, SETTINGS, SOURCE
+from tests.features import CFG, RUNTIME, SETTINGS, SOURCE
 from tests.helpers import clip_table, write_video
 
 
@@ -151,3 +155,63 @@ def test_resizing_on_the_device_gives_the_workers_features(tmp_path: Path, engin
         if not error:
             assert feats.shape == (2, 4, 1280) and np.array_equal(indices, same_indices)
             np.testing.assert_array_equal(feats, same)
+
+
+def test_features_go_to_the_cache_of_the_engine_that_ran_and_its_rate_is_held_to_the_trial(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """onnxruntime chosen but failing on its first batch: eager runs, and its features go to eager's cache, never
+    to onnxruntime's; the network's frames and seconds, its first batch left out, go to engine_trial.confirm."""
+    table = clip_table(tmp_path / "videos", 4)  # 4 frames a clip, 2 clips a batch of 8: 2 batches
+    runner = BackboneRunner(SOURCE.backbone, torch.device("cpu"), "fp32", 8, "eager")
+    runner.engine, runner.fast = "onnxruntime", lambda images: 1 / 0  # the runtime fails on its first batch
+    chosen = FeatureCache(tmp_path / "cache", dataclasses.replace(SETTINGS, engine="onnxruntime"))
+    held = []
+    monkeypatch.setattr(extractor, "confirm", lambda *args: held.append(args))
+    choice = EngineChoice("onnxruntime", "fp32", "cached", runner=runner, key="entry")
+    done = fill_cache(chosen, table, SOURCE, RUNTIME, shard_size=2, choice=choice)
+    assert chosen.index() == {} and done.engine == "eager"
+    assert done.cache.settings == SETTINGS and set(done.cache.index()) == set(table["fingerprint"])
+    [(given, ran, frames, seconds)] = held
+    assert given is choice and ran == "eager" and frames == 8 and seconds > 0
+
+
+def test_each_part_of_a_joined_source_is_cached_by_its_own_engine_and_falls_back_alone(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """The backbone's engine chosen by a trial fails: its features go to eager's cache and its figures are held to
+    the run; the motion stream beside it runs no network (engine none, fp32), in a cache of its own; the report
+    records each part's engine, the backbone's at the top."""
+    table = clip_table(tmp_path / "videos", 4)
+    runner = BackboneRunner(SOURCE.backbone, torch.device("cpu"), "fp32", 8, "eager")
+    runner.engine, runner.fast = "onnxruntime", lambda images: 1 / 0
+    choice = EngineChoice("onnxruntime", "fp32", "cached", runner=runner, key="entry")
+    monkeypatch.setattr(ImageSource, "choose", lambda *args: choice)
+    held = []
+    monkeypatch.setattr(extractor, "confirm", lambda *args: held.append(args))
+    cfg = dataclasses.replace(CFG, cache_dir=str(tmp_path / "cache"), motion="hofmbh")
+    joined = JoinedSource([SOURCE, MotionSource("hofmbh")])
+    parts = extractor.prepare_parts(joined, table, cfg, RUNTIME, 0)
+    assert [(p.cache.settings.engine, p.cache.settings.precision) for p in parts] == [
+        ("onnxruntime", "fp32"),
+        ("none", "fp32"),
+    ]
+    done, failed, reused = extractor.fill_parts(parts, table, shard_size=2)
+    assert failed.empty and reused == 0 and [d.engine for d in done] == ["eager", "none"]
+    assert parts[0].cache.settings == SETTINGS, "eager's cache, never onnxruntime's"
+    assert parts[1].cache.dir.name.startswith("hofmbh-") and set(parts[1].cache.index()) == set(table["fingerprint"])
+    assert [(given, ran) for given, ran, _, _ in held] == [(choice, "eager"), (parts[1].choice, "none")]
+    report = extractor.report(parts, done, trial_seconds=0.0)
+    assert (report["engine"], report["precision"]) == ("eager", "fp32"), "what computed them, not what was chosen"
+    assert report["hofmbh"]["engine"] == "none" and report["hofmbh"]["feature_dim"] == 353
+    settings = extractor.assembled_settings(parts, joined, cfg, 0)
+    assert (settings.engine, settings.backbone) == ("eager", "efficientnet_lite0")
+    out = tmp_path / "features.h5"
+    assert assemble([p.cache for p in parts], table, ["c0", "c1"], out, attrs={}, settings=settings) == 4
+    with h5py.File(out) as f:
+        assert f.attrs["engine"] == "eager" and f["features"].shape[-1] == 1280 + 353
+    monkeypatch.undo()
+    again = extractor.prepare_parts(
+        joined, table, dataclasses.replace(cfg, engine="eager", precision="fp32"), RUNTIME, 0
+    )
+    assert extractor.fill_parts(again, table, shard_size=2)[2] == 4, "both parts found in their caches"

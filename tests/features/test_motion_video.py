@@ -64,7 +64,7 @@ def test_windows_hold_ffmpegs_frames_at_the_model_rate_around_each_sampled_frame
 
 
 def _features(source, clips: list, frames: int) -> tuple[list, object]:
-    choice = source.choose(RUNTIME, "auto", "fp32", lambda _: 0)
+    choice = source.choose(RUNTIME, "auto", "fp32", lambda *_: 0)
     runtime = RUNTIME.running(choice.engine, choice.precision)
     embedder = source.embedder(runtime, frames, choice)
     keys = [str(c) for c in clips]

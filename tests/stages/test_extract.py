@@ -1,5 +1,5 @@
-"""The extract stage keys its cache by what makes the features: switching backbones re-extracts, switching back
-reuses, and a weights file is known by its content, not its name."""
+"""The extract stage keys its cache by what makes the features: switching backbones, engines or precisions
+re-extracts, switching back reuses, and a weights file is known by its content, not its name."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 import torch
 import torchvision
 
+from actrec.features import engine_trial
 from actrec.features.backbones.base import file_identity
 from tests.helpers import call_stage, class_folders, tiny_project
 
@@ -75,3 +76,20 @@ def test_a_weights_file_is_known_by_its_content(project: Path) -> None:
     shutil.copy(weights / "second.pth", weights / "first.pth")
     changed = _extract(project, backbone="resnet18", weights="weights/first.pth", image_size=64)
     assert changed["extracted"] == 6, "the file now holds other weights: its old features are never reused"
+
+
+def test_features_of_another_engine_or_precision_are_never_reused(project: Path, monkeypatch) -> None:
+    """The engine and precision that ran key the cache and are recorded in features.h5 and the report."""
+    monkeypatch.setattr(engine_trial, "native_precision", lambda precision, device: True)  # bf16 on any CPU
+    lite = {"backbone": "efficientnet_lite0", "weights": "imagenet"}
+    runs = {
+        (engine, precision): _extract(project, **lite, engine=engine, precision=precision)
+        for engine, precision in (("eager", "fp32"), ("onnxruntime", "fp32"), ("eager", "bf16"))
+    }
+    for (engine, precision), run in runs.items():
+        assert run["extracted"] == 6 and run["reused_from_cache"] == 0, f"{engine}/{precision} computed its own"
+        assert (run["engine"], run["precision"]) == (engine, precision)
+        assert (run["attrs"]["engine"], run["attrs"]["precision"]) == (engine, precision)
+    assert len({run["attrs"]["settings_key"] for run in runs.values()}) == 3
+    again = _extract(project, **lite, engine="eager", precision="fp32")
+    assert again["extracted"] == 0 and again["reused_from_cache"] == 6 and again["attrs"]["engine"] == "eager"

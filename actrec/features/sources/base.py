@@ -9,7 +9,8 @@ short subclass. Each says, in one place, everything that differs between familie
 - `identity()`: what, beside sampling and precision, changes its numbers (the weights' identity and the
   preprocessing); it keys the feature cache, is recorded in the feature file and the checkpoint, and is
   compared again when a model is loaded to predict;
-- `choose()`: the engine and precision its network runs in (image backbones measure them: engine_trial);
+- `choose()`: the engine and precision its network runs in, which key its feature cache with the rest (image
+  backbones measure them: engine_trial, timing the network `image_backbone()` gives);
 - `clips()`: a `ClipReader`, the torch Dataset that reads one clip per item inside a DataLoader worker
   (decodes frames, reads a skeleton file, computes flow on the CPU) and joins a batch of them into one
   `ClipBatch`;
@@ -49,6 +50,7 @@ from actrec.features.engine_trial import EngineChoice
 if TYPE_CHECKING:
     from torch import nn
 
+    from actrec.features.backbones import Backbone
     from actrec.runtime import Runtime
 
 # What a ClipReader's item is: (position, the clip's data or None, frame indices (K, T) or None, error or "").
@@ -162,10 +164,13 @@ class FeatureSource(ABC):
         (None: a live stream) at `fps`: what `embed_frames` takes with each sampled frame."""
         return self.window.positions(indices, total, fps)
 
-    def choose(self, runtime: Runtime, engine: str, precision: str, frames_for: Callable[[str], int]) -> EngineChoice:
+    def choose(
+        self, runtime: Runtime, engine: str, precision: str, frames_for: Callable[[str, str], int]
+    ) -> EngineChoice:
         """The engine and precision its network runs in, given extract.engine and extract.precision and
-        `frames_for(precision)`, the frames still to extract in that precision. Without a network (this
-        default), features are what the clips' files hold: nothing runs, in fp32."""
+        `frames_for(engine, precision)`, the frames still to extract with them (features are cached per engine and
+        precision). Without a network (this default), features are what the clips' files hold: nothing runs
+        (engine `none`), in fp32."""
         return EngineChoice("none", "fp32", "given")
 
     @abstractmethod
@@ -197,6 +202,11 @@ class FeatureSource(ABC):
     def export_network(self) -> ExportNetwork:
         """The network a model is exported with (export.py), from one prepared input to its feature."""
         raise ActrecError(self.frames_refusal or f"{self.name} features come from no network a graph can hold")
+
+    def image_backbone(self) -> Backbone:
+        """The image network whose engines a trial times (engine_trial, `actrec trial`): image backbones alone
+        measure their engine and precision."""
+        raise ActrecError(f"{self.name} features come from no image backbone")
 
     def preparation(self) -> dict[str, Any]:
         """How its input is prepared, for a runtime without this project (an exported model's JSON): its identity's

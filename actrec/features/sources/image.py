@@ -162,7 +162,9 @@ class ImageSource(FeatureSource):
     def identity(self) -> dict[str, str]:
         return {"weights_id": self.backbone.weights_id, "preprocessing": self.backbone.preprocessing.to_json()}
 
-    def choose(self, runtime: Runtime, engine: str, precision: str, frames_for: Callable[[str], int]) -> EngineChoice:
+    def choose(
+        self, runtime: Runtime, engine: str, precision: str, frames_for: Callable[[str, str], int]
+    ) -> EngineChoice:
         """Given, from the cache, by the static rule for a short run, or measured (engine_trial.choose)."""
         return choose(self.backbone, runtime.device, runtime.batch_size, engine, precision, frames_for)
 
@@ -199,6 +201,9 @@ class ImageSource(FeatureSource):
         device, precision = runtime.device, runtime.precision
         engine = choice.engine if choice is not None else resolve_engine(runtime.engine, device, precision, frames)
         return BackboneEmbedder(BackboneRunner(self.backbone, device, precision, runtime.batch_size, engine))
+
+    def image_backbone(self) -> Backbone:
+        return self.backbone
 
     def export_network(self) -> ExportNetwork:
         return ExportNetwork(Normalised(self.backbone), (3, self.backbone.image_size, self.backbone.image_size))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -23,6 +23,9 @@ from actrec.errors import ActrecError
 from actrec.features.engine_trial import EngineChoice
 from actrec.features.sources.base import ClipBatch, ClipReader, Embedder, ExportNetwork, FeatureSource, Item
 from actrec.runtime import Runtime
+
+if TYPE_CHECKING:
+    from actrec.features.backbones import Backbone
 
 
 @dataclass
@@ -108,7 +111,9 @@ class JoinedSource(FeatureSource):
         weights = " + ".join(dict.fromkeys(i["weights_id"] for i in ids if i["weights_id"] != "none")) or "none"
         return {"weights_id": weights, "preprocessing": json.dumps(record, sort_keys=True)}
 
-    def choose(self, runtime: Runtime, engine: str, precision: str, frames_for: Callable[[str], int]) -> EngineChoice:
+    def choose(
+        self, runtime: Runtime, engine: str, precision: str, frames_for: Callable[[str, str], int]
+    ) -> EngineChoice:
         return self._parts[0].choose(runtime, engine, precision, frames_for)
 
     def clips(
@@ -132,6 +137,10 @@ class JoinedSource(FeatureSource):
     def embedder(self, runtime: Runtime, frames: int, choice: EngineChoice | None = None) -> JoinedEmbedder:
         parts = enumerate(self._parts)
         return JoinedEmbedder([p.embedder(runtime, frames, choice if i == 0 else None) for i, p in parts])
+
+    def image_backbone(self) -> Backbone:
+        """The first part's: the network whose engine is chosen (choose), the others running none."""
+        return self._parts[0].image_backbone()
 
     def context(self, indices: np.ndarray, total: int | None, fps: float) -> np.ndarray:
         """Every part's window of frames at each sampled frame, one after the other."""

@@ -224,7 +224,9 @@ class VideoSource(FeatureSource):
     def identity(self) -> dict[str, str]:
         return {"weights_id": self.video.weights_id, "preprocessing": self.video.preprocessing.to_json()}
 
-    def choose(self, runtime: Runtime, engine: str, precision: str, frames_for: Callable[[str], int]) -> EngineChoice:
+    def choose(
+        self, runtime: Runtime, engine: str, precision: str, frames_for: Callable[[str, str], int]
+    ) -> EngineChoice:
         """Eager torch, in fp32 on a CPU and in the GPU's native reduced precision (extract.precision `auto`)."""
         chosen = "fp32" if runtime.device.type == "cpu" and precision == "auto" else precision
         return EngineChoice("eager", resolve_precision(chosen, runtime.device), "given")

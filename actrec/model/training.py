@@ -151,7 +151,7 @@ def fit(
     stopping = EarlyStopping(cfg.patience if epochs is None else math.inf)
     result = FitResult(0, 0.0, float("inf"), 0, snapshot(model))
     planned = range(1, (epochs or cfg.epochs) + 1)
-    bar = progress(planned, desc=title, unit="epoch", leave=False, disable=not world.is_main)
+    bar = progress(planned, desc=title, unit="epoch", disable=not world.is_main)
     for epoch in bar:
         order = _epoch_order(labels, cfg.balanced, order_generator)
         lr = scheduler.get_last_lr()[0]

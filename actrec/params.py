@@ -26,7 +26,7 @@ from pydantic.dataclasses import dataclass
 from pydantic_core import core_schema
 
 from actrec.errors import ActrecError
-from actrec.names import NOT_TUNABLE, SKELETON, HeadName, MotionStream, Refused, TrainedHead, check_backbone, close_name
+from actrec.names import SKELETON, HeadName, MotionStream, Refused, TrainedHead, check_backbone, close_name, tunable
 
 
 class ParamsError(ActrecError):
@@ -267,7 +267,7 @@ class Params:
             raise Refused("split.official", official, ntu if name == "ntu" else other)
         if backbone == SKELETON and name != "ntu":
             raise Refused("extract.backbone", SKELETON, f"a CNN backbone with dataset.name {name} (skeletons: ntu)")
-        if self.finetune.enabled and backbone in NOT_TUNABLE:
+        if self.finetune.enabled and not tunable(backbone):
             raise Refused("finetune.enabled", True, f"false with extract.backbone {backbone} (no network to tune)")
         return self
 

@@ -1,7 +1,8 @@
 """Feature sources by name: `build_source` is the one place extract.backbone becomes what turns clips into features.
 
 `skeleton` reads NTU's joints (skeleton.py), `hofmbh` is the optical-flow motion stream (motion.py),
-torchvision's video classifiers give a feature per window of frames (video.py); every other name is an image
+torchvision's video classifiers (video.py) and Hugging Face video encoders (`hf:`, hf_video.py) give a feature
+per window of frames; every other name is an image
 backbone (image.py, and features/backbones for the families). extract.motion joins a motion stream to the
 source extract.backbone names (joined.py). The interface every source implements is in base.py.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from actrec.features.sources.base import ClipBatch, ClipReader, Embedder, FeatureSource, clip_seed
+from actrec.features.sources.hf_video import HFVideoSource
 from actrec.features.sources.image import ImageSource
 from actrec.features.sources.joined import JoinedSource
 from actrec.features.sources.motion import MotionSource
@@ -26,6 +28,7 @@ SOURCES: dict[str, Callable[[str, str | None, int | str, int | str], FeatureSour
     "skeleton": SkeletonSource.build,
     "motion": MotionSource.build,
     "video": VideoSource.build,
+    "hf": HFVideoSource.build,
 }
 
 

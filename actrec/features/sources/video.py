@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -76,8 +76,11 @@ class VideoNetwork(nn.Module):
         self.register_buffer("std", torch.tensor(p.std).view(1, 1, 3, 1, 1), persistent=False)
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
-        x = (windows.float() / 255 - self.mean) / self.std
-        return self.model(x.permute(0, 2, 1, 3, 4))  # the models take (n, 3, L, S, S)
+        return self.encode((windows.float() / 255 - self.mean) / self.std)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Features (n, D) of normalised windows (n, L, 3, S, S), as the model takes them."""
+        return self.model(x.permute(0, 2, 1, 3, 4))  # torchvision's models take (n, 3, L, S, S)
 
 
 def _documented(doc: str, key: str, default: float) -> float:
@@ -132,6 +135,17 @@ class VideoModel:
         self.network = VideoNetwork(model, self.preprocessing).eval().requires_grad_(False)
 
 
+class WindowModel(Protocol):
+    """What VideoSource reads of a video model (torchvision's VideoModel here, hf_video's HFVideoModel)."""
+
+    name: str
+    preprocessing: WindowPreprocessing
+    feature_dim: int
+    weights_id: str  # "random init…" for random weights
+    weights_file: str | None
+    network: VideoNetwork
+
+
 @dataclass
 class VideoRunner:
     """The network on a device in a precision, `windows` windows of `length` frames a forward."""
@@ -155,7 +169,7 @@ class VideoRunner:
             for chunk in windows.to(self.device).split(self.windows):
                 try:
                     out.append(self.network(chunk).float())
-                except RuntimeError as err:  # a shape the network's layers refuse
+                except (RuntimeError, ValueError) as err:  # a shape the network's layers refuse
                     length, size, why = chunk.shape[1], chunk.shape[-1], str(err).splitlines()[0]
                     raise BackboneError(
                         f"{self.name} cannot take windows of {length} frames of {size} px ({why}); "
@@ -200,7 +214,7 @@ class WindowClips(ClipReader):
 class VideoSource(FeatureSource):
     """A video classifier's feature of the window of frames around each sampled frame."""
 
-    def __init__(self, video: VideoModel) -> None:
+    def __init__(self, video: WindowModel) -> None:
         self.video, self.name, self.weights_file = video, video.name, video.weights_file
         self.window = video.preprocessing.window
 
@@ -219,7 +233,7 @@ class VideoSource(FeatureSource):
 
     @property
     def random_init(self) -> bool:
-        return self.video.weights_id == "random init"
+        return self.video.weights_id.startswith("random init")
 
     def identity(self) -> dict[str, str]:
         return {"weights_id": self.video.weights_id, "preprocessing": self.video.preprocessing.to_json()}

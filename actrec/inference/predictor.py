@@ -246,11 +246,12 @@ def context_frames(path: Path, contexts: np.ndarray, chunk: int) -> Iterator[tup
     order: read in one pass (decoding.frame_chunks), about `chunk` new frames a step, each frame decoded once and
     kept only while a later row reads it (windows of neighbouring sampled frames overlap)."""
     groups = np.array_split(np.arange(len(contexts)), math.ceil(len(contexts) * contexts.shape[1] / chunk))
+    needed = np.unique(contexts)  # every frame some row reads, ascending
     new, seen = [], -1
-    for rows in groups:  # the frames each group reads that no earlier group read
-        wanted = np.unique(contexts[rows])
-        new.append(wanted[wanted > seen])
-        seen = max(seen, int(wanted[-1]))
+    for rows in groups:  # each group reads on to its last frame every frame any row needs there: windows of frames
+        top = max(seen, int(contexts[rows].max()))  # taken at a lower rate interleave, and the pass never goes back
+        new.append(needed[(needed > seen) & (needed <= top)])
+        seen = top
     decoded = decoding.frame_chunks(path, [n for n in new if len(n)])
     kept: dict[int, np.ndarray] = {}
     for rows, fresh in zip(groups, new, strict=True):

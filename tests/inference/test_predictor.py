@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from actrec.data import decoding
 from actrec.inference.inputs import Span
-from actrec.inference.predictor import Predictor
+from actrec.inference.predictor import Predictor, context_frames
 from tests.helpers import write_video
 
 
@@ -42,3 +43,14 @@ def test_windows_in_seconds_and_short_videos(predictor: Predictor, tmp_path: Pat
     whole = predictor.windows(video, Span(100), Span(100))
     (clip,) = predictor.predict([video])
     assert whole[predictor.classes].to_numpy()[0] == pytest.approx(clip.probs, abs=1e-4)
+
+
+def test_windows_of_interleaved_frames_get_every_frame_they_name(ucf_mini: Path) -> None:
+    """A video model's windows take every 4th frame around each sampled one, so neighbouring windows interleave
+    (0, 4, 8 … and 1, 5, 9 …): the one pass through the clip still hands each window exactly its frames."""
+    clip = sorted((ucf_mini / "UCF-101").rglob("*_g01_c01.avi"))[0]
+    contexts = np.array([[0, 4, 8, 12], [1, 5, 9, 13], [2, 6, 10, 14], [20, 24, 28, 32]])
+    every = next(decoding.frame_chunks(clip, [np.arange(33)]))
+    read = list(context_frames(clip, contexts, chunk=4))  # one row a step
+    assert [done for done, _ in read] == [1, 2, 3, 4]
+    np.testing.assert_array_equal(np.concatenate([frames for _, frames in read]), every[contexts])

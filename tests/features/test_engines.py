@@ -75,17 +75,24 @@ def test_every_bf16_engine_auto_may_pick_keeps_the_fp32_features(ucf_mini, engin
     assert cosine.min() >= 0.998
 
 
-@pytest.mark.parametrize("engine", ["compile", "onnxruntime", "openvino"])
-@pytest.mark.parametrize(
-    "backbone, weights",
-    [
-        ("efficientnet_lite0", "imagenet"),
-        # ViTs export too: torchvision's and OpenCLIP's attention without its fused inference operator
-        pytest.param("vit_b_16", None, marks=pytest.mark.slow),
-        ("timm:vit_tiny_patch16_224", None),
-        pytest.param("open_clip:ViT-B-32", None, marks=pytest.mark.slow),
-    ],
-)
+# Every fast engine on each family; torchvision's ViT-B/16 (224 px only) for the exporting engines alone: ViTs
+# export too (torchvision's and OpenCLIP's attention without its fused inference operator), and torch.compile's
+# ViT is the same code path as OpenCLIP's.
+FAST_ENGINE_CASES = [
+    *(
+        pytest.param(engine, backbone, weights, marks=[pytest.mark.slow] * slow)
+        for engine in ("compile", "onnxruntime", "openvino")
+        for backbone, weights, slow in (
+            ("efficientnet_lite0", "imagenet", False),
+            ("timm:vit_tiny_patch16_224", None, False),
+            ("open_clip:ViT-B-32", None, True),
+        )
+    ),
+    *(pytest.param(engine, "vit_b_16", None, marks=pytest.mark.slow) for engine in ("onnxruntime", "openvino")),
+]
+
+
+@pytest.mark.parametrize("engine, backbone, weights", FAST_ENGINE_CASES)
 def test_fast_engines_give_the_eager_features(ucf_mini, engine: str, backbone: str, weights: str | None) -> None:
     # 3 clips x 4 frames = 12 images against batches of 16: the short batch is padded to the compiled
     # shape; the runtimes take it as it is (batch size left free in the exported graph).

@@ -86,7 +86,7 @@ def test_bench_serve_prints_its_figures(trained_run: Path) -> None:
 @pytest.mark.slow
 def test_bench_reversed_prints_the_head_beside_the_probe(ucf_mini: Path) -> None:
     out = _benchmark("bench_reversed", "--shared", str(ucf_mini.parent), "--groups", "1", "--seconds", "1",
-                     "--frames", "4", "--size", "64")  # fmt: skip
+                     "--frames", "4", "--size", "64", "--epochs", "10")  # fmt: skip
     assert out.startswith("machine: ") and "date: " in out
     assert "miniature: 12 train and 6 validation (test) clips" in out
     for name in ("chosen head", "linear probe"):

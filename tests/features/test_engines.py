@@ -57,11 +57,21 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 NATIVE_BF16 = resolve_precision("auto", torch.device("cpu")) == "bf16"
 
 
-@pytest.mark.parametrize("engine", ["eager", "compile", "openvino"])
-@pytest.mark.parametrize(
-    "backbone, weights",
-    [("resnet50", None), ("efficientnet_lite0", "imagenet"), ("timm:vit_tiny_patch16_224", None)],
-)
+# torch.compile on one convolutional and one transformer family (each compilation takes 10-30 s on a 2-core CPU
+# with a cold cache, as on a fresh machine): ResNet50 is EfficientNet-Lite0's path without the depthwise blocks.
+BF16_ENGINE_CASES = [
+    (engine, backbone, weights)
+    for backbone, weights in (
+        ("resnet50", None),
+        ("efficientnet_lite0", "imagenet"),
+        ("timm:vit_tiny_patch16_224", None),
+    )
+    for engine in ("eager", "compile", "openvino")
+    if not (engine == "compile" and backbone == "resnet50")
+]
+
+
+@pytest.mark.parametrize("engine, backbone, weights", BF16_ENGINE_CASES)
 def test_every_bf16_engine_auto_may_pick_keeps_the_fp32_features(ucf_mini, engine, backbone, weights) -> None:
     """Whatever engine `auto` runs in bf16 gives the features of fp32 eager torch, to cosine >= 0.998."""
     if not NATIVE_BF16:
@@ -75,9 +85,10 @@ def test_every_bf16_engine_auto_may_pick_keeps_the_fp32_features(ucf_mini, engin
     assert cosine.min() >= 0.998
 
 
-# Every fast engine on each family; torchvision's ViT-B/16 (224 px only) for the exporting engines alone: ViTs
-# export too (torchvision's and OpenCLIP's attention without its fused inference operator), and torch.compile's
-# ViT is the same code path as OpenCLIP's.
+# Every fast engine on each family, but torch.compile on OpenCLIP: a ViT compiles as timm's does, and the
+# exporting engines are what OpenCLIP's own attention needs checking on. torchvision's ViT-B/16 (224 px only) for
+# the exporting engines alone: ViTs export too (torchvision's and OpenCLIP's attention without its fused
+# inference operator).
 FAST_ENGINE_CASES = [
     *(
         pytest.param(engine, backbone, weights, marks=[pytest.mark.slow] * slow)
@@ -87,6 +98,7 @@ FAST_ENGINE_CASES = [
             ("timm:vit_tiny_patch16_224", None, False),
             ("open_clip:ViT-B-32", None, True),
         )
+        if not (engine == "compile" and backbone.startswith("open_clip:"))
     ),
     *(pytest.param(engine, "vit_b_16", None, marks=pytest.mark.slow) for engine in ("onnxruntime", "openvino")),
 ]

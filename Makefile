@@ -10,7 +10,8 @@ export PATH := $(BIN):$(PATH)
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	# --no-compile: Python compiles the modules a run imports, not all of torch's, when it first imports them
+	$(BIN)/python -m pip install -q --no-compile -e ".[dev]"
 	touch $@
 
 install: $(VENV)/.installed

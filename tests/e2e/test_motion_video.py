@@ -1,5 +1,5 @@
 """A video model, then the motion stream joined to it, through the stages (in this process) on real UCF-101 clips,
-and every command on the models they train: predict (whole clips and windows), watch and export."""
+and every command on the models they train: predict (whole clips and windows), watch, serve's page and export."""
 
 from __future__ import annotations
 
@@ -14,16 +14,21 @@ import torch
 import yaml
 
 from actrec.export import build_export
+from actrec.inference.inputs import Span
+from actrec.inference.predictor import Predictor
+from actrec.serving.app import Analyst, ServeOptions
 from tests.helpers import TINY_UCF, UCF_CLASSES, actrec_main, run_pipeline, tiny_ucf_project
 
 pytestmark = pytest.mark.slow
 
 
 def _commands(project, clip) -> pd.DataFrame:
-    """predict on the whole clip and per window, and watch on it: the windows predict --window wrote."""
+    """predict on the whole clip and per window, watch on it, and the page of `actrec serve` given it: the answer
+    predict gave and the windows predict --window wrote."""
     done = actrec_main("predict", clip, "--json", cwd=project)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["prediction"] in UCF_CLASSES
+    predicted = json.loads(done.stdout)
+    assert predicted["prediction"] in UCF_CLASSES
     out = project / "windows.csv"
     done = actrec_main("predict", clip, "--window", "1s", "--stride", "1s", "--out", out, cwd=project)
     assert done.returncode == 0, done.stderr
@@ -34,11 +39,19 @@ def _commands(project, clip) -> pd.DataFrame:
     assert [u["start_s"] for u in updates] == windows["start_s"].tolist(), "watching a file gives its windows"
     for update, row in zip(updates, windows.itertuples(), strict=True):
         assert update["prediction"] == row.predicted and update["probability"] == pytest.approx(row.probability, 2e-4)
+    options = ServeOptions(window=Span(1, seconds=True), stride=Span(1, seconds=True))
+    analyst = Analyst(Predictor(project / "models" / "model.pt", "cpu"), {}, options)
+    status, *_, timeline, _, answer = analyst.upload(str(clip), progress=lambda *_, **__: None)
+    assert answer["prediction"] == predicted["prediction"], status
+    assert answer["probability"] == pytest.approx(predicted["probability"], abs=2e-4)
+    assert sorted(set(timeline["value"]["start_s"])) == windows["start_s"].tolist(), "the page's timeline"
     return windows
 
 
-def test_a_video_model_and_motion_run_every_stage_and_command(ucf_split, tmp_path) -> None:
+def test_a_video_model_and_motion_run_every_stage_and_command(ucf_split, tmp_path, monkeypatch) -> None:
     """mc3_18 at random init, 2 windows of 4 frames at 32 px (the cheapest); then hofmbh joined to its features."""
+    (tmp_path / "page").mkdir()
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "page"))  # where the page draws its answers
     root, split = ucf_split
     extract = {**TINY_UCF, "backbone": "mc3_18", "image_size": 32, "clip_len": 4, "frames": 2}
     head = {"head": "lstm", "hidden_size": 16}

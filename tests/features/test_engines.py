@@ -57,8 +57,9 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 NATIVE_BF16 = resolve_precision("auto", torch.device("cpu")) == "bf16"
 
 
-# torch.compile on one convolutional and one transformer family (each compilation takes 10-30 s on a 2-core CPU
-# with a cold cache, as on a fresh machine): ResNet50 is EfficientNet-Lite0's path without the depthwise blocks.
+# torch.compile is one call whatever the family: it is checked on the default backbone, in each precision (a
+# compilation takes 10-30 s on a 2-core CPU with the cold cache of a fresh machine).
+COMPILED = "efficientnet_lite0"
 BF16_ENGINE_CASES = [
     (engine, backbone, weights)
     for backbone, weights in (
@@ -67,7 +68,7 @@ BF16_ENGINE_CASES = [
         ("timm:vit_tiny_patch16_224", None),
     )
     for engine in ("eager", "compile", "openvino")
-    if not (engine == "compile" and backbone == "resnet50")
+    if engine != "compile" or backbone == COMPILED
 ]
 
 
@@ -85,9 +86,8 @@ def test_every_bf16_engine_auto_may_pick_keeps_the_fp32_features(ucf_mini, engin
     assert cosine.min() >= 0.998
 
 
-# Every fast engine on each family, but torch.compile on OpenCLIP: a ViT compiles as timm's does, and the
-# exporting engines are what OpenCLIP's own attention needs checking on. torchvision's ViT-B/16 (224 px only) for
-# the exporting engines alone: ViTs export too (torchvision's and OpenCLIP's attention without its fused
+# Every exporting engine on each family (torch.compile on the default backbone); torchvision's ViT-B/16 (224 px
+# only) for the exporting engines alone: ViTs export too (torchvision's and OpenCLIP's attention without its fused
 # inference operator).
 FAST_ENGINE_CASES = [
     *(
@@ -98,7 +98,7 @@ FAST_ENGINE_CASES = [
             ("timm:vit_tiny_patch16_224", None, False),
             ("open_clip:ViT-B-32", None, True),
         )
-        if not (engine == "compile" and backbone.startswith("open_clip:"))
+        if engine != "compile" or backbone == COMPILED
     ),
     *(pytest.param(engine, "vit_b_16", None, marks=pytest.mark.slow) for engine in ("onnxruntime", "openvino")),
 ]

@@ -5,23 +5,27 @@ PYTHON ?= python3
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install demo test lint deps clean
+.PHONY: install bytecode demo test lint deps clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	# --no-compile: Python compiles the modules a run imports, not all of torch's, when it first imports them
-	$(BIN)/python -m pip install -q --no-compile -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev]"
 	touch $@
 
 install: $(VENV)/.installed
 
-demo: install
+# The project's bytecode, written once: every stage and command is a fresh process, and where
+# PYTHONDONTWRITEBYTECODE is set (containers, CI) each would compile the modules it imports again
+bytecode: install
+	python -m compileall -q actrec pipeline benchmarks tests tools
+
+demo: bytecode
 	dvc repro
 	@echo
 	@actrec report
 
-test: lint
+test: lint bytecode
 	python -m pytest
 
 # dvc.yaml's code deps, written from each stage's import closure (tests/stages/test_dvc_yaml.py checks them)

@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -285,6 +286,12 @@ def run_command(args: list[str], cwd: Path) -> str:
     done = subprocess.run(args, cwd=cwd, capture_output=True, text=True, env=env)
     assert done.returncode == 0, f"{' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout + done.stderr
+
+
+def stages_run(log: str) -> set[str]:
+    """The stages a `dvc repro` or `dvc exp run` log says it ran, but `files`: the listing of the dataset root,
+    which runs every time."""
+    return set(re.findall(r"Running stage '(\w+)'", log)) - {"files"}
 
 
 def actrec(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess:

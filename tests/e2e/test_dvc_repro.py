@@ -8,14 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_command
-
-# (not `files`, the listing of the dataset root, which runs every time)
-STAGES = ("params", "demo", "subset", "split", "finetune", "extract", "train", "evaluate")
-
-
-def _ran(log: str) -> set[str]:
-    return {stage for stage in STAGES if f"Running stage '{stage}'" in log}
+from tests.helpers import run_command, stages_run
 
 
 def _changed(repo: Path) -> set[str]:
@@ -31,7 +24,7 @@ def test_dvc_repro_tiny_demo_then_experiments(demo_repo: Path) -> None:
     for name in ("predictions.csv", "per_class.csv", "train/metrics.json", "split.json", "extract.json"):
         assert (repo / "reports" / name).is_file(), name
     assert json.loads((repo / "reports/split.json").read_text())["groups_in_two_parts"] == 0
-    assert _ran(run_command(["dvc", "repro"], repo)) == set()
+    assert stages_run(run_command(["dvc", "repro"], repo)) == set()
     assert _changed(repo) == set()
     assert not run_command(["git", "status", "--porcelain"], repo), "the run is committed: experiments start from it"
 
@@ -39,7 +32,7 @@ def test_dvc_repro_tiny_demo_then_experiments(demo_repo: Path) -> None:
     # queued grid changes model.*). Changing how extraction runs, not what it computes, re-runs extract alone:
     # every clip comes from the cache into a byte-identical feature file, so nothing downstream runs again.
     exp = run_command(["dvc", "exp", "run", "-S", "extract.num_workers=1", "-S", "extract.engine=eager"], repo)
-    assert _ran(exp) == {"params", "extract"}, exp
+    assert stages_run(exp) == {"params", "extract"}, exp
     shown = json.loads(run_command(["dvc", "metrics", "show", "--json"], repo))
     scores = shown[""]["data"]["reports/scores/test.json"]["data"]
     assert {"top1", "top5", "macro_f1", "probe_top1", "ece"} <= set(scores), shown

@@ -5,18 +5,12 @@ and compare with `dvc exp show` — in a fresh copy of the repo whose tiny demo 
 from __future__ import annotations
 
 import json
-import re
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import run_command
-
-
-def _ran(log: str) -> set[str]:
-    """The stages a `dvc` log says it ran (but `files`, the listing of the dataset root, which runs every time)."""
-    return set(re.findall(r"Running stage '(\w+)'", log)) - {"files"}
+from tests.helpers import run_command, stages_run
 
 
 def _experiments(shown: list[dict]) -> dict[str, dict]:
@@ -44,7 +38,7 @@ def test_queued_sweep_over_heads(demo_repo: Path) -> None:
     assert sorted(heads) == ["gru", "lstm"], runs.keys()
     for name in runs:  # the params check first, then only the stages that read model.*: features come from the cache
         log = run_command(["dvc", "queue", "logs", name], repo)
-        assert _ran(log) == {"params", "train", "crossval", "evaluate"}, log
+        assert stages_run(log) == {"params", "train", "crossval", "evaluate"}, log
     for head, data in heads.items():
         metrics = data["metrics"]["reports/scores/test.json"]["data"]
         assert 0 <= metrics["top1"] <= metrics["top5"] <= 1 and 0 <= metrics["probe_top1"] <= 1

@@ -14,9 +14,7 @@ import logging
 from pathlib import Path
 
 from actrec.errors import run_main
-from actrec.features.store import load_features
 from actrec.files import output_dir, write_json
-from actrec.model.crossval import cross_evaluate
 from actrec.params import load_params
 
 logger = logging.getLogger("pipeline.crossval")
@@ -38,6 +36,11 @@ def main(argv: list[str] | None = None) -> None:
             "split.crossval_folds is null: no k-fold evaluation (set it to evaluate small datasets on every clip)"
         )
         return
+    # imported only when asked for: with the default (null) the stage, rerun on every change of model.* or
+    # train.* (each `dvc exp run` of a sweep), answers without torch's seconds of start-up
+    from actrec.features.store import load_features
+    from actrec.model.crossval import cross_evaluate
+
     report = cross_evaluate(load_features(args.features), params)
     write_json(args.out, report)
     means = {"cv_top1": report["top1_mean"], "cv_probe_top1": report["linear_probe_top1_mean"]}

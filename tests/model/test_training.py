@@ -19,7 +19,7 @@ from actrec.model.proba import predict_proba
 from actrec.model.selection import choose_and_train
 from actrec.model.training import _drop_frames, _epoch_order, _pick_view, fit, train_head
 from actrec.params import ModelParams, TrainParams, load_params
-from tests.helpers import ROOT, run_stage
+from tests.helpers import ROOT, call_stage, run_stage
 
 CV3 = "cross-validation on train + val (3 group folds, train.choice_folds)"  # HeadChoice.by
 
@@ -126,8 +126,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     params["demo"].update(clips_per_class=20)
     params["extract"].update(frames=8, image_size=160, cache_dir=str(root / "cache"))
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    for name in ("demo", "subset", "split", "extract"):
-        run_stage(name, root)
+    with pytest.MonkeyPatch.context() as patch:  # in-process: what is under test is the training that follows
+        patch.chdir(root)
+        for name in ("demo", "subset", "split", "extract"):
+            call_stage(name)
     return root
 
 

@@ -13,6 +13,8 @@ import pytest
 import torch
 
 from actrec.devices import resolve_num_workers
+from actrec.errors import ActrecError
+from benchmarks.bench_suite import pytest_summary
 from tests.helpers import ROOT
 
 
@@ -109,3 +111,19 @@ def test_bench_precision_writes_its_figures_with_the_machine(ucf_mini: Path, tmp
     assert result["machine"] and result["date"] and "bench_precision" in result["command"]
     (row,) = result["rows"]
     assert row[:4] == ["resnet18", "random init", 224, 2] and 0 < row[4] <= row[5] <= 1
+
+
+def test_bench_suite_reads_pytests_counts_and_seconds(tmp_path: Path) -> None:
+    """The suite benchmark's figures come from pytest's own last line, as `make test` prints it."""
+    (tmp_path / "test_three.py").write_text(
+        "import warnings, pytest\n"
+        "def test_passes():\n    warnings.warn(UserWarning('counted apart'))\n"
+        "def test_passes_too():\n    pass\n"
+        "def test_skips():\n    pytest.skip('no GPU')\n"
+    )
+    run = subprocess.run([sys.executable, "-m", "pytest", "-ra", "-p", "no:cacheprovider", "test_three.py"],
+                         capture_output=True, text=True, cwd=tmp_path)  # fmt: skip
+    counts, seconds = pytest_summary(run.stdout)
+    assert counts == "2 passed, 1 skipped" and 0 < seconds < 60, run.stdout
+    with pytest.raises(ActrecError, match="no pytest summary"):
+        pytest_summary(run.stdout.replace("passed", "ran"))

@@ -50,16 +50,25 @@ def clip_loader(dataset: ClipReader, batch_size: int, num_workers: int, device: 
 @dataclass
 class ForwardTime:
     """Frames through the source's network and the seconds it took (the features back on the host), the first
-    batch left out: it holds set-up (a compile, first-call allocations), which the engine trial times apart."""
+    batch kept apart: it holds set-up (a compile, first-call allocations), which the engine trial times apart."""
 
-    frames: int = 0
+    frames: int = 0  # the batches after the first
     seconds: float = 0.0
     batches: int = 0
+    first: tuple[int, float] = (0, 0.0)  # the first batch's frames and seconds
 
     def add(self, frames: int, seconds: float) -> None:
         self.batches += 1
         if self.batches > 1:
             self.frames, self.seconds = self.frames + frames, self.seconds + seconds
+        else:
+            self.first = (frames, seconds)
+
+    @property
+    def fps(self) -> float:
+        """Frames/s of the network after its first batch; of that batch, where it was the only one."""
+        frames, seconds = (self.frames, self.seconds) if self.batches > 1 else self.first
+        return frames / max(seconds, 1e-9)
 
 
 def extract_features(
@@ -121,8 +130,11 @@ class FillResult:
 
     @property
     def steady_fps(self) -> float:
-        """Frames/s after the first clip: the rate a long run goes at."""
-        later = self.frames * (self.extracted - 1) / max(self.extracted, 1)
+        """Frames/s after the first clip: the rate a long run goes at; of the whole run, start-up included, where
+        it extracted one clip (no later clip to time)."""
+        if self.extracted < 2:
+            return self.frames / max(self.seconds, 1e-9)
+        later = self.frames * (self.extracted - 1) / self.extracted
         return later / max(self.seconds - self.startup_seconds, 1e-9)
 
 
@@ -317,7 +329,7 @@ def report(parts: list[Part], done: list[FillResult], trial_seconds: float) -> d
         "precision": main.precision,
         "seconds": round(trial_seconds + sum(d.seconds for d in done), 1),
         "frames_per_second": round(first.steady_fps, 1),
-        "engine_frames_per_second": round(first.forward.frames / max(first.forward.seconds, 1e-9), 1),
+        "engine_frames_per_second": round(first.forward.fps, 1),
         "engine_choice": {**parts[0].choice.record(), "seconds": round(trial_seconds, 1)},
         **{
             p.name: {

@@ -215,3 +215,15 @@ def test_each_part_of_a_joined_source_is_cached_by_its_own_engine_and_falls_back
         joined, table, dataclasses.replace(cfg, engine="eager", precision="fp32"), RUNTIME, 0
     )
     assert extractor.fill_parts(again, table, shard_size=2)[2] == 4, "both parts found in their caches"
+
+
+@pytest.mark.parametrize("clips", [1, 3])
+def test_a_run_reports_a_rate_however_few_clips_it_extracts(tmp_path: Path, clips: int) -> None:
+    """The steady rate leaves the first clip (and the network's first batch) out; a run of one clip, or of one
+    batch, has nothing after it: its rate is the only one measured, not zero."""
+    table = clip_table(tmp_path / "videos", 4).head(clips)
+    done = fill_cache(FeatureCache(tmp_path / "cache", SETTINGS), table, SOURCE, RUNTIME, shard_size=2)
+    assert done.extracted == clips and done.frames == clips * SETTINGS.frames * SETTINGS.views
+    assert 0 < done.steady_fps < float("inf") and 0 < done.forward.fps < float("inf")
+    if clips == 1:
+        assert done.steady_fps == pytest.approx(done.frames / done.seconds)

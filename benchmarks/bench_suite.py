@@ -26,7 +26,6 @@ from benchmarks.machine import describe_machine
 from benchmarks.results import figure, parse_args
 
 REPO = Path(__file__).resolve().parents[1]
-RUNS = ("checkout", "fresh")
 # pytest's last line: "629 passed, 1 skipped, 1 warning in 848.40s (0:14:08)"
 SUMMARY = re.compile(r"^=*\s*(?P<counts>\d+ passed[^\n]*?)(?:, \d+ warnings?)? in (?P<seconds>[\d.]+)s", re.M)
 
@@ -40,7 +39,8 @@ def pytest_summary(output: str) -> tuple[str, float]:
 
 
 def minutes(seconds: float) -> str:
-    return f"{int(seconds // 60)} min {round(seconds % 60)} s"
+    whole, rest = divmod(round(seconds), 60)
+    return f"{whole} min {rest} s"
 
 
 def timed(command: list[str], cwd: Path, env: dict[str, str], log: Path) -> tuple[float, str]:
@@ -75,9 +75,16 @@ def run_fresh(log: Path) -> tuple[float, str]:
         return timed([str(clone / ".ci" / "run")], clone, fresh_environment(folder / "inductor"), log)
 
 
-WHAT = {
-    "checkout": ("make test", "in the checkout (virtual environment installed, torch.compile's cache as it is)"),
-    "fresh": (".ci/run", "in a fresh clone beside ../shared (installs the virtual environment; compile cache empty)"),
+# name → (how it runs, what it prints before its figures)
+RUNS = {
+    "checkout": (
+        run_checkout,
+        "make test in the checkout (virtual environment installed, torch.compile's cache as it is)",
+    ),
+    "fresh": (
+        run_fresh,
+        ".ci/run in a fresh clone beside ../shared (installs the virtual environment; compile cache empty)",
+    ),
 }
 
 
@@ -93,12 +100,12 @@ def main(argv: list[str] | None = None) -> None:
     print(f"date: {date.today().isoformat()}; load average {os.getloadavg()[0]:.1f} at the start")
     for name in runs:
         log = args.logs / f"actrec-suite-{name}.log"
-        seconds, output = (run_checkout if name == "checkout" else run_fresh)(log)
+        run, what = RUNS[name]
+        seconds, output = run(log)
         counts, pytest_seconds = pytest_summary(output)
         figure(f"{name}_seconds", round(seconds))
         figure(f"{name}_pytest_seconds", pytest_seconds)
-        command, where = WHAT[name]
-        print(f"{command} {where}: {minutes(seconds)}; pytest {counts} in {pytest_seconds:.0f} s")
+        print(f"{what}: {minutes(seconds)}; pytest {counts} in {pytest_seconds:.0f} s")
 
 
 if __name__ == "__main__":

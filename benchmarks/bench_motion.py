@@ -1,15 +1,16 @@
 """Benchmark of the motion stream: appearance alone, appearance + motion and motion alone, on real clips.
 
-python -m benchmarks.bench_motion --work /tmp/motion-bench [--sets nine,reversed,speed] [--variants dis-12,...]
+python -m benchmarks.bench_motion --work /tmp/motion-bench [--sets nine,reversed,single,speed] [--variants dis-12,...]
     [--trained dis-123] [--seeds 42] [--threads 1] [--shared ../shared/data] [--out benchmarks/results/motion.json]
 
-Three sets of real UCF-101 clips (../shared/data), each run through the subset, split and extract stages as
+Four sets of real UCF-101 clips (../shared/data), each run through the subset, split and extract stages as
 DVC runs them (the shipped params.yaml but for the dataset: ImageNet EfficientNet-Lite0 features), then the
 motion features of every variant at the very frames the appearance features were taken from:
 
 - nine: the nine real classes of ucf101-mini and ucf101-six, official split 1 (test groups g01-g07);
 - reversed: benchmarks/bench_reversed's time-reversed clips with --unseen-groups (8 frames at 112 px): two
-  classes holding the same frames in two orders;
+  classes holding the same frames in two orders (each clip two actions cut together: the order of the actions);
+- single: the same with one real clip each (bench_reversed --single): the arrow of time within one action;
 - speed: each ucf101-mini clip's first 4 s (at most) played at its speed and at double speed (every other
   frame, the same frame rate), two classes whose uniformly sampled frames show the same moments; test on
   groups g01-g04, never seen in training.
@@ -17,9 +18,11 @@ motion features of every variant at the very frames the appearance features were
 Each combination of features is scored on the test clips by the linear probe (actrec/model/probe.py, fitted on
 train + val, as the evaluate stage does) and, for the appearance and the `--trained` variants, by model.head's
 default choice (what the train stage runs) and by the BiLSTM alone. Motion features and scores are kept in
---work, so a second run only adds what is missing. The variants are named method-grids[-pairs]: `farneback-123`
-is what `extract.motion: hofmbh` computes. Extraction cost per stream: the extract stage's steady frames/s
-(appearance) and the decoding and the flow descriptors of the motion stream, per sampled frame, in one process.
+--work, so a second run only adds what is missing. The variants (benchmarks/motion_candidates.py): HOF/MBH
+histograms named method-grids[-pairs] (`farneback-123` is what `extract.motion: hofmbh` computes), `flow-lite0`
+(flow images through ImageNet EfficientNet-Lite0) and `patch-fisher` (patch HOF/MBH Fisher-encoded per clip).
+Extraction cost per stream: the extract stage's steady frames/s (appearance) and the decoding and the
+descriptors of each motion variant (their flow, network or encoding included), per sampled frame, in one process.
 With --out, the scores go to that results file and the costs to <name>-cost.json beside it (record(): every
 figure also under `figures`); python -m tools.render_results puts them on the docs' pages.
 """
@@ -45,7 +48,6 @@ import yaml
 from actrec.data.decoding import read_frames, video_info
 from actrec.errors import run_main
 from actrec.evaluation.metrics import wilson_interval
-from actrec.features.motion import FlowDescriptor, MotionSettings
 from actrec.features.store import FeatureSet, load_features
 from actrec.model.proba import predict_proba
 from actrec.model.probe import linear_probe
@@ -53,15 +55,10 @@ from actrec.model.selection import choose_and_train
 from actrec.params import Params, load_params
 from benchmarks.bench_reversed import _sources as reversed_sources
 from benchmarks.machine import describe_machine
+from benchmarks.motion_candidates import VARIANTS
 from benchmarks.results import Results
 from tests.helpers import ROOT, ffmpeg, run_stage, sthv2_miniature
 
-VARIANTS = {
-    "dis-12": MotionSettings("dis", grids=(1, 2)),
-    "dis-123": MotionSettings("dis", grids=(1, 2, 3)),
-    "farneback-123": MotionSettings("farneback", grids=(1, 2, 3)),
-    "dis-123-p3": MotionSettings("dis", grids=(1, 2, 3), pairs=3),
-}
 NINE_SOURCES = ("ucf101-mini", "ucf101-six")
 SPEED_TEST_GROUPS = range(1, 5)
 
@@ -87,12 +84,17 @@ def prepare_nine(work: Path, shared: Path) -> Path:
     return _project(work, {"name": "ucf101", "root": str(root)})
 
 
-def prepare_reversed(work: Path, shared: Path) -> Path:
-    """bench_reversed's miniature with --unseen-groups, at its default size (8 frames at 112 px)."""
+def prepare_reversed(work: Path, shared: Path, single: bool = False) -> Path:
+    """bench_reversed's miniature with --unseen-groups (and --single), at its default size (8 frames at 112 px)."""
     if not (work / "ssv2" / "validation.json").is_file():
-        clips, tested = reversed_sources(shared / "ucf101-mini", 3, False, True)
+        clips, tested = reversed_sources(shared / "ucf101-mini", 3, single, True)
         sthv2_miniature(work / "ssv2", clips, 2.0, 112, tested)
     return _project(work, {"name": "sthv2", "root": str(work / "ssv2")}, {"frames": 8, "image_size": 112})
+
+
+def prepare_single(work: Path, shared: Path) -> Path:
+    """The same with one real clip each (bench_reversed --single): the arrow of time within one action."""
+    return prepare_reversed(work, shared, single=True)
 
 
 def prepare_speed(work: Path, shared: Path) -> Path:
@@ -115,7 +117,7 @@ def prepare_speed(work: Path, shared: Path) -> Path:
     return _project(work, {"name": "list", "root": str(work), "lists": str(listed)}, {})
 
 
-PREPARE = {"nine": prepare_nine, "reversed": prepare_reversed, "speed": prepare_speed}
+PREPARE = {"nine": prepare_nine, "reversed": prepare_reversed, "single": prepare_single, "speed": prepare_speed}
 
 
 def extract_appearance(project: Path) -> dict:
@@ -134,35 +136,38 @@ def extract_appearance(project: Path) -> dict:
 
 def extract_motion(project: Path, variants: list[str]) -> dict[str, dict]:
     """Each variant's features (N, K, T, D) at the feature file's frames, cached as motion-<variant>.npy, and
-    the seconds spent decoding and describing (per variant) in this run."""
+    the seconds spent decoding and describing (per variant, its encoding included) in this run."""
     missing = [v for v in variants if not (project / f"motion-{v}.npy").is_file()]
     timing: dict[str, dict] = {}
     if missing:
-        with_paths = pd.read_csv(project / "data/split.csv").set_index("clip_id")["path"]
+        split = pd.read_csv(project / "data/split.csv").set_index("clip_id")
         appearance = load_features(project / "features/features.h5")
         import h5py
 
         with h5py.File(project / "features/features.h5", "r") as f:
             indices = f["frame_indices"][:]
-        describe = {v: FlowDescriptor(VARIANTS[v]) for v in missing}
+        describe = {v: VARIANTS[v]() for v in missing}
         out = {v: [] for v in missing}
         decode_s, flow_s = 0.0, dict.fromkeys(missing, 0.0)
         for clip_id, idx in zip(appearance.clip_ids, indices, strict=True):
-            path = with_paths[clip_id]
+            path = split.at[clip_id, "path"]
             start = time.perf_counter()
             info = video_info(path)
-            positions = {v: VARIANTS[v].window.positions(idx, info.frames, info.fps) for v in missing}
+            positions = {v: describe[v].window.positions(idx, info.frames, info.fps) for v in missing}
             wanted = np.unique(np.concatenate([p.ravel() for p in positions.values()]))
             frames = read_frames(path, wanted)
             decode_s += time.perf_counter() - start
             for v in missing:
                 start = time.perf_counter()
-                chosen = frames[np.searchsorted(wanted, positions[v])]  # (K, T, pairs + 1, H, W, 3)
-                out[v].append(np.stack([describe[v](view) for view in chosen]).astype(np.float16))
+                chosen = frames[np.searchsorted(wanted, positions[v])]  # (K, T, window, H, W, 3)
+                out[v].append(np.stack([describe[v](view) for view in chosen]))
                 flow_s[v] += time.perf_counter() - start
+        trains = split.loc[list(appearance.clip_ids), "split"].to_numpy() != "test"  # what the probe fits on
         sampled = indices.size
         for v in missing:
-            np.save(project / f"motion-{v}.npy", np.stack(out[v]))
+            start = time.perf_counter()
+            np.save(project / f"motion-{v}.npy", describe[v].encode(out[v], trains).astype(np.float16))
+            flow_s[v] += time.perf_counter() - start
             timing[v] = {
                 "sampled_frames": int(sampled),
                 "decode_fps": round(sampled / decode_s, 1),
@@ -275,13 +280,13 @@ def record(results: dict, commands: list[str], machine: str, day: str) -> tuple[
     rows, figures = [], {}
     for name, r in results.items():
         cost, motion = r["cost"], r["cost"]["motion"]
-        per = ", ".join(f"{v} {t['describe_fps']:.0f}" for v, t in motion.items())
+        per = ", ".join(f"{v} {motion[v]['describe_fps']:.0f}" for v in VARIANTS if v in motion)
         appearance = f"{cost['appearance_fps']:.0f} ({cost['appearance_engine']}, {cost['appearance_image_size']} px)"
         rows.append([name, appearance, f"{min(t['decode_fps'] for t in motion.values()):.0f}", per])
         figures.update({f"{name}/appearance": cost["appearance_fps"]})
         figures.update({f"{name}/{v}/{k}": t[k] for v, t in motion.items() for k in ("decode_fps", "describe_fps")})
     columns = ["set", "appearance (Lite0, extract stage)", "motion: decoding its frame pairs",
-               "motion: flow + HOF/MBH per variant"]  # fmt: skip
+               "motion: flow + descriptors per variant"]  # fmt: skip
     note = (
         "Sampled frames per second of wall-clock time (appearance: the extract stage with its decoding workers; "
         "motion: one process)."
@@ -301,7 +306,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, required=True, help="projects, features and motion arrays, kept")
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared" / "data")
-    parser.add_argument("--sets", default="nine,reversed,speed")
+    parser.add_argument("--sets", default="nine,reversed,single,speed", help="of nine, reversed, single, speed")
     parser.add_argument("--variants", default=",".join(VARIANTS), help=f"of {', '.join(VARIANTS)}")
     parser.add_argument("--trained", default="dis-123", help="variants also scored by trained heads")
     parser.add_argument("--seeds", default="42")

@@ -58,12 +58,13 @@ class MotionSettings:
         return self.cells * (3 * self.bins + 1) + 3
 
 
-def _grey(frame: np.ndarray, width: int) -> np.ndarray:
+def grey(frame: np.ndarray, width: int) -> np.ndarray:
+    """uint8 (H, W, 3) RGB frame → uint8 grey frame `width` px wide, its aspect kept (the flow's input)."""
     import cv2
 
     height = max(8, round(frame.shape[0] * width / frame.shape[1]))
-    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-    return cv2.resize(grey, (width, height), interpolation=cv2.INTER_AREA)
+    luma = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    return cv2.resize(luma, (width, height), interpolation=cv2.INTER_AREA)
 
 
 class FlowDescriptor:
@@ -94,10 +95,10 @@ class FlowDescriptor:
         steps, length = frames.shape[:2]
         out = np.empty((steps, s.feature_dim), dtype=np.float32)
         for t in range(steps):
-            grey = [_grey(f, s.width) for f in frames[t]]
+            grey_frames = [grey(f, s.width) for f in frames[t]]
             sums = np.zeros(s.feature_dim, dtype=np.float64)
             for k in range(length - 1):
-                sums += self._raw(self.flow(grey[k], grey[k + 1]))
+                sums += self.raw(self.flow(grey_frames[k], grey_frames[k + 1]))
             out[t] = self._normalised(sums / max(length - 1, 1))
         return out
 
@@ -138,7 +139,7 @@ class FlowDescriptor:
                 hist += np.bincount(base + bins, np.where(moving, 0.0, STILL), minlength=total)
         return hist
 
-    def _raw(self, flow: np.ndarray) -> np.ndarray:
+    def raw(self, flow: np.ndarray) -> np.ndarray:
         """One flow's unnormalised HOF, MBHx, MBHy and mean magnitudes, laid out as the feature."""
         import cv2
 

@@ -163,22 +163,25 @@ CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 
 @pytest.mark.parametrize(
-    "engine, device, precision, frames, expected",
+    "engine, device, precision, frames, native_bf16, expected",
     [
-        ("auto", CPU, "fp32", 100, "onnxruntime"),  # the rule without a trial: a runtime on a CPU,
-        ("auto", CPU, "fp32", 99, "eager"),  # once the run repays its set-up
-        ("auto", CPU, "bf16", 100, "openvino"),  # bf16: the runtime that runs it natively
-        ("auto", CPU, "fp16", 10**6, "compile"),  # no runtime for it: torch, compiled when worth it
-        ("auto", CUDA, "bf16", 1_999, "eager"),
-        ("auto", CUDA, "bf16", 2_000, "compile"),
-        ("eager", CPU, "fp32", 10**6, "eager"),
-        ("compile", CPU, "fp32", 16, "compile"),
+        ("auto", CPU, "fp32", 100, True, "onnxruntime"),  # the rule without a trial: a runtime on a CPU,
+        ("auto", CPU, "fp32", 99, True, "eager"),  # once the run repays its set-up
+        ("auto", CPU, "bf16", 100, True, "openvino"),  # bf16: the runtime that runs it natively
+        ("auto", CPU, "bf16", 10**6, False, "compile"),  # a CPU without bf16: OpenVINO would compute fp32
+        ("auto", CPU, "fp16", 10**6, True, "compile"),  # no runtime for it: torch, compiled when worth it
+        ("auto", CUDA, "bf16", 1_999, True, "eager"),
+        ("auto", CUDA, "bf16", 2_000, True, "compile"),
+        ("eager", CPU, "fp32", 10**6, True, "eager"),
+        ("compile", CPU, "fp32", 16, True, "compile"),
     ],
 )
 def test_auto_engine(
-    monkeypatch, engine: str, device: torch.device, precision: str, frames: int, expected: str
+    monkeypatch, engine: str, device: torch.device, precision: str, frames: int, native_bf16: bool, expected: str
 ) -> None:
+    """The rule, on a CPU with native bf16 and on one without, whichever CPU runs the test."""
     monkeypatch.setattr(engines, "available", lambda runtime: True)
+    monkeypatch.setattr(engines, "native_precision", lambda precision, device: native_bf16)
     assert engines.resolve_engine(engine, device, precision, frames) == expected
 
 

@@ -140,7 +140,7 @@ def extract_motion(project: Path, variants: list[str]) -> dict[str, dict]:
     missing = [v for v in variants if not (project / f"motion-{v}.npy").is_file()]
     timing: dict[str, dict] = {}
     if missing:
-        split = pd.read_csv(project / "data/split.csv").set_index("clip_id")
+        with_paths = pd.read_csv(project / "data/split.csv").set_index("clip_id")["path"]
         appearance = load_features(project / "features/features.h5")
         import h5py
 
@@ -150,7 +150,7 @@ def extract_motion(project: Path, variants: list[str]) -> dict[str, dict]:
         out = {v: [] for v in missing}
         decode_s, flow_s = 0.0, dict.fromkeys(missing, 0.0)
         for clip_id, idx in zip(appearance.clip_ids, indices, strict=True):
-            path = split.at[clip_id, "path"]
+            path = with_paths[clip_id]
             start = time.perf_counter()
             info = video_info(path)
             positions = {v: describe[v].window.positions(idx, info.frames, info.fps) for v in missing}
@@ -162,7 +162,7 @@ def extract_motion(project: Path, variants: list[str]) -> dict[str, dict]:
                 chosen = frames[np.searchsorted(wanted, positions[v])]  # (K, T, window, H, W, 3)
                 out[v].append(np.stack([describe[v](view) for view in chosen]))
                 flow_s[v] += time.perf_counter() - start
-        trains = split.loc[list(appearance.clip_ids), "split"].to_numpy() != "test"  # what the probe fits on
+        trains = appearance.split != "test"  # what the probe fits on
         sampled = indices.size
         for v in missing:
             start = time.perf_counter()

@@ -15,8 +15,6 @@ features, knowing which clips train (a candidate whose encoding is learned fits 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
@@ -24,30 +22,36 @@ from actrec.data.sampling import Window
 from actrec.features.motion import FlowDescriptor, MotionSettings, grey
 
 
-@dataclass
-class HofMbh:
-    """The motion stream's own descriptor (actrec/features/motion.py)."""
+class Candidate:
+    """What the candidates share: a window of the sampled frame and the next, each view's descriptors stacked as
+    they are (a candidate that learns an encoding overrides `encode`), and the flow of a frame pair."""
 
-    settings: MotionSettings
-
-    def __post_init__(self) -> None:
-        self.describe = FlowDescriptor(self.settings)
-
-    @property
-    def window(self) -> Window:
-        return self.settings.window
-
-    def __call__(self, view: np.ndarray) -> np.ndarray:
-        return self.describe(view)
+    window = Window(2, centred=False)
 
     def encode(self, clips: list[np.ndarray], train: np.ndarray) -> np.ndarray:
         return np.stack(clips)
 
+    @staticmethod
+    def pair_flow(flow: FlowDescriptor, pair: np.ndarray) -> np.ndarray:
+        """(H, W, 2) flow from the first RGB frame of `pair` to the second, at `flow`'s width and method."""
+        a, b = (grey(f, flow.settings.width) for f in pair)
+        return flow.flow(a, b)
 
-class FlowImages:
+
+class HofMbh(Candidate):
+    """The motion stream's own descriptor (actrec/features/motion.py)."""
+
+    def __init__(self, settings: MotionSettings) -> None:
+        self.describe = FlowDescriptor(settings)
+        self.window = settings.window
+
+    def __call__(self, view: np.ndarray) -> np.ndarray:
+        return self.describe(view)
+
+
+class FlowImages(Candidate):
     """Flow images through the ImageNet backbone: (T, 2, H, W, 3) frames → (T, 1280)."""
 
-    window = Window(2, centred=False)
     bound = 8.0  # px per frame at 160 px wide mapped to the ends of the 8-bit range
 
     def __init__(self) -> None:
@@ -59,22 +63,16 @@ class FlowImages:
     def __call__(self, view: np.ndarray) -> np.ndarray:
         images = []
         for pair in view:
-            a, b = (grey(f, self.flow.settings.width) for f in pair)
-            flow = self.flow.flow(a, b)
+            flow = self.pair_flow(self.flow, pair)
             channels = np.dstack([flow, np.hypot(flow[..., 0], flow[..., 1])]) * (127.5 / self.bound)
             images.append(np.clip(channels + np.array([127.5, 127.5, 0.0]), 0, 255).astype(np.uint8))
         batch = self.backbone.preprocess(torch.from_numpy(np.stack(images)))
         with torch.inference_mode():
             return self.backbone.model(self.backbone.normalize(batch)).numpy()
 
-    def encode(self, clips: list[np.ndarray], train: np.ndarray) -> np.ndarray:
-        return np.stack(clips)
 
-
-class LocalFisher:
+class LocalFisher(Candidate):
     """Patch HOF/MBH, Fisher-encoded per clip: (T, 2, H, W, 3) frames → (T, patches, 100) descriptors."""
-
-    window = Window(2, centred=False)
 
     def __init__(self, grid: int = 8, components: int = 32, dims: int = 32) -> None:
         self.grid, self.components, self.dims = grid, components, dims
@@ -84,8 +82,7 @@ class LocalFisher:
         s, g = self.histograms.settings, self.grid
         out = []
         for pair in view:
-            a, b = (grey(f, s.width) for f in pair)
-            raw = self.histograms.raw(self.histograms.flow(a, b))[: g * g * (3 * s.bins + 1)]
+            raw = self.histograms.raw(self.pair_flow(self.histograms, pair))[: g * g * (3 * s.bins + 1)]
             hof = raw[: g * g * (s.bins + 1)].reshape(g, g, s.bins + 1)
             mbh = raw[g * g * (s.bins + 1) :].reshape(2, g, g, s.bins)
             patches = []
